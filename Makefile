@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: bootstrap demo test test-fast lint bench-worker test-triton clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m offload_ros.tools.demo --out demo_out
+
+test: bootstrap
+	$(PY) -m pytest -n 2 -q test
+
+test-fast: bootstrap
+	$(PY) -m pytest -n 2 -q -m 'not slow' test
+
+lint: bootstrap
+	$(PY) -m flake8 offload_ros test bench setup.py
+
+bench-worker: bootstrap
+	$(PY) bench/bench_worker.py --out bench/results/worker.json --report docs/bench_worker.md
+
+clean:
+	rm -rf build install log demo_out scenario_out .pytest_cache

@@ -1,0 +1,1 @@
+"""ROS-free core: queueing models, predictions, estimators, policy, tracking and control maths."""

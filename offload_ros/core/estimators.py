@@ -1,0 +1,149 @@
+"""Online estimators with injected timestamps (seconds from any monotonic clock).
+
+None of them reads a clock: callers pass `now_s`, so tests and replays are deterministic.
+"""
+import collections
+import math
+from dataclasses import dataclass
+from typing import Deque, Iterable, Optional, Sequence, Tuple
+
+from offload_ros.core import queueing
+
+
+def _check_window(window_s: float) -> None:
+    if not window_s > 0:
+        raise ValueError(f'window_s must be > 0, got {window_s!r}')
+
+
+class ArrivalRateEstimator:
+    """Arrival rate over a sliding window: (n - 1) / (t_last - t_first) of the events in it."""
+
+    def __init__(self, window_s: float):
+        _check_window(window_s)
+        self._window_s = window_s
+        self._times: Deque[float] = collections.deque()
+
+    def add(self, now_s: float) -> None:
+        self._times.append(now_s)
+        self._trim(now_s)
+
+    def _trim(self, now_s: float) -> None:
+        while self._times and self._times[0] < now_s - self._window_s:
+            self._times.popleft()
+
+    def rate_hz(self, now_s: float) -> float:
+        """(n-1)/span of the events in the window; decays once the stream goes quiet."""
+        self._trim(now_s)
+        n = len(self._times)
+        if n < 2:
+            return 0.0
+        span_s = self._times[-1] - self._times[0]
+        if span_s <= 0:
+            return 0.0
+        mean_gap_s = span_s / (n - 1)
+        if now_s - self._times[-1] > 2.0 * mean_gap_s:
+            return n / (now_s - self._times[0])
+        return (n - 1) / span_s
+
+
+class BandwidthEstimator:
+    """Throughput of completed transfers: total bits / total busy time of those transfers.
+
+    Only time spent transferring counts, so idle gaps between frames do not dilute it.
+    Transfers below `min_bytes` are ignored (they measure latency, not bandwidth).
+    """
+
+    def __init__(self, window_s: float, min_bytes: int = 1000):
+        _check_window(window_s)
+        self._window_s = window_s
+        self._min_bytes = min_bytes
+        self._samples: Deque[Tuple[float, float, float]] = collections.deque()
+
+    def add_transfer(self, now_s: float, payload_bytes: float, duration_s: float) -> None:
+        if payload_bytes < self._min_bytes or not duration_s > 0:
+            return
+        self._samples.append((now_s, payload_bytes, duration_s))
+        self._trim(now_s)
+
+    def _trim(self, now_s: float) -> None:
+        while self._samples and self._samples[0][0] < now_s - self._window_s:
+            self._samples.popleft()
+
+    def bandwidth_bps(self, now_s: float) -> Optional[float]:
+        self._trim(now_s)
+        if not self._samples:
+            return None
+        total_bytes = sum(s[1] for s in self._samples)
+        total_s = sum(s[2] for s in self._samples)
+        return 8.0 * total_bytes / total_s
+
+    def sample_count(self, now_s: float) -> int:
+        self._trim(now_s)
+        return len(self._samples)
+
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    mean_s: float
+    var_s2: float
+    count: int
+
+
+class ServiceTimeEstimator:
+    """Service-time mean and variance over a window of the last `window` samples, plus EWMA."""
+
+    def __init__(self, window: int = 200, ewma_alpha: float = 0.1):
+        if window < 2:
+            raise ValueError(f'window must be >= 2, got {window!r}')
+        if not 0.0 < ewma_alpha <= 1.0:
+            raise ValueError(f'ewma_alpha must be in (0, 1], got {ewma_alpha!r}')
+        self._samples: Deque[float] = collections.deque(maxlen=window)
+        self._alpha = ewma_alpha
+        self._ewma_mean: Optional[float] = None
+        self._ewma_var = 0.0
+
+    def add(self, service_s: float) -> None:
+        if not (math.isfinite(service_s) and service_s >= 0):
+            raise ValueError(f'service_s must be finite and >= 0, got {service_s!r}')
+        self._samples.append(service_s)
+        if self._ewma_mean is None:
+            self._ewma_mean = service_s
+        else:
+            # West's incremental EWMA of mean and variance.
+            delta = service_s - self._ewma_mean
+            self._ewma_mean += self._alpha * delta
+            self._ewma_var = (1.0 - self._alpha) * (self._ewma_var + self._alpha * delta * delta)
+
+    def seed(self, samples: Iterable[float]) -> None:
+        for sample in samples:
+            self.add(sample)
+
+    def windowed(self) -> Optional[ServiceProfile]:
+        n = len(self._samples)
+        if n == 0:
+            return None
+        mean = sum(self._samples) / n
+        var = sum((s - mean) ** 2 for s in self._samples) / (n - 1) if n > 1 else 0.0
+        return ServiceProfile(mean, var, n)
+
+    def ewma(self) -> Optional[ServiceProfile]:
+        if self._ewma_mean is None:
+            return None
+        return ServiceProfile(self._ewma_mean, self._ewma_var, len(self._samples))
+
+
+def fit_parallelism(observations: Sequence[Tuple[float, float]], service_s: float,
+                    candidates: Sequence[float] = (1, 2, 3, 4, 6, 8)) -> float:
+    """Effective parallelism k: the candidate whose M/D/1 (aggregated k*mu) prediction of
+    the mean latency W + s best fits observed (rate_hz, mean_latency_s) pairs (least squares)."""
+    if not observations:
+        raise ValueError('fit_parallelism needs at least one (rate_hz, latency_s) observation')
+    best_k, best_error = candidates[0], math.inf
+    for k in candidates:
+        error = 0.0
+        for rate_hz, latency_s in observations:
+            predicted = queueing.md1_wait_s(rate_hz, 1.0 / service_s, k) + service_s
+            error += (predicted - latency_s) ** 2 if math.isfinite(predicted) else math.inf
+        if error < best_error:
+            best_k, best_error = k, error
+    return best_k

@@ -1,0 +1,196 @@
+"""End-to-end latency predictions of on-device, offloaded and split inference.
+
+Ng et al., 'To Offload or Not To Offload', Sec. 3: the accelerator is an M/D/1 queue (k parallel
+executions aggregated into rate k*mu), each network direction an M/M/1 queue whose service rate
+is bandwidth / payload bits, and a worker shared by several robots an M/G/1 queue whose service
+time is the rate-weighted mixture of its tenants' service times (multi-tenant lemma).
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+from offload_ros.core import queueing
+
+BITS_PER_BYTE = 8.0
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f'{name} must be a positive number, got {value!r}')
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f'{name} must be a non-negative number, got {value!r}')
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted mean latency with the terms it is the sum of (all seconds)."""
+
+    latency_s: float
+    terms: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def stable(self) -> bool:
+        return math.isfinite(self.latency_s)
+
+    def to_json(self) -> dict:
+        """JSON-ready form; an unstable prediction has latency_s None (JSON has no infinity)."""
+        def finite(value: float) -> Optional[float]:
+            return value if math.isfinite(value) else None
+        return {'latency_s': finite(self.latency_s), 'stable': self.stable,
+                'terms': {name: finite(v) for name, v in self.terms.items()}}
+
+
+def _sum_terms(terms: Mapping[str, float]) -> Prediction:
+    total = sum(terms.values())
+    return Prediction(total if math.isfinite(total) else math.inf, dict(terms))
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """The robot's accelerator. service_var_s2 None: deterministic service (M/D/1)."""
+
+    service_s: float
+    parallelism: float = 1
+    service_var_s2: Optional[float] = None
+
+    def __post_init__(self):
+        _positive('device.service_s', self.service_s)
+        _positive('device.parallelism', self.parallelism)
+        if self.service_var_s2 is not None:
+            _non_negative('device.service_var_s2', self.service_var_s2)
+
+
+@dataclass(frozen=True)
+class NetworkModel:
+    """The link between robot and workers: bandwidth, payload sizes and fixed overhead."""
+
+    bandwidth_bps: float
+    request_bytes: float
+    response_bytes: float
+    overhead_s: float = 0.0
+
+    def __post_init__(self):
+        _positive('network.bandwidth_bps', self.bandwidth_bps)
+        _positive('network.request_bytes', self.request_bytes)
+        _positive('network.response_bytes', self.response_bytes)
+        _non_negative('network.overhead_s', self.overhead_s)
+
+    def transfer_s(self, payload_bytes: float) -> float:
+        return payload_bytes * BITS_PER_BYTE / self.bandwidth_bps
+
+
+@dataclass(frozen=True)
+class WorkerModel:
+    """An edge worker: our requests' service profile plus the load of other tenants.
+
+    Other tenants' service mean and variance default to ours (same model served to all).
+    """
+
+    name: str
+    service_s: float
+    parallelism: float = 1
+    service_var_s2: float = 0.0
+    tenant_rate_hz: float = 0.0
+    tenant_service_s: Optional[float] = None
+    tenant_service_var_s2: Optional[float] = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError('worker.name must be a non-empty string')
+        _positive(f'workers[{self.name}].service_s', self.service_s)
+        _positive(f'workers[{self.name}].parallelism', self.parallelism)
+        _non_negative(f'workers[{self.name}].service_var_s2', self.service_var_s2)
+        _non_negative(f'workers[{self.name}].tenant_rate_hz', self.tenant_rate_hz)
+        if self.tenant_service_s is not None:
+            _positive(f'workers[{self.name}].tenant_service_s', self.tenant_service_s)
+        if self.tenant_service_var_s2 is not None:
+            _non_negative(f'workers[{self.name}].tenant_service_var_s2',
+                          self.tenant_service_var_s2)
+
+
+@dataclass(frozen=True)
+class ServiceMixture:
+    """Aggregate arrival rate and service moments of several Poisson tenants."""
+
+    rate_hz: float
+    service_s: float
+    service_var_s2: float
+
+
+def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
+                    services_var_s2: Sequence[float]) -> ServiceMixture:
+    """Multi-tenant lemma: merged Poisson streams see the rate-weighted mixture of services.
+
+    E[s] = sum(lam_i s_i)/lam, E[s^2] = sum(lam_i (Var_i + s_i^2))/lam, Var = E[s^2] - E[s]^2.
+    """
+    total_hz = float(sum(rates_hz))
+    if total_hz <= 0.0:
+        raise ValueError('service_mixture needs a positive total rate')
+    mean_s = sum(r * s for r, s in zip(rates_hz, services_s)) / total_hz
+    second = sum(r * (v + s * s) for r, s, v in zip(rates_hz, services_s, services_var_s2))
+    var_s2 = max(0.0, second / total_hz - mean_s * mean_s)
+    return ServiceMixture(total_hz, mean_s, var_s2)
+
+
+def predict_local(rate_hz: float, device: DeviceModel) -> Prediction:
+    """T_dev = W_proc + s_dev: M/D/1 (or M/G/1 given a variance), k executions aggregated."""
+    _non_negative('rate_hz', rate_hz)
+    if device.service_var_s2 is None:
+        wait_s = queueing.md1_wait_s(rate_hz, 1.0 / device.service_s, device.parallelism)
+    else:
+        wait_s = queueing.mg1k_wait_s(rate_hz, device.service_s, device.service_var_s2,
+                                      device.parallelism)
+    return _sum_terms({'queue_wait_s': wait_s, 'service_s': device.service_s})
+
+
+def worker_load(rate_hz: float, worker: WorkerModel) -> ServiceMixture:
+    """The worker's total arrival rate lam_E and mixed service moments with our rate added."""
+    tenant_s = worker.tenant_service_s if worker.tenant_service_s is not None \
+        else worker.service_s
+    tenant_var = worker.tenant_service_var_s2 if worker.tenant_service_var_s2 is not None \
+        else worker.service_var_s2
+    rates = [rate_hz, worker.tenant_rate_hz]
+    if sum(rates) <= 0.0:
+        return ServiceMixture(0.0, worker.service_s, worker.service_var_s2)
+    return service_mixture(rates, [worker.service_s, tenant_s],
+                           [worker.service_var_s2, tenant_var])
+
+
+def _edge_stage_terms(rate_hz: float, network: NetworkModel, worker: WorkerModel,
+                      request_bytes: float) -> dict:
+    load = worker_load(rate_hz, worker)
+    uplink_rate_hz = 1.0 / network.transfer_s(request_bytes)
+    downlink_rate_hz = 1.0 / network.transfer_s(network.response_bytes)
+    return {
+        'uplink_wait_s': queueing.mm1_wait_s(rate_hz, uplink_rate_hz),
+        'uplink_transfer_s': network.transfer_s(request_bytes),
+        'queue_wait_s': queueing.mg1k_wait_s(load.rate_hz, load.service_s,
+                                             load.service_var_s2, worker.parallelism),
+        'service_s': worker.service_s,
+        'downlink_wait_s': queueing.mm1_wait_s(load.rate_hz, downlink_rate_hz),
+        'downlink_transfer_s': network.transfer_s(network.response_bytes),
+        'overhead_s': network.overhead_s,
+    }
+
+
+def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel) -> Prediction:
+    """T_E = [W_MM1(lam, B/D_req) + D_req/B] + [W_MG1(lam_E, mu_E) + s_E]
+    + [W_MM1(lam_E, B/D_res) + D_res/B] + overhead  (Ng et al., Sec. 3)."""
+    _non_negative('rate_hz', rate_hz)
+    return _sum_terms(_edge_stage_terms(rate_hz, network, worker, network.request_bytes))
+
+
+def predict_split(rate_hz: float, head: DeviceModel, network: NetworkModel,
+                  tail: WorkerModel, intermediate_bytes: float) -> Prediction:
+    """Collaborative inference: device stage (head layers) in tandem with the edge stage (tail).
+
+    The intermediate tensor of intermediate_bytes replaces the request payload.
+    """
+    _positive('intermediate_bytes', intermediate_bytes)
+    device = predict_local(rate_hz, head)
+    terms = {'device_' + name: value for name, value in device.terms.items()}
+    terms.update(_edge_stage_terms(rate_hz, network, tail, intermediate_bytes))
+    return _sum_terms(terms)

@@ -1,0 +1,89 @@
+"""The per-epoch decision (Ng et al., Algorithm 1) with hysteresis and deadline feasibility.
+
+Modes:
+- 'argmin': the target with the least predicted mean latency.
+- 'deadline': among targets predicted to meet the deadline, prefer the robot (no network or
+  worker cost); else the fastest feasible worker; else the fastest target.
+- 'split': the delay-optimal rate split across targets (see core.split); frames are then
+  assigned by a deterministic weighted round-robin over the split fractions.
+A challenger replaces the current target only if it is faster by more than the hysteresis
+margin (a fraction of the current prediction), unless the current target became unstable or
+infeasible.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional
+
+from offload_ros.core.latency import Prediction
+
+LOCAL = 'local'
+MODES = ('argmin', 'deadline', 'split')
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    mode: str = 'argmin'
+    hysteresis: float = 0.1
+    deadline_s: float = math.inf
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+        if not 0.0 <= self.hysteresis < 1.0:
+            raise ValueError(f'hysteresis must be in [0, 1), got {self.hysteresis!r}')
+        if not self.deadline_s > 0:
+            raise ValueError(f'deadline_s must be > 0, got {self.deadline_s!r}')
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: str
+    reason: str
+    predictions: Mapping[str, Prediction] = field(default_factory=dict)
+    fractions: Optional[Mapping[str, float]] = None
+
+
+def decide(predictions: Mapping[str, Prediction], config: PolicyConfig,
+           current: Optional[str] = None,
+           fractions: Optional[Mapping[str, float]] = None) -> Decision:
+    """Choose a target from its predictions; `current` is the target of the previous epoch."""
+    if not predictions:
+        raise ValueError('decide needs at least one prediction')
+    latency: Dict[str, float] = {name: p.latency_s for name, p in predictions.items()}
+    fastest = min(latency, key=lambda name: (latency[name], name != LOCAL, name))
+    if math.isinf(latency[fastest]):
+        return Decision(LOCAL, 'no stable target: every queue is saturated, staying on robot',
+                        predictions)
+    feasible = {name for name, t in latency.items() if t <= config.deadline_s}
+
+    if config.mode == 'split' and fractions:
+        used = {n: f for n, f in fractions.items() if f > 1e-6}
+        best = max(used, key=used.get)
+        return Decision(best, 'split ' + ', '.join(f'{n}={f:.2f}' for n, f in sorted(
+            used.items())), predictions, dict(used))
+
+    if config.mode == 'deadline' and feasible:
+        if LOCAL in feasible:
+            choice, why = LOCAL, f'local meets deadline {config.deadline_s * 1e3:.0f} ms'
+        else:
+            choice = min(feasible, key=lambda n: latency[n])
+            why = f'fastest worker within deadline {config.deadline_s * 1e3:.0f} ms'
+    else:
+        pool = feasible or set(latency)
+        choice = min(pool, key=lambda n: (latency[n], n != LOCAL, n))
+        why = f'fastest ({latency[choice] * 1e3:.1f} ms)' if feasible else \
+            f'fastest ({latency[choice] * 1e3:.1f} ms) but no target meets deadline'
+
+    if current is not None and current in latency and current != choice:
+        current_ok = math.isfinite(latency[current]) and (
+            current in feasible or not feasible)
+        # Deadline mode keeps an infeasible robot only if nothing is feasible.
+        if current_ok and config.mode == 'argmin' and \
+                latency[choice] > latency[current] * (1.0 - config.hysteresis):
+            return Decision(current, f'hold {current}: {choice} faster by less than '
+                            f'{config.hysteresis:.0%} hysteresis', predictions)
+        if current_ok and config.mode == 'deadline' and choice != LOCAL and \
+                current != LOCAL and \
+                latency[choice] > latency[current] * (1.0 - config.hysteresis):
+            return Decision(current, f'hold {current}: within hysteresis', predictions)
+    return Decision(choice, why, predictions)

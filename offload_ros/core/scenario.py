@@ -1,0 +1,117 @@
+"""A planning scenario (robot rate, device, network, workers) and its parsing from a mapping."""
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Mapping, Tuple
+
+from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
+                                      predict_local, predict_offload)
+
+
+class ScenarioError(ValueError):
+    """A scenario field is missing or invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rate_hz: float
+    device: DeviceModel
+    network: NetworkModel
+    workers: Tuple[WorkerModel, ...] = ()
+
+    def worker(self, name: str) -> WorkerModel:
+        for worker in self.workers:
+            if worker.name == name:
+                return worker
+        raise ScenarioError(f'unknown worker {name!r} (have: '
+                            f'{", ".join(w.name for w in self.workers) or "none"})')
+
+    def with_rate(self, rate_hz: float) -> 'Scenario':
+        return replace(self, rate_hz=rate_hz)
+
+    def with_bandwidth(self, bandwidth_bps: float) -> 'Scenario':
+        return replace(self, network=replace(self.network, bandwidth_bps=bandwidth_bps))
+
+    def with_tenants(self, tenants: float, worker_name: str) -> 'Scenario':
+        """Put `tenants` other robots like this one (same rate and service) on a worker."""
+        workers = tuple(
+            replace(w, tenant_rate_hz=tenants * self.rate_hz, tenant_service_s=None,
+                    tenant_service_var_s2=None) if w.name == worker_name else w
+            for w in self.workers)
+        return replace(self, workers=workers)
+
+
+def predict_all(scenario: Scenario) -> Tuple[Prediction, Dict[str, Prediction]]:
+    local = predict_local(scenario.rate_hz, scenario.device)
+    remote = {w.name: predict_offload(scenario.rate_hz, scenario.network, w)
+              for w in scenario.workers}
+    return local, remote
+
+
+def _number(mapping: Mapping[str, Any], key: str, path: str, default: Any = ...) -> float:
+    if key not in mapping or mapping[key] is None:
+        if default is ...:
+            raise ScenarioError(f'{path}{key}: missing')
+        return default
+    value = mapping[key]
+    if isinstance(value, str):  # YAML 1.1 reads '20.0e6' (no exponent sign) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ScenarioError(f'{path}{key}: must be a number, got {value!r}')
+    return float(value)
+
+
+def _section(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    if key not in mapping:
+        raise ScenarioError(f'{key}: missing')
+    if not isinstance(mapping[key], Mapping):
+        raise ScenarioError(f'{key}: must be a mapping')
+    return mapping[key]
+
+
+def _build(path: str, factory, **kwargs):
+    try:
+        return factory(**kwargs)
+    except ValueError as e:
+        raise ScenarioError(f'{path}: {e}') from e
+
+
+def scenario_from_mapping(data: Any) -> Scenario:
+    """Parse the offload_plan scenario format (SI units); errors name the offending field."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError('scenario: must be a mapping at the top level')
+    rate_hz = _number(data, 'rate_hz', '')
+    if rate_hz <= 0:
+        raise ScenarioError(f'rate_hz: must be > 0, got {rate_hz!r}')
+    dev = _section(data, 'device')
+    device = _build('device', DeviceModel, service_s=_number(dev, 'service_s', 'device.'),
+                    parallelism=_number(dev, 'parallelism', 'device.', 1),
+                    service_var_s2=_number(dev, 'service_var_s2', 'device.', None))
+    net = _section(data, 'network')
+    network = _build('network', NetworkModel,
+                     bandwidth_bps=_number(net, 'bandwidth_bps', 'network.'),
+                     request_bytes=_number(net, 'request_bytes', 'network.'),
+                     response_bytes=_number(net, 'response_bytes', 'network.'),
+                     overhead_s=_number(net, 'overhead_s', 'network.', 0.0))
+    raw_workers = data.get('workers', [])
+    if not isinstance(raw_workers, list):
+        raise ScenarioError('workers: must be a list')
+    workers = []
+    for index, raw in enumerate(raw_workers):
+        path = f'workers[{index}].'
+        if not isinstance(raw, Mapping):
+            raise ScenarioError(f'workers[{index}]: must be a mapping')
+        name = raw.get('name')
+        if not isinstance(name, str) or not name:
+            raise ScenarioError(f'{path}name: missing or not a string')
+        if any(w.name == name for w in workers):
+            raise ScenarioError(f'{path}name: duplicate worker name {name!r}')
+        workers.append(_build(f'workers[{index}]', WorkerModel, name=name,
+                              service_s=_number(raw, 'service_s', path),
+                              parallelism=_number(raw, 'parallelism', path, 1),
+                              service_var_s2=_number(raw, 'service_var_s2', path, 0.0),
+                              tenant_rate_hz=_number(raw, 'tenant_rate_hz', path, 0.0)))
+    return Scenario(rate_hz, device, network, tuple(workers))

@@ -1,0 +1,38 @@
+"""ament_python package offload_ros: builds with colcon on a robot unchanged."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'offload_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.launch.xml')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+        ('share/' + PACKAGE + '/config/scenarios', glob('config/scenarios/*.yaml')),
+        ('share/' + PACKAGE + '/config/triton/yolov3_tiny', glob('config/triton/yolov3_tiny/*.pbtxt')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='offload_ros maintainers',
+    maintainer_email='maintainers@offload-ros.example.org',
+    description='Queueing-model-driven offloading of object detection for ROS 2 robots.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'offload_plan = offload_ros.tools.plan:main',
+            'offload_detect = offload_ros.tools.detect:main',
+            'gpu_worker = offload_ros.worker.server:main',
+            'camera_node = offload_ros.nodes.camera_node:main',
+            'offload_node = offload_ros.nodes.offload_node:main',
+            'tracker_node = offload_ros.nodes.tracker_node:main',
+            'controller_node = offload_ros.nodes.controller_node:main',
+            'deadline_monitor_node = offload_ros.nodes.deadline_monitor_node:main',
+        ],
+    },
+)

@@ -1,0 +1,46 @@
+"""Test isolation: DDS on loopback, one ROS domain per pytest-xdist worker, private contexts."""
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+def _worker_index() -> int:
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['RMW_IMPLEMENTATION'] = 'rmw_fastrtps_cpp'
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(ROOT / 'config/fastdds_profile.xml'))
+# Distinct domain per worker (and per concurrent run via the parent pid) so tests never cross-talk.
+os.environ['ROS_DOMAIN_ID'] = str(20 + (os.getppid() % 8) * 8 + _worker_index())
+
+
+@pytest.fixture
+def ros_context():
+    """A private rclpy context, shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    context.try_shutdown()
+
+
+@pytest.fixture(scope='session')
+def media_dir() -> pathlib.Path:
+    cache = pathlib.Path(os.environ.get('OFFLOAD_ROS_CACHE',
+                                        pathlib.Path.home() / '.cache/offload_ros'))
+    path = cache / 'media'
+    if not (path / 'vtest.avi').exists():
+        pytest.fail(f'footage missing in {path}: run scripts/provision_media.sh (make test does)')
+    return path
+
+
+def venv_exe(name: str) -> str:
+    return str(VENV_BIN / name)

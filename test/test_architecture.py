@@ -1,0 +1,29 @@
+"""Layering rules: the core and the worker import no ROS."""
+import ast
+import pathlib
+
+import pytest
+
+from conftest import ROOT
+
+ROS_MODULES = ('rclpy', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'diagnostic_msgs',
+               'vision_msgs', 'builtin_interfaces')
+
+
+@pytest.mark.parametrize('package', ['core', 'inference', 'worker'])
+def test_package_imports_no_ros(package):
+    for path in (ROOT / 'offload_ros' / package).glob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split('.')[0] not in ROS_MODULES, f'{path.name} imports {name}'
+
+
+def test_core_has_no_clock_calls():
+    for path in (ROOT / 'offload_ros/core').glob('*.py'):
+        text = path.read_text()
+        assert 'time.time(' not in text and 'time.monotonic(' not in text, path.name

@@ -1,0 +1,91 @@
+"""Estimators with injected clocks, and the decision policy."""
+import math
+
+import numpy as np
+import pytest
+
+from offload_ros.core import estimators
+from offload_ros.core.latency import Prediction
+from offload_ros.core.policy import PolicyConfig, decide
+
+
+def test_arrival_rate_from_poisson_times():
+    rng = np.random.default_rng(1)
+    times = np.cumsum(rng.exponential(1 / 8.0, 4000))
+    est = estimators.ArrivalRateEstimator(window_s=400.0)
+    for t in times:
+        est.add(float(t))
+    assert est.rate_hz(float(times[-1])) == pytest.approx(8.0, rel=0.05)
+
+
+def test_arrival_rate_decays_when_stream_stops():
+    est = estimators.ArrivalRateEstimator(window_s=10.0)
+    for i in range(50):
+        est.add(i * 0.1)
+    assert est.rate_hz(4.9) == pytest.approx(10.0)
+    assert est.rate_hz(9.0) < 6.0
+    assert est.rate_hz(30.0) == 0.0
+
+
+def test_bandwidth_ignores_idle_gaps():
+    est = estimators.BandwidthEstimator(window_s=30.0)
+    for i in range(10):  # 50 kB in 20 ms each = 20 Mbit/s, with 1 s gaps between transfers
+        est.add_transfer(float(i), 50_000, 0.020)
+    assert est.bandwidth_bps(9.0) == pytest.approx(20e6)
+    est.add_transfer(9.5, 10, 0.001)       # tiny probes measure latency, not bandwidth
+    assert est.sample_count(9.5) == 10
+    assert est.bandwidth_bps(100.0) is None
+
+
+def test_service_time_window_and_ewma():
+    rng = np.random.default_rng(2)
+    samples = rng.normal(0.05, 0.005, 5000)
+    est = estimators.ServiceTimeEstimator(window=5000, ewma_alpha=0.01)
+    est.seed(float(s) for s in samples)
+    assert est.windowed().mean_s == pytest.approx(0.05, rel=0.01)
+    assert est.windowed().var_s2 == pytest.approx(0.005 ** 2, rel=0.1)
+    assert est.ewma().mean_s == pytest.approx(0.05, rel=0.05)
+    assert est.ewma().var_s2 == pytest.approx(0.005 ** 2, rel=0.5)
+
+
+def test_fit_parallelism_recovers_k():
+    from offload_ros.core import queueing
+    s = 0.04
+    obs = [(r, queueing.md1_wait_s(r, 1 / s, 3) + s) for r in (10.0, 30.0, 60.0)]
+    assert estimators.fit_parallelism(obs, s) == 3
+
+
+def preds(**latency):
+    return {k: Prediction(v) for k, v in latency.items()}
+
+
+def test_policy_chooses_minimum_and_never_unstable():
+    d = decide(preds(local=0.08, edge=0.04, busy=math.inf), PolicyConfig())
+    assert d.target == 'edge'
+    d = decide(preds(local=math.inf, edge=math.inf), PolicyConfig())
+    assert d.target == 'local' and 'no stable target' in d.reason
+
+
+def test_policy_hysteresis_holds_small_gains_only():
+    config = PolicyConfig(hysteresis=0.1)
+    assert decide(preds(local=0.050, edge=0.047), config, current='local').target == 'local'
+    assert decide(preds(local=0.050, edge=0.040), config, current='local').target == 'edge'
+    # An unstable current target is left at once, whatever the margin.
+    assert decide(preds(local=0.050, edge=math.inf), config, current='edge').target == 'local'
+
+
+def test_policy_deadline_filter_and_mode():
+    argmin = PolicyConfig(deadline_s=0.06)
+    d = decide(preds(local=0.08, edge=0.05), argmin)
+    assert d.target == 'edge'
+    cheap = PolicyConfig(mode='deadline', deadline_s=0.1)
+    assert decide(preds(local=0.08, edge=0.05), cheap).target == 'local'
+    none = decide(preds(local=0.2, edge=0.3), PolicyConfig(deadline_s=0.1))
+    assert none.target == 'local' and 'no target meets deadline' in none.reason
+
+
+@pytest.mark.parametrize('kwargs', [dict(mode='fastest'), dict(hysteresis=1.5),
+                                    dict(deadline_s=0)])
+def test_policy_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        PolicyConfig(**kwargs)

@@ -1,0 +1,76 @@
+"""End-to-end predictions and their terms (Ng et al. Sec. 3)."""
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from offload_ros.core import latency, queueing
+from offload_ros.core.latency import DeviceModel, NetworkModel, WorkerModel
+
+NET = NetworkModel(bandwidth_bps=20e6, request_bytes=50_000, response_bytes=2_000,
+                   overhead_s=0.004)
+WORKER = WorkerModel('edge', service_s=0.010, service_var_s2=4e-6, tenant_rate_hz=30.0)
+
+
+def test_local_is_md1_plus_service():
+    pred = latency.predict_local(10.0, DeviceModel(service_s=0.05))
+    assert pred.terms['queue_wait_s'] == pytest.approx(0.5 * (1 / 10.0 - 1 / 20.0))
+    assert pred.latency_s == pytest.approx(0.025 + 0.05)
+
+
+def test_local_with_variance_is_pk():
+    pred = latency.predict_local(10.0, DeviceModel(service_s=0.05, service_var_s2=0.05 ** 2))
+    assert pred.terms['queue_wait_s'] == pytest.approx(queueing.mm1_wait_s(10.0, 20.0))
+
+
+def test_offload_terms_follow_the_paper():
+    rate = 10.0
+    pred = latency.predict_offload(rate, NET, WORKER)
+    transfer = 50_000 * 8 / 20e6
+    assert pred.terms['uplink_transfer_s'] == pytest.approx(transfer)
+    assert pred.terms['uplink_wait_s'] == pytest.approx(queueing.mm1_wait_s(rate, 1 / transfer))
+    lam_e = rate + 30.0
+    assert pred.terms['queue_wait_s'] == pytest.approx(queueing.mg1_wait_s(lam_e, 100.0, 4e-6))
+    assert pred.terms['downlink_wait_s'] == pytest.approx(
+        queueing.mm1_wait_s(lam_e, 20e6 / (2_000 * 8)))
+    assert pred.latency_s == pytest.approx(sum(pred.terms.values()))
+    assert pred.to_json()['stable'] is True
+
+
+def test_multi_tenant_mixture_lemma():
+    mix = latency.service_mixture([1.0, 3.0], [0.1, 0.02], [0.0, 0.0])
+    assert mix.rate_hz == 4.0
+    assert mix.service_s == pytest.approx((0.1 + 0.06) / 4)
+    second = (0.01 + 3 * 0.0004) / 4
+    assert mix.service_var_s2 == pytest.approx(second - mix.service_s ** 2)
+
+
+def test_unstable_worker_is_infinite_and_serialises_as_null():
+    busy = WorkerModel('busy', service_s=0.010, tenant_rate_hz=95.0)
+    pred = latency.predict_offload(10.0, NET, busy)
+    assert pred.latency_s == math.inf and not pred.stable
+    assert pred.to_json()['latency_s'] is None
+
+
+def test_split_is_tandem_of_device_and_edge():
+    head = DeviceModel(service_s=0.02)
+    pred = latency.predict_split(5.0, head, NET, WORKER, intermediate_bytes=20_000)
+    assert pred.terms['device_service_s'] == 0.02
+    assert pred.terms['uplink_transfer_s'] == pytest.approx(20_000 * 8 / 20e6)
+    assert pred.latency_s == pytest.approx(sum(pred.terms.values()))
+
+
+@pytest.mark.parametrize('field,kwargs', [
+    ('network.bandwidth_bps', dict(bandwidth_bps=0, request_bytes=1, response_bytes=1)),
+    ('network.request_bytes', dict(bandwidth_bps=1, request_bytes=-1, response_bytes=1)),
+])
+def test_invalid_models_name_the_field(field, kwargs):
+    with pytest.raises(ValueError, match=field.replace('.', r'\.')):
+        NetworkModel(**kwargs)
+
+
+@given(r1=st.floats(0, 50), r2=st.floats(0, 50))
+def test_offload_non_decreasing_in_rate(r1, r2):
+    low, high = sorted((r1, r2))
+    assert latency.predict_offload(low, NET, WORKER).latency_s <= \
+        latency.predict_offload(high, NET, WORKER).latency_s
