@@ -1,0 +1,257 @@
+"""Client of KServe v2 workers (our gpu_worker or NVIDIA Triton), used by the robot.
+
+Keep-alive session, JPEG (BYTES) or raw uint8 tensor payloads over the binary extension, a
+per-request timeout from the frame's remaining deadline budget, retries only where safe
+(idempotent GETs, and an infer whose connection was refused before anything was sent), and a
+circuit breaker per worker. Triton has no /load route: the load is derived from deltas of
+its cumulative /stats, with the variance taken from a service-time assumption.
+"""
+import dataclasses
+import threading
+import time
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+import requests
+
+from offload_ros.inference.detector import Detection, postprocess
+from offload_ros.worker import protocol
+
+
+class WorkerUnavailable(RuntimeError):
+    """The worker cannot take the request now (breaker open, refused, 5xx, timeout)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind  # 'breaker_open' | 'timeout' | 'connection' | 'http_5xx' | 'deadline'
+
+
+class WorkerRequestError(ValueError):
+    """The worker rejected our request as malformed (4xx): a bug or config error, not load."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InferResult:
+    detections: List[Detection]
+    round_trip_s: float
+    request_bytes: int
+    response_bytes: int
+    server_s: Optional[float]
+    server_queue_s: Optional[float]
+    server_service_s: Optional[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerLoad:
+    arrival_rate_hz: float
+    service_mean_s: Optional[float]
+    service_var_s2: Optional[float]
+    parallelism: int
+    queue_length: int
+    own_rate_hz: float
+    source: str  # 'load' (our worker) or 'triton_stats'
+
+
+class CircuitBreaker:
+    """Closed -> open after `threshold` consecutive failures; half-open after `cooldown_s`,
+    when one trial request decides between closed and open again."""
+
+    def __init__(self, threshold: int = 3, cooldown_s: float = 2.0, clock=time.monotonic):
+        self.threshold, self.cooldown_s, self.clock = threshold, cooldown_s, clock
+        self.failures = 0
+        self.opened_s: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self.opened_s is None:
+                return True
+            if self.clock() - self.opened_s >= self.cooldown_s:
+                self.opened_s = self.clock()  # half-open: one trial, others wait a cooldown
+                return True
+            return False
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self.opened_s is not None and self.clock() - self.opened_s < self.cooldown_s
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures, self.opened_s = 0, None
+
+    def failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self.opened_s = self.clock()
+
+
+class WorkerClient:
+    """One worker. Thread-safe for concurrent infer() calls (requests.Session is shared)."""
+
+    def __init__(self, url: str, model: str = 'yolov3_tiny', client_id: str = 'robot',
+                 names: Sequence[str] = (), payload: str = 'jpeg', jpeg_quality: int = 80,
+                 token: Optional[str] = None, server_nms: bool = True,
+                 score_threshold: float = 0.3, iou_threshold: float = 0.45,
+                 stats_variance: str = 'deterministic', breaker: CircuitBreaker = None,
+                 pool_size: int = 8):
+        if payload not in ('jpeg', 'raw'):
+            raise ValueError(f"payload must be 'jpeg' or 'raw', got {payload!r}")
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f'jpeg_quality must be in [1, 100], got {jpeg_quality!r}')
+        if stats_variance not in ('deterministic', 'exponential'):
+            raise ValueError("stats_variance must be 'deterministic' or 'exponential'")
+        self.url = url.rstrip('/')
+        self.model = model
+        self.client_id = client_id
+        self.names = list(names)
+        self.payload = payload
+        self.jpeg_quality = jpeg_quality
+        self.server_nms = server_nms
+        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.stats_variance = stats_variance
+        self.breaker = breaker or CircuitBreaker()
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount('http://', adapter)
+        self.session.mount('https://', adapter)
+        self.session.headers[protocol.CLIENT_HEADER] = client_id
+        if token:
+            self.session.headers['Authorization'] = f'Bearer {token}'
+        self._last_stats = None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def encode(self, image_bgr: np.ndarray) -> protocol.Tensor:
+        if self.payload == 'jpeg':
+            ok, data = cv2.imencode('.jpg', image_bgr, [cv2.IMWRITE_JPEG_QUALITY,
+                                                        self.jpeg_quality])
+            if not ok:
+                raise ValueError('JPEG encoding failed')
+            return protocol.Tensor('image_jpeg', 'BYTES', [1], [data.tobytes()])
+        return protocol.Tensor('images', 'UINT8', [1, *image_bgr.shape],
+                               np.ascontiguousarray(image_bgr))
+
+    def infer(self, image_bgr: np.ndarray, budget_s: Optional[float] = None,
+              tensor: Optional[protocol.Tensor] = None) -> InferResult:
+        """Run detection remotely. budget_s: time left before the frame's deadline."""
+        if budget_s is not None and budget_s <= 0:
+            raise WorkerUnavailable('no deadline budget left', 'deadline')
+        if not self.breaker.allow():
+            raise WorkerUnavailable(f'{self.url}: circuit breaker open', 'breaker_open')
+        tensor = tensor or self.encode(image_bgr)
+        outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
+        body, head_len = protocol.encode(
+            {'id': f'{self.client_id}', 'outputs': [{'name': n, 'parameters':
+                                                     {'binary_data': True}} for n in outputs]},
+            [tensor], 'inputs')
+        headers = {protocol.HEADER_LENGTH: str(head_len),
+                   'Content-Type': 'application/octet-stream'}
+        if budget_s is not None:
+            headers[protocol.DEADLINE_HEADER] = f'{budget_s:.6f}'
+        timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
+        start = time.perf_counter()
+        for attempt in (1, 2):
+            try:
+                response = self.session.post(f'{self.url}/v2/models/{self.model}/infer',
+                                             data=body, headers=headers, timeout=timeout)
+                break
+            except requests.ConnectionError as e:
+                # Safe to retry only if the connection was refused before sending (a stale
+                # keep-alive socket), and only while budget remains.
+                left = None if budget_s is None else budget_s - (time.perf_counter() - start)
+                if attempt == 1 and 'refused' not in str(e).lower() and (left is None or
+                                                                          left > 0.01):
+                    continue
+                self.breaker.failure()
+                raise WorkerUnavailable(f'{self.url}: {e.__class__.__name__}',
+                                        'connection') from e
+            except requests.Timeout as e:
+                self.breaker.failure()
+                raise WorkerUnavailable(f'{self.url}: timed out', 'timeout') from e
+        round_trip = time.perf_counter() - start
+        if response.status_code >= 500:
+            if response.status_code != 504:  # 504: our deadline passed, not a worker fault
+                self.breaker.failure()
+            raise WorkerUnavailable(f'{self.url}: HTTP {response.status_code} '
+                                    f'{response.text[:200]}',
+                                    'deadline' if response.status_code == 504 else 'http_5xx')
+        if response.status_code >= 400:
+            raise WorkerRequestError(f'{self.url}: HTTP {response.status_code} '
+                                     f'{response.text[:200]}')
+        self.breaker.success()
+        try:
+            header, tensors = protocol.decode(
+                response.content, protocol.header_length_of(response.headers), 'outputs')
+        except protocol.ProtocolError as e:
+            raise WorkerRequestError(f'{self.url}: malformed response ({e})') from e
+        detections = self._detections(tensors, image_bgr)
+        params = header.get('parameters') or {}
+        return InferResult(detections, round_trip, len(body), len(response.content),
+                           params.get('server_s'), params.get('queue_s'),
+                           params.get('service_s'))
+
+    def _name(self, class_id: int) -> str:
+        return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
+
+    def _detections(self, tensors, image_bgr) -> List[Detection]:
+        by_name = {t.name: t.data for t in tensors}
+        if 'detections' in by_name:
+            return [Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                              int(r[5]), self._name(int(r[5])), float(r[4]))
+                    for r in np.asarray(by_name['detections']).reshape(-1, 6)]
+        names = [self._name(i) for i in range(by_name['scores'].shape[-1])]
+        return postprocess(by_name['boxes'][0], by_name['scores'][0], names,
+                           self.score_threshold, self.iou_threshold,
+                           (image_bgr.shape[1], image_bgr.shape[0]))
+
+    def _get(self, path: str, timeout_s: float) -> requests.Response:
+        last = None
+        for _ in range(2):  # GETs are idempotent: one retry
+            try:
+                return self.session.get(f'{self.url}{path}', timeout=timeout_s)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                last = e
+        raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', 'connection')
+
+    def ready(self, timeout_s: float = 0.5) -> bool:
+        try:
+            return self._get('/v2/health/ready', timeout_s).status_code == 200
+        except WorkerUnavailable:
+            return False
+
+    def fetch_load(self, timeout_s: float = 0.5, now_s: float = None) -> WorkerLoad:
+        """The worker's load: /load on our worker, else deltas of Triton's /stats."""
+        response = self._get(f'/v2/models/{self.model}/load', timeout_s)
+        if response.status_code == 200:
+            data = response.json()
+            own = data.get('clients', {}).get(self.client_id, {})
+            return WorkerLoad(data['arrival_rate_hz'], data['service_mean_s'],
+                              data['service_var_s2'], int(data['parallelism']),
+                              int(data['queue_length']), own.get('arrival_rate_hz', 0.0),
+                              'load')
+        response = self._get(f'/v2/models/{self.model}/stats', timeout_s)
+        if response.status_code != 200:
+            raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '
+                                    f'{response.status_code})', 'http_5xx')
+        return self._load_from_triton_stats(response.json(), now_s or time.monotonic())
+
+    def _load_from_triton_stats(self, data: dict, now_s: float) -> WorkerLoad:
+        stats = data['model_stats'][0]['inference_stats']
+        count = int(stats['success']['count'])
+        infer_ns = int(stats['compute_infer']['ns']) + int(stats['compute_input']['ns']) + \
+            int(stats['compute_output']['ns'])
+        previous, self._last_stats = self._last_stats, (now_s, count, infer_ns)
+        if previous is None or count <= previous[1] or now_s <= previous[0]:
+            mean = infer_ns / count / 1e9 if count else None
+            rate = 0.0
+        else:
+            delta = count - previous[1]
+            rate = delta / (now_s - previous[0])
+            mean = (infer_ns - previous[2]) / delta / 1e9
+        var = None if mean is None else (0.0 if self.stats_variance == 'deterministic'
+                                         else mean * mean)
+        return WorkerLoad(rate, mean, var, 1, 0, 0.0, 'triton_stats')

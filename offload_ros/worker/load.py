@@ -1,0 +1,124 @@
+"""The worker's live load, in the terms of the decision models (ROS-free, injected clocks).
+
+Arrival rate over a sliding window, service-time mean and variance from running sums of
+squares over the same window, per model and per client, and the M/G/1 predicted wait.
+"""
+import collections
+import math
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional, Tuple
+
+from offload_ros.core import queueing
+
+
+class WindowedMoments:
+    """Count, sum and sum of squares of the samples in a time window, updated incrementally."""
+
+    def __init__(self, window_s: float):
+        if not window_s > 0:
+            raise ValueError(f'window_s must be > 0, got {window_s!r}')
+        self.window_s = window_s
+        self._samples: Deque[Tuple[float, float]] = collections.deque()
+        self.total = 0.0
+        self.total_sq = 0.0
+
+    def add(self, now_s: float, value: float) -> None:
+        self._samples.append((now_s, value))
+        self.total += value
+        self.total_sq += value * value
+        self.trim(now_s)
+
+    def trim(self, now_s: float) -> None:
+        while self._samples and self._samples[0][0] < now_s - self.window_s:
+            _, value = self._samples.popleft()
+            self.total -= value
+            self.total_sq -= value * value
+        if not self._samples:  # reset float drift when empty
+            self.total = self.total_sq = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self._samples)
+
+    def mean(self) -> Optional[float]:
+        return self.total / self.count if self.count else None
+
+    def variance(self) -> Optional[float]:
+        n = self.count
+        if n < 2:
+            return 0.0 if n == 1 else None
+        return max(0.0, (self.total_sq - self.total * self.total / n) / (n - 1))
+
+    def oldest_s(self) -> Optional[float]:
+        return self._samples[0][0] if self._samples else None
+
+
+@dataclass
+class _Stream:
+    arrivals: WindowedMoments
+    services: WindowedMoments
+
+
+class LoadTracker:
+    """Arrivals and service times of one model, overall and per client."""
+
+    def __init__(self, window_s: float = 10.0, parallelism: int = 1, started_s: float = 0.0):
+        self.window_s = window_s
+        self.parallelism = parallelism
+        self.started_s = started_s
+        self._all = self._stream()
+        self._clients: Dict[str, _Stream] = {}
+
+    def _stream(self) -> _Stream:
+        return _Stream(WindowedMoments(self.window_s), WindowedMoments(self.window_s))
+
+    def _client(self, client: str) -> _Stream:
+        if client not in self._clients:
+            if len(self._clients) >= 256:  # bound memory: forget the quietest client
+                quiet = min(self._clients, key=lambda c: self._clients[c].arrivals.count)
+                del self._clients[quiet]
+            self._clients[client] = self._stream()
+        return self._clients[client]
+
+    def arrival(self, now_s: float, client: str) -> None:
+        self._all.arrivals.add(now_s, 1.0)
+        self._client(client).arrivals.add(now_s, 1.0)
+
+    def service(self, now_s: float, client: str, service_s: float) -> None:
+        self._all.services.add(now_s, service_s)
+        self._client(client).services.add(now_s, service_s)
+
+    def _rate(self, stream: _Stream, now_s: float) -> float:
+        stream.arrivals.trim(now_s)
+        span = min(self.window_s, max(1e-9, now_s - self.started_s))
+        return stream.arrivals.count / span
+
+    def _figures(self, stream: _Stream, now_s: float) -> dict:
+        stream.services.trim(now_s)
+        return {'arrival_rate_hz': self._rate(stream, now_s),
+                'service_mean_s': stream.services.mean(),
+                'service_var_s2': stream.services.variance(),
+                'samples': stream.services.count}
+
+    def snapshot(self, now_s: float, queue_length: int, in_service: int) -> dict:
+        figures = self._figures(self._all, now_s)
+        mean, var = figures['service_mean_s'], figures['service_var_s2']
+        rate = figures['arrival_rate_hz']
+        utilisation = rate * mean / self.parallelism if mean else 0.0
+        if mean:
+            wait = queueing.mg1k_wait_s(rate, mean, var or 0.0, self.parallelism)
+        else:
+            wait = 0.0
+        for client in list(self._clients):
+            if self._clients[client].arrivals.oldest_s() is None:
+                self._clients[client].arrivals.trim(now_s)
+        clients = {}
+        for name, stream in self._clients.items():
+            stream.arrivals.trim(now_s)
+            if stream.arrivals.count:
+                clients[name] = self._figures(stream, now_s)
+        return {**figures, 'window_s': self.window_s, 'parallelism': self.parallelism,
+                'queue_length': queue_length, 'in_service': in_service,
+                'utilisation': utilisation,
+                'predicted_wait_s': wait if math.isfinite(wait) else None,
+                'clients': clients}

@@ -1,0 +1,145 @@
+"""KServe v2 / Open Inference Protocol binary tensor extension: encoding and decoding.
+
+A binary request or response is a JSON header followed by raw tensor bytes; the header length
+is in the `Inference-Header-Content-Length` HTTP header and each binary tensor says its size in
+`parameters.binary_data_size`. A BYTES tensor's elements are each a 4-byte little-endian length
+followed by the bytes. Shared by the worker server and the client.
+"""
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+HEADER_LENGTH = 'Inference-Header-Content-Length'
+DEADLINE_HEADER = 'X-Offload-Deadline-S'   # remaining budget in seconds when sent
+CLIENT_HEADER = 'X-Offload-Client'         # a robot's identity, for per-client load
+
+DTYPES = {'UINT8': np.uint8, 'INT8': np.int8, 'UINT16': np.uint16, 'INT16': np.int16,
+          'INT32': np.int32, 'INT64': np.int64, 'FP16': np.float16, 'FP32': np.float32,
+          'FP64': np.float64, 'BOOL': np.bool_}
+NUMPY_TO_V2 = {np.dtype(v): k for k, v in DTYPES.items()}
+
+
+class ProtocolError(ValueError):
+    """A malformed inference request or response; the message is safe to return to clients."""
+
+
+@dataclass
+class Tensor:
+    name: str
+    datatype: str
+    shape: List[int]
+    data: object  # numpy array, or a list of bytes for BYTES
+    parameters: Dict[str, object] = field(default_factory=dict)
+
+
+def encode_bytes_elements(elements: Sequence[bytes]) -> bytes:
+    return b''.join(struct.pack('<I', len(e)) + e for e in elements)
+
+
+def decode_bytes_elements(raw: bytes, count: int) -> List[bytes]:
+    out, offset = [], 0
+    for _ in range(count):
+        if offset + 4 > len(raw):
+            raise ProtocolError('BYTES tensor truncated (length prefix)')
+        (length,) = struct.unpack_from('<I', raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise ProtocolError('BYTES tensor truncated (element)')
+        out.append(raw[offset:offset + length])
+        offset += length
+    if offset != len(raw):
+        raise ProtocolError('BYTES tensor has trailing bytes')
+    return out
+
+
+def _tensor_bytes(tensor: Tensor) -> bytes:
+    if tensor.datatype == 'BYTES':
+        return encode_bytes_elements(tensor.data)
+    return np.ascontiguousarray(tensor.data).tobytes()
+
+
+def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, int]:
+    """Encode a header plus binary tensors under header[key]; returns (body, header length)."""
+    entries, blobs = [], []
+    for t in tensors:
+        blob = _tensor_bytes(t)
+        entries.append({'name': t.name, 'datatype': t.datatype, 'shape': list(t.shape),
+                        'parameters': {**t.parameters, 'binary_data_size': len(blob)}})
+        blobs.append(blob)
+    head = json.dumps({**header, key: entries}, separators=(',', ':')).encode()
+    return head + b''.join(blobs), len(head)
+
+
+def _as_shape(value, where: str) -> List[int]:
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                              and d >= 0 for d in value):
+        raise ProtocolError(f'{where}.shape must be a list of non-negative integers')
+    return value
+
+
+def decode(body: bytes, header_length: Optional[int], key: str,
+           max_elements: int = 1 << 28) -> Tuple[dict, List[Tensor]]:
+    """Decode a binary-extension body. JSON-encoded tensor data is refused (too slow)."""
+    if header_length is None:
+        raise ProtocolError(f'missing {HEADER_LENGTH}: JSON-encoded tensors are not supported, '
+                            'use the binary tensor extension')
+    if not 0 < header_length <= len(body):
+        raise ProtocolError(f'{HEADER_LENGTH} {header_length} outside the body '
+                            f'({len(body)} bytes)')
+    try:
+        header = json.loads(body[:header_length])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProtocolError(f'inference header is not valid JSON ({e.__class__.__name__})') from e
+    if not isinstance(header, dict) or not isinstance(header.get(key), list):
+        raise ProtocolError(f'inference header needs a list "{key}"')
+    offset = header_length
+    tensors = []
+    for index, entry in enumerate(header[key]):
+        where = f'{key}[{index}]'
+        if not isinstance(entry, dict):
+            raise ProtocolError(f'{where} must be an object')
+        name, datatype = entry.get('name'), entry.get('datatype')
+        if not isinstance(name, str) or datatype not in (*DTYPES, 'BYTES'):
+            raise ProtocolError(f'{where} needs a string name and a known datatype')
+        shape = _as_shape(entry.get('shape'), where)
+        params = entry.get('parameters') or {}
+        if not isinstance(params, dict):
+            raise ProtocolError(f'{where}.parameters must be an object')
+        if 'data' in entry:
+            raise ProtocolError(f'{where}: JSON-encoded tensor data is not supported, '
+                                'use the binary tensor extension')
+        size = params.get('binary_data_size')
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ProtocolError(f'{where}.parameters.binary_data_size must be an integer')
+        if offset + size > len(body):
+            raise ProtocolError(f'{where}: binary data runs past the end of the body')
+        raw = body[offset:offset + size]
+        offset += size
+        count = int(np.prod(shape)) if shape else 1
+        if count > max_elements:
+            raise ProtocolError(f'{where}: too many elements ({count})')
+        if datatype == 'BYTES':
+            data = decode_bytes_elements(raw, count)
+        else:
+            dtype = np.dtype(DTYPES[datatype])
+            if size != count * dtype.itemsize:
+                raise ProtocolError(f'{where}: {size} bytes do not match shape {shape} of '
+                                    f'{datatype}')
+            data = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        tensors.append(Tensor(name, datatype, shape, data, params))
+    if offset != len(body):
+        raise ProtocolError(f'{len(body) - offset} unexpected bytes after the tensors')
+    return header, tensors
+
+
+def header_length_of(headers: Mapping[str, str]) -> Optional[int]:
+    value = headers.get(HEADER_LENGTH)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError as e:
+        raise ProtocolError(f'{HEADER_LENGTH} must be an integer') from e

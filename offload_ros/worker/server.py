@@ -1,0 +1,457 @@
+"""gpu_worker: a KServe v2 (Open Inference Protocol) HTTP inference server for the detector.
+
+Runs on GPU machines with or without ROS. Inference runs from one FIFO queue per model with k
+concurrent executions, so the worker is the queue the decision models describe; HTTP handling
+and JPEG decoding run in parallel outside that queue. Extension route /v2/models/{m}/load
+reports the live load (arrival rate, service mean and variance, M/G/1 predicted wait), overall
+and per client, for the robots' decisions.
+"""
+import argparse
+import asyncio
+import concurrent.futures
+import dataclasses
+import hmac
+import logging
+import os
+import pathlib
+import signal
+import sys
+import time
+import uuid
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from offload_ros.inference.detector import Detector, DetectorError, postprocess
+from offload_ros.worker import protocol
+from offload_ros.worker.load import LoadTracker
+
+LOG = logging.getLogger('gpu_worker')
+OUTPUT_NAMES = ('detections', 'boxes', 'scores')
+OPEN_PATHS = ('/v2/health/live', '/v2/health/ready', '/v2')
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    model_path: pathlib.Path
+    names_path: Optional[pathlib.Path] = None
+    model_name: str = 'yolov3_tiny'
+    host: str = '127.0.0.1'
+    port: int = 8000
+    parallelism: int = 1
+    max_queue: int = 64
+    max_body_bytes: int = 8 * 1024 * 1024
+    read_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 30.0
+    drain_timeout_s: float = 30.0
+    token: Optional[str] = dataclasses.field(default=None, repr=False)
+    score_threshold: float = 0.3
+    iou_threshold: float = 0.45
+    threads: int = 0
+    load_window_s: float = 10.0
+    decode_threads: int = 2
+
+    def __post_init__(self):
+        for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)!r}')
+        for name in ('read_timeout_s', 'keepalive_timeout_s', 'load_window_s'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class DeadlineExpired(Exception):
+    """The request's deadline passed while it waited in the queue."""
+
+
+@dataclasses.dataclass
+class Job:
+    image: np.ndarray
+    client: str
+    deadline_s: Optional[float]
+    outputs: List[str]
+    future: asyncio.Future
+    enqueued_s: float
+    transport: object = None
+
+
+class Stats:
+    """Cumulative statistics in Triton's /stats format (count and ns per stage)."""
+
+    STAGES = ('success', 'fail', 'queue', 'compute_input', 'compute_infer', 'compute_output')
+
+    def __init__(self):
+        self.stages = {s: {'count': 0, 'ns': 0} for s in self.STAGES}
+        self.inference_count = 0
+        self.execution_count = 0
+        self.last_inference_ms = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage]['count'] += 1
+        self.stages[stage]['ns'] += int(seconds * 1e9)
+
+
+class ModelRuntime:
+    """One model: its detector, FIFO queue with k executors, load tracker and statistics."""
+
+    def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic):
+        self.config = config
+        self.detector = detector
+        self.clock = clock
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.in_service = 0
+        self.load = LoadTracker(config.load_window_s, config.parallelism, clock())
+        self.stats = Stats()
+        self.executor = concurrent.futures.ThreadPoolExecutor(config.parallelism,
+                                                              thread_name_prefix='infer')
+        self.tasks: List[asyncio.Task] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.ensure_future(self._consume()) for _ in
+                      range(self.config.parallelism)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.executor.shutdown(wait=True)
+
+    def queue_length(self) -> int:
+        return self.queue.qsize()
+
+    def submit(self, job: Job) -> None:
+        if self.queue.qsize() >= self.config.max_queue:
+            raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
+        self.load.arrival(job.enqueued_s, job.client)
+        self.queue.put_nowait(job)
+
+    def _infer(self, job: Job) -> dict:
+        start = time.perf_counter()
+        boxes, scores = self.detector.run_raw(job.image)
+        inferred = time.perf_counter()
+        outputs = {}
+        if 'detections' in job.outputs:
+            dets = postprocess(boxes, scores, self.detector.names, self.config.score_threshold,
+                               self.config.iou_threshold, (job.image.shape[1],
+                                                           job.image.shape[0]))
+            outputs['detections'] = np.array(
+                [[d.x, d.y, d.w, d.h, d.score, d.class_id] for d in dets],
+                dtype=np.float32).reshape(-1, 6)
+        if 'boxes' in job.outputs:
+            outputs['boxes'] = boxes[None].astype(np.float32)
+        if 'scores' in job.outputs:
+            outputs['scores'] = scores[None].astype(np.float32)
+        done = time.perf_counter()
+        return {'outputs': outputs, 'infer_s': inferred - start, 'output_s': done - inferred}
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job: Job = await self.queue.get()
+            if job.future.done() or (job.transport is not None and job.transport.is_closing()):
+                continue  # the client went away: do not spend the accelerator on it
+            started = self.clock()
+            if job.deadline_s is not None and started > job.deadline_s:
+                self.stats.add('queue', started - job.enqueued_s)
+                job.future.set_exception(DeadlineExpired())
+                continue
+            self.in_service += 1
+            try:
+                result = await loop.run_in_executor(self.executor, self._infer, job)
+            except Exception as e:  # a model failure answers this request with 500, not crash
+                LOG.exception('inference failed')
+                if not job.future.done():
+                    job.future.set_exception(e)
+                continue
+            finally:
+                self.in_service -= 1
+            finished = self.clock()
+            self.load.service(finished, job.client, finished - started)
+            self.stats.add('queue', started - job.enqueued_s)
+            self.stats.add('compute_infer', result['infer_s'])
+            self.stats.add('compute_output', result['output_s'])
+            self.stats.inference_count += 1
+            self.stats.execution_count += 1
+            self.stats.last_inference_ms = int(time.time() * 1000)
+            result['queue_s'] = started - job.enqueued_s
+            result['service_s'] = finished - started
+            if not job.future.done():
+                job.future.set_result(result)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({'error': message}, status=status)
+
+
+class WorkerApp:
+    """The aiohttp application: routes, auth, limits, graceful drain."""
+
+    def __init__(self, config: WorkerConfig, detector: Detector):
+        self.config = config
+        self.runtime = ModelRuntime(config, detector)
+        self.decoder = concurrent.futures.ThreadPoolExecutor(config.decode_threads,
+                                                             thread_name_prefix='decode')
+        self.draining = False
+        self.app = web.Application(client_max_size=config.max_body_bytes,
+                                   middlewares=[self._middleware])
+        self.app.add_routes([
+            web.get('/v2', self.server_metadata),
+            web.get('/v2/health/live', self.live),
+            web.get('/v2/health/ready', self.ready),
+            web.get('/v2/models/{model}', self.model_metadata),
+            web.get('/v2/models/{model}/ready', self.model_ready),
+            web.post('/v2/models/{model}/infer', self.infer),
+            web.get('/v2/models/{model}/stats', self.stats),
+            web.get('/v2/models/{model}/load', self.load),
+        ])
+        self.app.on_startup.append(self._startup)
+        self.app.on_cleanup.append(self._cleanup)
+
+    async def _startup(self, _app) -> None:
+        self.runtime.start()
+
+    async def _cleanup(self, _app) -> None:
+        await self.runtime.stop()
+        self.decoder.shutdown(wait=True)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        if self.config.token and request.path not in OPEN_PATHS:
+            given = request.headers.get('Authorization', '')
+            if not hmac.compare_digest(given.encode(), f'Bearer {self.config.token}'.encode()):
+                return _error(401, 'missing or wrong bearer token')
+        try:
+            return await handler(request)
+        except HttpError as e:
+            return _error(e.status, e.message)
+        except web.HTTPException as e:
+            if e.status >= 400:
+                return _error(e.status, e.reason)
+            raise
+
+    def _model(self, request: web.Request) -> str:
+        name = request.match_info['model']
+        if name != self.config.model_name:
+            raise HttpError(404, f'unknown model {name!r}')
+        return name
+
+    async def server_metadata(self, _request):
+        return web.json_response({'name': 'offload_ros.gpu_worker', 'version': '0.1.0',
+                                  'extensions': ['binary_tensor_data', 'statistics',
+                                                 'offload_load']})
+
+    async def live(self, _request):
+        return web.json_response({'live': True})
+
+    async def ready(self, _request):
+        if self.draining:
+            return _error(503, 'draining')
+        return web.json_response({'ready': True})
+
+    async def model_ready(self, request):
+        self._model(request)
+        return await self.ready(request)
+
+    async def model_metadata(self, request):
+        name = self._model(request)
+        classes = self.runtime.detector.classes
+        return web.json_response({
+            'name': name, 'versions': ['1'], 'platform': 'onnxruntime_onnx',
+            'inputs': [{'name': 'images', 'datatype': 'UINT8', 'shape': [1, -1, -1, 3]},
+                       {'name': 'image_jpeg', 'datatype': 'BYTES', 'shape': [1]}],
+            'outputs': [{'name': 'detections', 'datatype': 'FP32', 'shape': [-1, 6]},
+                        {'name': 'boxes', 'datatype': 'FP32', 'shape': [1, -1, 4]},
+                        {'name': 'scores', 'datatype': 'FP32', 'shape': [1, -1, classes]}],
+            'parameters': {'class_names': self.runtime.detector.names,
+                           'detections_columns': ['x', 'y', 'w', 'h', 'score', 'class_id'],
+                           'parallelism': self.config.parallelism}})
+
+    async def stats(self, request):
+        name = self._model(request)
+        s = self.runtime.stats
+        return web.json_response({'model_stats': [{
+            'name': name, 'version': '1', 'last_inference': s.last_inference_ms,
+            'inference_count': s.inference_count, 'execution_count': s.execution_count,
+            'inference_stats': s.stages, 'batch_stats': []}]})
+
+    async def load(self, request):
+        self._model(request)
+        rt = self.runtime
+        return web.json_response(rt.load.snapshot(rt.clock(), rt.queue_length(),
+                                                  rt.in_service))
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.config.max_body_bytes:
+            raise HttpError(413, f'body of {length} bytes exceeds {self.config.max_body_bytes}')
+        try:
+            return await asyncio.wait_for(request.read(), self.config.read_timeout_s)
+        except asyncio.TimeoutError as e:
+            raise HttpError(408, f'body not received within {self.config.read_timeout_s} s') \
+                from e
+        except web.HTTPRequestEntityTooLarge as e:
+            raise HttpError(413, f'body exceeds {self.config.max_body_bytes} bytes') from e
+
+    @staticmethod
+    def _decode_jpeg(data: bytes) -> np.ndarray:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise HttpError(400, 'image_jpeg: not a decodable image')
+        return image
+
+    async def _image_of(self, tensors: List[protocol.Tensor]) -> np.ndarray:
+        if len(tensors) != 1:
+            raise HttpError(400, f'expected exactly one input, got {len(tensors)}')
+        t = tensors[0]
+        if t.datatype == 'BYTES':
+            if len(t.data) != 1 or not t.data[0]:
+                raise HttpError(400, f'{t.name}: BYTES input must hold one encoded image')
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.decoder, self._decode_jpeg, t.data[0])
+        if t.datatype != 'UINT8' or len(t.shape) != 4 or t.shape[0] != 1 or t.shape[3] != 3 \
+                or t.shape[1] < 1 or t.shape[2] < 1:
+            raise HttpError(400, f'{t.name}: expected UINT8 [1, H, W, 3], got {t.datatype} '
+                            f'{t.shape}')
+        return t.data[0]
+
+    async def infer(self, request: web.Request):
+        received = time.perf_counter()
+        name = self._model(request)
+        if self.draining:
+            raise HttpError(503, 'draining')
+        body = await self._read_body(request)
+        try:
+            header, tensors = protocol.decode(body, protocol.header_length_of(request.headers),
+                                              'inputs')
+        except protocol.ProtocolError as e:
+            raise HttpError(400, str(e)) from e
+        outputs = [o.get('name') for o in header.get('outputs') or [] if isinstance(o, dict)] \
+            or ['detections']
+        unknown = [o for o in outputs if o not in OUTPUT_NAMES]
+        if unknown:
+            raise HttpError(400, f'unknown outputs {unknown}; available {list(OUTPUT_NAMES)}')
+        deadline = None
+        if protocol.DEADLINE_HEADER in request.headers:
+            try:
+                budget = float(request.headers[protocol.DEADLINE_HEADER])
+            except ValueError as e:
+                raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be a number') from e
+            if not budget > 0 or budget != budget:
+                raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be > 0')
+            deadline = self.runtime.clock() + budget
+        decode_start = time.perf_counter()
+        image = await self._image_of(tensors)
+        self.runtime.stats.add('compute_input', time.perf_counter() - decode_start)
+        client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
+        future = asyncio.get_running_loop().create_future()
+        job = Job(image, client, deadline, outputs, future, self.runtime.clock(),
+                  request.transport)
+        self.runtime.submit(job)
+        try:
+            result = await future
+        except DeadlineExpired:
+            self.runtime.stats.add('fail', time.perf_counter() - received)
+            return _error(504, 'deadline passed before inference started')
+        except Exception:  # the runtime logged it; the client gets a clean 500
+            self.runtime.stats.add('fail', time.perf_counter() - received)
+            return _error(500, 'inference failed')
+        tensors_out = [protocol.Tensor(n, 'FP32', list(result['outputs'][n].shape),
+                                       result['outputs'][n]) for n in outputs]
+        server_s = time.perf_counter() - received
+        self.runtime.stats.add('success', server_s)
+        body, head_len = protocol.encode(
+            {'model_name': name, 'model_version': '1',
+             'id': header.get('id') if isinstance(header.get('id'), str) else str(uuid.uuid4()),
+             'parameters': {'queue_s': result['queue_s'], 'service_s': result['service_s'],
+                            'server_s': server_s}},
+            tensors_out, 'outputs')
+        return web.Response(body=body, content_type='application/octet-stream',
+                            headers={protocol.HEADER_LENGTH: str(head_len)})
+
+
+async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event) -> None:
+    worker = WorkerApp(config, detector)
+    runner = web.AppRunner(worker.app, keepalive_timeout=config.keepalive_timeout_s,
+                           shutdown_timeout=config.drain_timeout_s, handle_signals=False,
+                           access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    print(f'gpu_worker: listening on http://{config.host}:{port} model={config.model_name} '
+          f'k={config.parallelism} provider={detector.provider}', flush=True)
+    await stop.wait()
+    worker.draining = True
+    print('gpu_worker: draining in-flight requests', flush=True)
+    await runner.cleanup()  # stops listening, waits for in-flight handlers, then cleanup hooks
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='gpu_worker', description=__doc__.splitlines()[0])
+    p.add_argument('--host', default='127.0.0.1')
+    p.add_argument('--port', type=int, default=8000, help='0 picks a free port')
+    p.add_argument('--model', help='ONNX model (default: cached yolov3-tiny COCO export)')
+    p.add_argument('--names', help='class names file')
+    p.add_argument('--model-name', default='yolov3_tiny')
+    p.add_argument('--parallelism', type=int, default=1, help='concurrent executions k')
+    p.add_argument('--max-queue', type=int, default=64)
+    p.add_argument('--max-body-bytes', type=int, default=8 * 1024 * 1024)
+    p.add_argument('--read-timeout-s', type=float, default=10.0)
+    p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
+    p.add_argument('--score-threshold', type=float, default=0.3)
+    p.add_argument('--iou-threshold', type=float, default=0.45)
+    p.add_argument('--token-file', help='file holding the bearer token (or set '
+                   'OFFLOAD_WORKER_TOKEN); never logged')
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+    token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
+    if args.token_file:
+        token = pathlib.Path(args.token_file).read_text().strip() or None
+    try:
+        from offload_ros.inference import models
+        model = pathlib.Path(args.model) if args.model else models.ensure_default_model()
+        names = args.names or (None if args.model else models.default_names_path())
+        config = WorkerConfig(model, names, args.model_name, args.host, args.port,
+                              args.parallelism, args.max_queue, args.max_body_bytes,
+                              args.read_timeout_s, token=token,
+                              score_threshold=args.score_threshold,
+                              iou_threshold=args.iou_threshold, threads=args.threads)
+        detector = Detector(model, names, score_threshold=args.score_threshold,
+                            iou_threshold=args.iou_threshold, threads=args.threads)
+    except (ValueError, DetectorError, models.ModelError) as e:
+        print(f'gpu_worker: {e}', file=sys.stderr)
+        return 2
+    warm = np.zeros((480, 640, 3), np.uint8)
+    detector.detect(warm)  # warm-up: the first run pays session initialisation
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, detector, stop)
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        print(f'gpu_worker: cannot listen on {args.host}:{args.port} ({e.strerror})',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The real gpu_worker on 127.0.0.1 with the real model: protocol, load figures, safety rules."""
+import concurrent.futures
+import json
+import socket
+import threading
+import time
+import urllib.parse
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import WorkerProcess
+from offload_ros.core import queueing
+from offload_ros.inference import models
+from offload_ros.worker import protocol
+from offload_ros.worker.client import (CircuitBreaker, WorkerClient, WorkerRequestError,
+                                       WorkerUnavailable)
+
+NAMES = models.default_names_path().read_text().splitlines()
+
+
+@pytest.fixture(scope='module')
+def worker():
+    w = WorkerProcess('--threads', '1')
+    yield w
+    assert w.stop() == 0
+
+
+@pytest.fixture(scope='module')
+def person(media_dir):
+    return cv2.imread(str(media_dir / 'person.jpg'))
+
+
+def body_of(tensors, outputs=('detections',)):
+    return protocol.encode({'outputs': [{'name': n} for n in outputs]}, tensors, 'inputs')
+
+
+def test_health_and_metadata(worker):
+    assert requests.get(worker.url + '/v2/health/live').json() == {'live': True}
+    assert requests.get(worker.url + '/v2/health/ready').status_code == 200
+    meta = requests.get(worker.url + '/v2/models/yolov3_tiny').json()
+    assert meta['name'] == 'yolov3_tiny' and meta['platform'] == 'onnxruntime_onnx'
+    assert {i['name'] for i in meta['inputs']} == {'images', 'image_jpeg'}
+    missing = requests.get(worker.url + '/v2/models/resnet')
+    assert missing.status_code == 404 and 'unknown model' in missing.json()['error']
+
+
+@pytest.mark.parametrize('payload', ['jpeg', 'raw'])
+def test_client_gets_real_detections(worker, person, payload):
+    client = WorkerClient(worker.url, names=NAMES, payload=payload, client_id='t1')
+    result = client.infer(person, budget_s=5.0)
+    names = sorted(d.class_name for d in result.detections)
+    assert names == ['dog', 'horse', 'person']
+    p = next(d for d in result.detections if d.class_name == 'person')
+    assert 150 < p.x < 230 and p.h > 200
+    assert result.server_service_s > 0 and result.round_trip_s >= result.server_s
+
+
+def test_raw_outputs_with_client_side_nms_match(worker, person):
+    server = WorkerClient(worker.url, names=NAMES, payload='raw').infer(person)
+    local = WorkerClient(worker.url, names=NAMES, payload='raw', server_nms=False).infer(person)
+    assert [(d.class_name, round(d.x)) for d in server.detections] == \
+        [(d.class_name, round(d.x)) for d in local.detections]
+
+
+def test_stats_in_triton_format_and_load(worker, person):
+    before = requests.get(worker.url + '/v2/models/yolov3_tiny/stats').json()
+    client = WorkerClient(worker.url, names=NAMES, client_id='stats-robot')
+    for _ in range(5):
+        client.infer(person)
+    after = requests.get(worker.url + '/v2/models/yolov3_tiny/stats').json()
+    b = before['model_stats'][0]['inference_stats']
+    a = after['model_stats'][0]['inference_stats']
+    assert a['success']['count'] - b['success']['count'] == 5
+    assert a['compute_infer']['ns'] > b['compute_infer']['ns']
+    load = requests.get(worker.url + '/v2/models/yolov3_tiny/load').json()
+    assert load['parallelism'] == 1 and load['service_mean_s'] > 0.001
+    assert load['clients']['stats-robot']['arrival_rate_hz'] > 0
+    parsed = client.fetch_load()
+    assert parsed.source == 'load' and parsed.own_rate_hz > 0
+
+
+def test_triton_stats_fallback_derives_rate_and_mean():
+    client = WorkerClient('http://127.0.0.1:9', stats_variance='exponential')
+
+    def stats(count, infer_ns):
+        zero = {'count': count, 'ns': 0}
+        return {'model_stats': [{'inference_stats': {
+            'success': zero, 'compute_input': zero, 'compute_output': zero,
+            'compute_infer': {'count': count, 'ns': infer_ns}}}]}
+    client._load_from_triton_stats(stats(10, 10 * 20_000_000), now_s=100.0)
+    load = client._load_from_triton_stats(stats(30, 30 * 20_000_000 + 20 * 10_000_000), 102.0)
+    assert load.arrival_rate_hz == pytest.approx(10.0)
+    assert load.service_mean_s == pytest.approx(0.030)
+    assert load.service_var_s2 == pytest.approx(0.030 ** 2)
+
+
+def test_mg1_prediction_matches_measured_wait(start_worker, media_dir):
+    """Poisson load at utilisation ~0.5: the worker's measured mean queue wait agrees with
+    the M/G/1 (Pollaczek-Khinchine) prediction from its own service mean and variance."""
+    w = start_worker('--threads', '1', '--max-queue', '1000')
+    frame = cv2.resize(cv2.imread(str(media_dir / 'basketball1.png')), (640, 480))
+    client = WorkerClient(w.url, names=NAMES, payload='raw', client_id='poisson', pool_size=16)
+    for _ in range(5):
+        client.infer(frame)
+    service = [client.infer(frame).server_service_s for _ in range(20)]
+    rate_hz = 0.5 / float(np.mean(service))
+    rng = np.random.default_rng(42)
+    tensor = client.encode(frame)
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        start = time.perf_counter()
+        due = 0.0
+        futures = []
+        for gap in rng.exponential(1 / rate_hz, 300):
+            due += gap
+            time.sleep(max(0.0, start + due - time.perf_counter()))
+            futures.append(pool.submit(client.infer, frame, None, tensor))
+        results = [f.result() for f in futures]
+    elapsed = time.perf_counter() - start
+    waits = np.array([r.server_queue_s for r in results[30:]])
+    services = np.array([r.server_service_s for r in results])
+    observed_rate = len(results) / elapsed
+    predicted = queueing.mg1_wait_s(observed_rate, 1 / services.mean(), services.var())
+    utilisation = observed_rate * services.mean()
+    assert 0.3 <= utilisation <= 0.7, utilisation
+    assert waits.mean() == pytest.approx(predicted, rel=0.25), (waits.mean(), predicted)
+
+
+def test_bearer_token_required_and_never_logged(start_worker, person):
+    secret = 's3cr3t-token-value'
+    w = start_worker(env={'OFFLOAD_WORKER_TOKEN': secret})
+    assert requests.get(w.url + '/v2/health/live').status_code == 200  # probes stay open
+    denied = requests.get(w.url + '/v2/models/yolov3_tiny/load')
+    assert denied.status_code == 401 and 'token' in denied.json()['error']
+    with pytest.raises(WorkerRequestError, match='401'):
+        WorkerClient(w.url, names=NAMES, token='wrong').infer(person)
+    ok = WorkerClient(w.url, names=NAMES, token=secret).infer(person)
+    assert ok.detections
+    w.stop()
+    assert secret not in w.output
+
+
+def test_body_cap_checked_before_reading(worker):
+    parts = urllib.parse.urlsplit(worker.url)
+    with socket.create_connection((parts.hostname, parts.port)) as s:
+        s.sendall(b'POST /v2/models/yolov3_tiny/infer HTTP/1.1\r\nHost: x\r\n'
+                  b'Content-Length: 999999999\r\nInference-Header-Content-Length: 10\r\n\r\n')
+        reply = s.recv(4096).decode()  # answered without sending the body
+    assert reply.startswith('HTTP/1.1 413') and '"error"' in reply
+
+
+def test_stalled_client_dropped_by_read_timeout(start_worker):
+    w = start_worker('--read-timeout-s', '1')
+    parts = urllib.parse.urlsplit(w.url)
+    with socket.create_connection((parts.hostname, parts.port)) as s:
+        s.sendall(b'POST /v2/models/yolov3_tiny/infer HTTP/1.1\r\nHost: x\r\n'
+                  b'Content-Length: 1000\r\nInference-Header-Content-Length: 10\r\n\r\nabc')
+        s.settimeout(10)
+        started = time.monotonic()
+        reply = s.recv(4096).decode()
+    assert reply.startswith('HTTP/1.1 408') and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize('body,headers,needle', [
+    (b'{"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1], "data": [1]}]}',
+     {}, 'binary tensor extension'),
+    (b'not json at all', {protocol.HEADER_LENGTH: '8'}, 'not valid JSON'),
+    (b'{"inputs": []}', {protocol.HEADER_LENGTH: '99'}, 'outside the body'),
+])
+def test_malformed_requests_get_400_json(worker, body, headers, needle):
+    r = requests.post(worker.url + '/v2/models/yolov3_tiny/infer', data=body, headers=headers)
+    assert r.status_code == 400 and needle in r.json()['error']
+
+
+def test_wrong_shapes_and_bad_jpeg_get_400(worker):
+    bad_shape = protocol.Tensor('images', 'UINT8', [1, 4, 4, 4], np.zeros((1, 4, 4, 4), np.uint8))
+    body, n = body_of([bad_shape])
+    r = requests.post(worker.url + '/v2/models/yolov3_tiny/infer', data=body,
+                      headers={protocol.HEADER_LENGTH: str(n)})
+    assert r.status_code == 400 and '[1, H, W, 3]' in r.json()['error']
+    body, n = body_of([protocol.Tensor('image_jpeg', 'BYTES', [1], [b'\xff\xd8garbage'])])
+    r = requests.post(worker.url + '/v2/models/yolov3_tiny/infer', data=body,
+                      headers={protocol.HEADER_LENGTH: str(n)})
+    assert r.status_code == 400 and 'decodable' in r.json()['error']
+
+
+def test_bounded_queue_503_and_deadline_504(start_worker, person):
+    w = start_worker('--threads', '1', '--max-queue', '2')
+    client = WorkerClient(w.url, names=NAMES, payload='raw', pool_size=16,
+                          breaker=CircuitBreaker(threshold=1000))
+    outcomes = []
+
+    def one(budget):
+        try:
+            client.infer(person, budget)
+            outcomes.append('ok')
+        except WorkerUnavailable as e:
+            outcomes.append(e.kind + (' 503' if '503' in str(e) else ''))
+    threads = [threading.Thread(target=one, args=(None,)) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 'http_5xx 503' in outcomes and 'ok' in outcomes
+    # A request whose deadline passes while queued behind others is answered 504 unrun.
+    before = requests.get(w.url + '/v2/models/yolov3_tiny/stats').json()
+    slow = [threading.Thread(target=one, args=(None,)) for _ in range(2)]
+    for t in slow:
+        t.start()
+    time.sleep(0.005)
+    body, n = body_of([client.encode(person)])
+    late = requests.post(w.url + '/v2/models/yolov3_tiny/infer', data=body, timeout=30,
+                         headers={protocol.HEADER_LENGTH: str(n),
+                                  protocol.DEADLINE_HEADER: '0.010'})
+    for t in slow:
+        t.join()
+    assert late.status_code == 504 and 'deadline' in late.json()['error']
+    after = requests.get(w.url + '/v2/models/yolov3_tiny/stats').json()
+    ran = (after['model_stats'][0]['inference_stats']['compute_infer']['count']
+           - before['model_stats'][0]['inference_stats']['compute_infer']['count'])
+    assert ran == 2
+
+
+def test_graceful_shutdown_drains_in_flight(start_worker, person):
+    w = start_worker('--threads', '1')
+    client = WorkerClient(w.url, names=NAMES, payload='raw', pool_size=8)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client.infer, person) for _ in range(4)]
+        time.sleep(0.05)
+        w.proc.send_signal(15)
+        results = [f.result(timeout=30) for f in futures]
+    assert all(r.detections for r in results)
+    assert w.proc.wait(30) == 0
+    w.stop()
+    assert 'draining' in w.output
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=300),
+                      st.builds(lambda h: json.dumps(h).encode(),
+                                st.recursive(st.none() | st.integers() | st.text(max_size=8),
+                                             lambda c: st.lists(c, max_size=3) |
+                                             st.dictionaries(st.sampled_from(
+                                                 ['inputs', 'name', 'datatype', 'shape',
+                                                  'parameters', 'binary_data_size']), c,
+                                                 max_size=4), max_leaves=12))),
+       header_length=st.one_of(st.none(), st.integers(-5, 400).map(str),
+                               st.text(st.characters(min_codepoint=33, max_codepoint=126),
+                                       max_size=5)),
+       deadline=st.one_of(st.none(), st.sampled_from(['0', '-1', 'nan', 'x', '1e9', '0.5'])))
+def test_fuzz_never_5xx(worker, body, header_length, deadline):
+    headers = {}
+    if header_length is not None:
+        headers[protocol.HEADER_LENGTH] = header_length  # valid HTTP header text only
+    if deadline is not None:
+        headers[protocol.DEADLINE_HEADER] = deadline
+    r = requests.post(worker.url + '/v2/models/yolov3_tiny/infer', data=body, headers=headers,
+                      timeout=10)
+    assert r.status_code < 500, (r.status_code, r.text)
+    if r.status_code >= 400:
+        assert 'error' in r.json()
