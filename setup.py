@@ -27,6 +27,7 @@ setup(
         'console_scripts': [
             'offload_plan = offload_ros.tools.plan:main',
             'offload_detect = offload_ros.tools.detect:main',
+            'offload_launch = offload_ros.tools.launch:main',
             'gpu_worker = offload_ros.worker.server:main',
             'camera_node = offload_ros.nodes.camera_node:main',
             'offload_node = offload_ros.nodes.offload_node:main',

@@ -46,48 +46,7 @@ def venv_exe(name: str) -> str:
     return str(VENV_BIN / name)
 
 
-class WorkerProcess:
-    """A real gpu_worker process on 127.0.0.1 with a free port."""
-
-    def __init__(self, *args, env=None):
-        import subprocess
-        import threading
-        self.lines = []
-        self.proc = subprocess.Popen([venv_exe('gpu_worker'), '--port', '0', *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, **(env or {})})
-        self.url = None
-        ready = threading.Event()
-
-        def pump():
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                if 'listening on' in line:
-                    self.url = line.split('listening on ')[1].split()[0]
-                    ready.set()
-            ready.set()
-        self._thread = threading.Thread(target=pump, daemon=True)
-        self._thread.start()
-        if not ready.wait(60) or self.url is None:
-            self.stop()
-            raise RuntimeError('gpu_worker did not start:\n' + ''.join(self.lines))
-
-    def stop(self, timeout=30):
-        import signal
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        self._thread.join(5)
-        self.proc.stdout.close()
-        return self.proc.returncode
-
-    @property
-    def output(self):
-        return ''.join(self.lines)
+from offload_ros.tools.procs import WorkerProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -46,6 +46,21 @@ class ArrivalRateEstimator:
         return (n - 1) / span_s
 
 
+    def interarrival_scv(self, now_s: float) -> Optional[float]:
+        """Squared coefficient of variation of the gaps in the window (1 for Poisson,
+        0 for a periodic camera); None with fewer than 10 gaps."""
+        self._trim(now_s)
+        if len(self._times) < 11:
+            return None
+        times = list(self._times)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        mean = sum(gaps) / len(gaps)
+        if mean <= 0:
+            return None
+        var = sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)
+        return var / (mean * mean)
+
+
 class BandwidthEstimator:
     """Throughput of completed transfers: total bits / total busy time of those transfers.
 

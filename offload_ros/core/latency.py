@@ -135,14 +135,21 @@ def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
     return ServiceMixture(total_hz, mean_s, var_s2)
 
 
-def predict_local(rate_hz: float, device: DeviceModel) -> Prediction:
-    """T_dev = W_proc + s_dev: M/D/1 (or M/G/1 given a variance), k executions aggregated."""
+def predict_local(rate_hz: float, device: DeviceModel, arrival_scv: float = 1.0) -> Prediction:
+    """T_dev = W_proc + s_dev: M/D/1 (or M/G/1 given a variance), k executions aggregated.
+
+    arrival_scv != 1 applies the Allen-Cunneen GI/G/1 correction (1: the paper's model).
+    """
     _non_negative('rate_hz', rate_hz)
     if device.service_var_s2 is None:
         wait_s = queueing.md1_wait_s(rate_hz, 1.0 / device.service_s, device.parallelism)
+        service_scv = 0.0
     else:
         wait_s = queueing.mg1k_wait_s(rate_hz, device.service_s, device.service_var_s2,
                                       device.parallelism)
+        service_scv = device.service_var_s2 / device.service_s ** 2
+    if arrival_scv != 1.0 and math.isfinite(wait_s):
+        wait_s *= queueing.allen_cunneen_factor(arrival_scv, service_scv)
     return _sum_terms({'queue_wait_s': wait_s, 'service_s': device.service_s})
 
 
@@ -159,28 +166,47 @@ def worker_load(rate_hz: float, worker: WorkerModel) -> ServiceMixture:
                            [worker.service_var_s2, tenant_var])
 
 
+def _corrected(wait_s: float, arrival_scv: float, service_scv: float) -> float:
+    if arrival_scv == 1.0 or not math.isfinite(wait_s):
+        return wait_s
+    return wait_s * queueing.allen_cunneen_factor(arrival_scv, service_scv)
+
+
 def _edge_stage_terms(rate_hz: float, network: NetworkModel, worker: WorkerModel,
-                      request_bytes: float) -> dict:
+                      request_bytes: float, arrival_scv: float = 1.0) -> dict:
     load = worker_load(rate_hz, worker)
     uplink_rate_hz = 1.0 / network.transfer_s(request_bytes)
     downlink_rate_hz = 1.0 / network.transfer_s(network.response_bytes)
+    # Merged streams: other tenants are taken as Poisson (scv 1), ours as measured.
+    merged_scv = (rate_hz * arrival_scv + worker.tenant_rate_hz) / load.rate_hz \
+        if load.rate_hz > 0 else 1.0
+    service_scv = load.service_var_s2 / load.service_s ** 2
     return {
-        'uplink_wait_s': queueing.mm1_wait_s(rate_hz, uplink_rate_hz),
+        'uplink_wait_s': _corrected(queueing.mm1_wait_s(rate_hz, uplink_rate_hz),
+                                    arrival_scv, 1.0),
         'uplink_transfer_s': network.transfer_s(request_bytes),
-        'queue_wait_s': queueing.mg1k_wait_s(load.rate_hz, load.service_s,
-                                             load.service_var_s2, worker.parallelism),
+        'queue_wait_s': _corrected(queueing.mg1k_wait_s(load.rate_hz, load.service_s,
+                                                        load.service_var_s2,
+                                                        worker.parallelism),
+                                   merged_scv, service_scv),
         'service_s': worker.service_s,
-        'downlink_wait_s': queueing.mm1_wait_s(load.rate_hz, downlink_rate_hz),
+        'downlink_wait_s': _corrected(queueing.mm1_wait_s(load.rate_hz, downlink_rate_hz),
+                                      merged_scv, 1.0),
         'downlink_transfer_s': network.transfer_s(network.response_bytes),
         'overhead_s': network.overhead_s,
     }
 
 
-def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel) -> Prediction:
+def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel,
+                    arrival_scv: float = 1.0) -> Prediction:
     """T_E = [W_MM1(lam, B/D_req) + D_req/B] + [W_MG1(lam_E, mu_E) + s_E]
-    + [W_MM1(lam_E, B/D_res) + D_res/B] + overhead  (Ng et al., Sec. 3)."""
+    + [W_MM1(lam_E, B/D_res) + D_res/B] + overhead  (Ng et al., Sec. 3).
+
+    arrival_scv != 1 applies the Allen-Cunneen correction to each wait (1: the paper).
+    """
     _non_negative('rate_hz', rate_hz)
-    return _sum_terms(_edge_stage_terms(rate_hz, network, worker, network.request_bytes))
+    return _sum_terms(_edge_stage_terms(rate_hz, network, worker, network.request_bytes,
+                                        arrival_scv))
 
 
 def predict_split(rate_hz: float, head: DeviceModel, network: NetworkModel,

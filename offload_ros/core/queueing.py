@@ -83,6 +83,18 @@ def gg1_wait_upper_bound_s(arrival_rate_hz: float, service_rate_hz: float,
     return arrival_rate_hz * (interarrival_var_s2 + service_var_s2) / (2.0 * (1.0 - rho))
 
 
+def allen_cunneen_factor(arrival_scv: float, service_scv: float) -> float:
+    """GI/G/1 correction of an M/G/1 wait: W_GG1 ~= W_MG1 * (ca^2 + cs^2) / (1 + cs^2).
+
+    Allen-Cunneen / Kingman approximation; exactly 1 for Poisson arrivals (ca^2 = 1), and
+    0 for periodic arrivals at deterministic service (a fixed-rate camera never queues
+    behind a faster deterministic server).
+    """
+    if arrival_scv < 0 or service_scv < 0:
+        raise ValueError('squared coefficients of variation must be >= 0')
+    return (arrival_scv + service_scv) / (1.0 + service_scv)
+
+
 @dataclass(frozen=True)
 class FiniteQueue:
     """M/M/1/K figures: mean sojourn of admitted jobs and the loss (blocking) probability."""

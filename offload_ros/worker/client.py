@@ -217,6 +217,20 @@ class WorkerClient:
                 last = e
         raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', 'connection')
 
+    def probe(self, payload_bytes: int, timeout_s: float = 1.0) -> Optional[float]:
+        """Upload payload_bytes to the probe route; returns the round trip, or None where the
+        server has no probe route (Triton)."""
+        start = time.perf_counter()
+        try:
+            response = self.session.post(f'{self.url}/v2/offload/probe',
+                                         data=bytes(int(payload_bytes)), timeout=timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise WorkerUnavailable(f'{self.url}: probe {e.__class__.__name__}',
+                                    'connection') from e
+        if response.status_code != 200:
+            return None
+        return time.perf_counter() - start
+
     def ready(self, timeout_s: float = 0.5) -> bool:
         try:
             return self._get('/v2/health/ready', timeout_s).status_code == 200

@@ -62,7 +62,10 @@ class _Stream:
 class LoadTracker:
     """Arrivals and service times of one model, overall and per client."""
 
-    def __init__(self, window_s: float = 10.0, parallelism: int = 1, started_s: float = 0.0):
+    def __init__(self, window_s: float = 10.0, parallelism: int = 1, started_s: float = 0.0,
+                 prior_service_s: Optional[float] = None, prior_service_var_s2: float = 0.0):
+        """prior_service_*: the start-up profile, reported while the window holds no samples."""
+        self.prior = (prior_service_s, prior_service_var_s2)
         self.window_s = window_s
         self.parallelism = parallelism
         self.started_s = started_s
@@ -102,6 +105,11 @@ class LoadTracker:
 
     def snapshot(self, now_s: float, queue_length: int, in_service: int) -> dict:
         figures = self._figures(self._all, now_s)
+        if figures['service_mean_s'] is None and self.prior[0] is not None:
+            figures['service_mean_s'], figures['service_var_s2'] = self.prior
+            figures['profile'] = 'start-up'
+        else:
+            figures['profile'] = 'live'
         mean, var = figures['service_mean_s'], figures['service_var_s2']
         rate = figures['arrival_rate_hz']
         utilisation = rate * mean / self.parallelism if mean else 0.0

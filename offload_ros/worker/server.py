@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from offload_ros.inference.detector import Detector, DetectorError, postprocess
+from offload_ros.inference.detector import (Detector, DetectorError, ServiceProfile,
+                                             postprocess)
 from offload_ros.worker import protocol
 from offload_ros.worker.load import LoadTracker
 
@@ -103,13 +104,16 @@ class Stats:
 class ModelRuntime:
     """One model: its detector, FIFO queue with k executors, load tracker and statistics."""
 
-    def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic):
+    def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic,
+                 profile: Optional[ServiceProfile] = None):
         self.config = config
         self.detector = detector
         self.clock = clock
         self.queue: asyncio.Queue = asyncio.Queue()
         self.in_service = 0
-        self.load = LoadTracker(config.load_window_s, config.parallelism, clock())
+        self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
+                                profile.mean_s if profile else None,
+                                profile.var_s2 if profile else 0.0)
         self.stats = Stats()
         self.executor = concurrent.futures.ThreadPoolExecutor(config.parallelism,
                                                               thread_name_prefix='infer')
@@ -195,9 +199,10 @@ def _error(status: int, message: str) -> web.Response:
 class WorkerApp:
     """The aiohttp application: routes, auth, limits, graceful drain."""
 
-    def __init__(self, config: WorkerConfig, detector: Detector):
+    def __init__(self, config: WorkerConfig, detector: Detector,
+                 profile: Optional[ServiceProfile] = None):
         self.config = config
-        self.runtime = ModelRuntime(config, detector)
+        self.runtime = ModelRuntime(config, detector, profile=profile)
         self.decoder = concurrent.futures.ThreadPoolExecutor(config.decode_threads,
                                                              thread_name_prefix='decode')
         self.draining = False
@@ -212,6 +217,7 @@ class WorkerApp:
             web.post('/v2/models/{model}/infer', self.infer),
             web.get('/v2/models/{model}/stats', self.stats),
             web.get('/v2/models/{model}/load', self.load),
+            web.post('/v2/offload/probe', self.probe),
         ])
         self.app.on_startup.append(self._startup)
         self.app.on_cleanup.append(self._cleanup)
@@ -288,6 +294,12 @@ class WorkerApp:
         rt = self.runtime
         return web.json_response(rt.load.snapshot(rt.clock(), rt.queue_length(),
                                                   rt.in_service))
+
+    async def probe(self, request: web.Request):
+        """Extension: read and discard an upload, so robots can measure bandwidth while
+        they process locally (no inference is run)."""
+        body = await self._read_body(request)
+        return web.json_response({'bytes': len(body)})
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -378,8 +390,9 @@ class WorkerApp:
                             headers={protocol.HEADER_LENGTH: str(head_len)})
 
 
-async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event) -> None:
-    worker = WorkerApp(config, detector)
+async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
+                profile: Optional[ServiceProfile] = None) -> None:
+    worker = WorkerApp(config, detector, profile)
     runner = web.AppRunner(worker.app, keepalive_timeout=config.keepalive_timeout_s,
                            shutdown_timeout=config.drain_timeout_s, handle_signals=False,
                            access_log=None)
@@ -397,6 +410,8 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event) -
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='gpu_worker', description=__doc__.splitlines()[0])
+    p.add_argument('--config', help='YAML of defaults for these options (worker.yaml); '
+                   'command-line options win')
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, default=8000, help='0 picks a free port')
     p.add_argument('--model', help='ONNX model (default: cached yolov3-tiny COCO export)')
@@ -414,8 +429,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv) -> argparse.Namespace:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if '--ros-args' in argv:  # started by ros2 launch: the ROS arguments are not ours
+        argv = argv[:argv.index('--ros-args')]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        import yaml
+        try:
+            defaults = yaml.safe_load(pathlib.Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            parser.error(f'--config {args.config}: {e}')
+        known = {a.dest for a in parser._actions}
+        unknown = sorted(set(defaults) - known)
+        if unknown:
+            parser.error(f'--config {args.config}: unknown keys {unknown}')
+        parser.set_defaults(**defaults)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
     token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
     if args.token_file:
@@ -434,15 +470,15 @@ def main(argv=None) -> int:
     except (ValueError, DetectorError, models.ModelError) as e:
         print(f'gpu_worker: {e}', file=sys.stderr)
         return 2
-    warm = np.zeros((480, 640, 3), np.uint8)
-    detector.detect(warm)  # warm-up: the first run pays session initialisation
+    # Warm-up and start-up profile (reported by /load until live samples exist).
+    profile = detector.profile(np.zeros((480, 640, 3), np.uint8), runs=10)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, detector, stop)
+        await serve(config, detector, stop, profile)
 
     try:
         asyncio.run(run())

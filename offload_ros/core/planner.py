@@ -1,0 +1,247 @@
+"""The decision node's brain, ROS-free: online estimates -> predictions -> policy, per epoch.
+
+Estimates (all from the robot's own observations):
+- frame arrival rate: sliding window over frame receipt times;
+- local service time: profiled at start-up, then every local inference (windowed mean);
+- per worker: service mean/variance, parallelism and total arrival rate from its /load route
+  (other tenants' rate = total - our own share); fixed overhead = small-request round trip
+  (the /load GET) + the server's own handling time outside the queue (server_s - queue -
+  service, reported per response);
+- bandwidth: bytes of each transfer over its network time (round trip - server time - fixed
+  round trip), or a probe upload when nothing is being offloaded; a configured override wins.
+"""
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Deque, Dict, List, Mapping, Optional
+
+from offload_ros.core import split as split_mod
+from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimator,
+                                         ServiceTimeEstimator)
+from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
+                                      predict_local, predict_offload)
+from offload_ros.core.policy import LOCAL, Decision, PolicyConfig, decide
+
+MIN_TRANSFER_S = 1e-4  # resolution of transfer-time measurements
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    policy: PolicyConfig = PolicyConfig()
+    bandwidth_override_bps: Optional[float] = None
+    bandwidth_prior_bps: float = 20e6
+    arrival_window_s: float = 5.0
+    bandwidth_window_s: float = 3.0
+    forced_target: Optional[str] = None
+    arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
+
+    def arrival_scv(self, measured: Optional[float]) -> float:
+        if self.arrival_model == 'poisson' or measured is None:
+            return 1.0
+        return measured
+
+    def __post_init__(self):
+        if self.bandwidth_override_bps is not None and not self.bandwidth_override_bps > 0:
+            raise ValueError('bandwidth_override_bps must be > 0 (or None to measure)')
+        if not self.bandwidth_prior_bps > 0:
+            raise ValueError('bandwidth_prior_bps must be > 0')
+        if self.arrival_model not in ('poisson', 'measured'):
+            raise ValueError(f"arrival_model must be 'poisson' or 'measured', got "
+                             f'{self.arrival_model!r}')
+
+
+@dataclass
+class WorkerState:
+    name: str
+    available: bool = False
+    reason: str = 'no load report yet'
+    service_mean_s: Optional[float] = None
+    service_var_s2: float = 0.0
+    parallelism: int = 1
+    total_rate_hz: float = 0.0
+    own_rate_hz: float = 0.0
+    rtt_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    server_overhead_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    bandwidth: BandwidthEstimator = None
+
+    def fixed_overhead_s(self) -> float:
+        rtt = statistics.median(self.rtt_samples) if self.rtt_samples else 0.0
+        server = statistics.median(self.server_overhead_samples) \
+            if self.server_overhead_samples else 0.0
+        return rtt + server
+
+
+@dataclass(frozen=True)
+class Switch:
+    t_s: float
+    from_target: str
+    to_target: str
+    reason: str
+
+
+class Planner:
+    def __init__(self, config: PlannerConfig, worker_names: List[str], local_service_s: float,
+                 local_service_var_s2: float = 0.0):
+        if len(set(worker_names)) != len(worker_names) or LOCAL in worker_names:
+            raise ValueError(f'worker names must be unique and not {LOCAL!r}: {worker_names}')
+        self.config = config
+        self.arrivals = ArrivalRateEstimator(config.arrival_window_s)
+        self.local_service = ServiceTimeEstimator(window=100)
+        self.local_service.add(local_service_s)
+        self.local_profile_var_s2 = local_service_var_s2
+        self.workers: Dict[str, WorkerState] = {
+            n: WorkerState(n, bandwidth=BandwidthEstimator(config.bandwidth_window_s))
+            for n in worker_names}
+        self.request_bytes = 50_000.0
+        self.response_bytes = 1_000.0
+        self.decision = Decision(LOCAL, 'start-up: no estimates yet')
+        self.switches: List[Switch] = []
+        self.ingress_samples: Deque[float] = deque(maxlen=100)
+        self._credit: Dict[str, float] = {}
+
+    # -- observations -------------------------------------------------------------------
+    def reconfigure(self, config: PlannerConfig) -> None:
+        self.config = config
+
+    def set_workers(self, names: List[str]) -> None:
+        """Add and remove workers, keeping the estimates of those that stay."""
+        if LOCAL in names or len(set(names)) != len(names):
+            raise ValueError(f'worker names must be unique and not {LOCAL!r}: {names}')
+        self.workers = {n: self.workers.get(n) or WorkerState(
+            n, bandwidth=BandwidthEstimator(self.config.bandwidth_window_s)) for n in names}
+        if self.decision.target not in (LOCAL, *names):
+            self.decision = Decision(LOCAL, 'worker removed')
+
+    def frame_arrived(self, now_s: float) -> None:
+        self.arrivals.add(now_s)
+
+    def local_done(self, service_s: float) -> None:
+        self.local_service.add(service_s)
+
+    def payload(self, request_bytes: int, response_bytes: int) -> None:
+        self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
+        self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
+
+    def remote_done(self, name: str, now_s: float, request_bytes: int, response_bytes: int,
+                    round_trip_s: float, server_s: Optional[float],
+                    queue_s: Optional[float], service_s: Optional[float]) -> None:
+        state = self.workers[name]
+        if server_s is not None and queue_s is not None and service_s is not None:
+            state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
+        rtt = statistics.median(state.rtt_samples) if state.rtt_samples else 0.0
+        network_s = max(round_trip_s - (server_s or 0.0) - rtt, MIN_TRANSFER_S)
+        state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s)
+        self.payload(request_bytes, response_bytes)
+
+    def probe_done(self, name: str, now_s: float, payload_bytes: int,
+                   round_trip_s: float) -> None:
+        state = self.workers[name]
+        rtt = statistics.median(state.rtt_samples) if state.rtt_samples else 0.0
+        # Below the timer resolution (loopback) the link is simply fast: clamp, don't drop.
+        state.bandwidth.add_transfer(now_s, payload_bytes,
+                                     max(round_trip_s - rtt, MIN_TRANSFER_S))
+
+    def frame_ingress(self, delay_s: float) -> None:
+        """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
+        targets; added to every prediction so they compare with observed latency."""
+        if 0.0 <= delay_s < 10.0:
+            self.ingress_samples.append(delay_s)
+
+    def load_report(self, name: str, rtt_s: float, total_rate_hz: float,
+                    service_mean_s: Optional[float], service_var_s2: Optional[float],
+                    parallelism: int, own_rate_hz: float) -> None:
+        state = self.workers[name]
+        state.rtt_samples.append(rtt_s)
+        state.total_rate_hz, state.own_rate_hz = total_rate_hz, own_rate_hz
+        if service_mean_s:
+            state.service_mean_s = service_mean_s
+            state.service_var_s2 = service_var_s2 or 0.0
+        state.parallelism = max(1, parallelism)
+        state.available = state.service_mean_s is not None
+        state.reason = '' if state.available else 'worker has no service profile yet'
+
+    def worker_failed(self, name: str, reason: str) -> None:
+        state = self.workers[name]
+        state.available, state.reason = False, reason
+
+    # -- predictions and decision ------------------------------------------------------------
+    def bandwidth_bps(self, name: str, now_s: float) -> float:
+        if self.config.bandwidth_override_bps:
+            return self.config.bandwidth_override_bps
+        measured = self.workers[name].bandwidth.bandwidth_bps(now_s)
+        return measured if measured else self.config.bandwidth_prior_bps
+
+    def rate_hz(self, now_s: float) -> float:
+        return max(self.arrivals.rate_hz(now_s), 1e-3)
+
+    def local_model(self) -> DeviceModel:
+        return DeviceModel(self.local_service.windowed().mean_s)
+
+    def worker_model(self, name: str) -> WorkerModel:
+        state = self.workers[name]
+        tenants = max(0.0, state.total_rate_hz - state.own_rate_hz)
+        return WorkerModel(name, state.service_mean_s, state.parallelism, state.service_var_s2,
+                           tenants)
+
+    def network_model(self, name: str, now_s: float) -> NetworkModel:
+        return NetworkModel(self.bandwidth_bps(name, now_s), self.request_bytes,
+                            max(self.response_bytes, 1.0),
+                            self.workers[name].fixed_overhead_s())
+
+    def scv(self, now_s: float) -> float:
+        return self.config.arrival_scv(self.arrivals.interarrival_scv(now_s))
+
+    def predict(self, now_s: float, rate_hz: Optional[float] = None) -> Dict[str, Prediction]:
+        rate = self.rate_hz(now_s) if rate_hz is None else rate_hz
+        scv = self.scv(now_s)
+        result = {LOCAL: predict_local(rate, self.local_model(), scv)}
+        for name, state in self.workers.items():
+            if not state.available:
+                result[name] = Prediction(math.inf, {'unavailable': math.inf})
+                continue
+            result[name] = predict_offload(rate, self.network_model(name, now_s),
+                                           self.worker_model(name), scv)
+        if self.ingress_samples:
+            ingress = statistics.median(self.ingress_samples)
+            result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
+                      for n, p in result.items()}
+        return result
+
+    def evaluate(self, now_s: float) -> Decision:
+        predictions = self.predict(now_s)
+        fractions = None
+        if self.config.policy.mode == 'split':
+            fractions = self._split(now_s, predictions)
+        forced = self.config.forced_target
+        if forced and (forced == LOCAL or forced in self.workers):
+            decision = Decision(forced, 'forced by parameter', predictions)
+        else:
+            decision = decide(predictions, self.config.policy, self.decision.target, fractions)
+        if decision.target != self.decision.target:
+            self.switches.append(Switch(now_s, self.decision.target, decision.target,
+                                        decision.reason))
+        self.decision = replace(decision, predictions=predictions)
+        return self.decision
+
+    def _split(self, now_s: float, predictions: Mapping[str, Prediction]) -> Dict[str, float]:
+        scv = self.scv(now_s)
+        targets = {LOCAL: lambda r: predict_local(r, self.local_model(), scv).latency_s}
+        for name, state in self.workers.items():
+            if state.available:
+                targets[name] = (lambda n: lambda r: predict_offload(
+                    r, self.network_model(n, now_s), self.worker_model(n),
+                    scv).latency_s)(name)
+        result = split_mod.optimal_split(self.rate_hz(now_s), targets)
+        return result.fractions if result.stable else {LOCAL: 1.0}
+
+    def route(self) -> str:
+        """Target for the next frame: the decision, or weighted round-robin over the split."""
+        fractions = self.decision.fractions
+        if not fractions or self.config.forced_target:
+            return self.decision.target
+        for name, f in fractions.items():
+            self._credit[name] = self._credit.get(name, 0.0) + f
+        best = max(fractions, key=lambda n: self._credit[n])
+        self._credit[best] -= 1.0
+        return best

@@ -1,0 +1,45 @@
+"""Plain data shared by the core and the nodes (no ROS types)."""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in image pixels: top-left corner and size."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def center(self) -> Tuple[float, float]:
+        return self.x + self.w / 2.0, self.y + self.h / 2.0
+
+    def iou(self, other: 'Box') -> float:
+        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A detection handed to the tracker or the controller."""
+
+    box: Box
+    class_name: str
+    score: float
+    track_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one frame ended: 'detections', 'miss' or 'drop', with its target and reason."""
+
+    kind: str
+    target: str
+    reason: str = ''
+    fallback: bool = False
+    extra: dict = field(default_factory=dict)

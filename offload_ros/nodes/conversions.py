@@ -1,0 +1,123 @@
+"""All message <-> core conversions, in one place (cf. cv_bridge), with a typed error."""
+from typing import List, Sequence
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from offload_ros.core.types import Box, Observation
+from offload_ros.inference.detector import Detection
+
+CHANNELS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1, 'bgra8': 4, 'rgba8': 4}
+
+
+class ConversionError(ValueError):
+    """A message that cannot be converted; the message names what is wrong."""
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def s_to_stamp(t_s: float) -> Time:
+    sec = int(t_s // 1)
+    return Time(sec=sec, nanosec=min(999_999_999, int(round((t_s - sec) * 1e9))))
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image -> uint8 BGR [H, W, 3], honouring row padding (step)."""
+    channels = CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ConversionError(f'unsupported encoding {msg.encoding!r} '
+                              f'(supported: {", ".join(CHANNELS)})')
+    if msg.height == 0 or msg.width == 0:
+        raise ConversionError('empty image (height or width is 0)')
+    row = msg.width * channels
+    if msg.step < row:
+        raise ConversionError(f'step {msg.step} smaller than width*channels {row}')
+    if len(msg.data) != msg.step * msg.height:
+        raise ConversionError(f'data size {len(msg.data)} != step*height '
+                              f'{msg.step * msg.height}')
+    buf = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
+    pixels = buf.reshape(msg.height, msg.width, channels)
+    if msg.encoding == 'bgr8':
+        return np.ascontiguousarray(pixels)
+    if msg.encoding == 'rgb8':
+        return np.ascontiguousarray(pixels[:, :, ::-1])
+    if msg.encoding == 'mono8':
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    code = cv2.COLOR_BGRA2BGR if msg.encoding == 'bgra8' else cv2.COLOR_RGBA2BGR
+    return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+
+
+def bgr_to_image(image: np.ndarray, header: Header) -> Image:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ConversionError(f'expected uint8 [H, W, 3], got {image.dtype} {image.shape}')
+    msg = Image(header=header, height=image.shape[0], width=image.shape[1], encoding='bgr8',
+                is_bigendian=0, step=image.shape[1] * 3)
+    msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    fmt = msg.format.lower()
+    if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
+        raise ConversionError(f'unsupported compressed format {msg.format!r} (jpeg or png)')
+    if len(msg.data) == 0:
+        raise ConversionError('empty compressed image')
+    image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConversionError(f'{msg.format} data does not decode')
+    return image
+
+
+def bgr_to_compressed(image: np.ndarray, header: Header, quality: int = 80) -> CompressedImage:
+    ok, data = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ConversionError('JPEG encoding failed')
+    msg = CompressedImage(header=header, format='jpeg')
+    msg.data = data.tobytes()
+    return msg
+
+
+def _detection2d(header: Header, box: Box, class_name: str, score: float,
+                 track_id: str = '') -> Detection2D:
+    det = Detection2D(header=header, id=track_id)
+    cx, cy = box.center
+    det.bbox = BoundingBox2D(size_x=float(box.w), size_y=float(box.h))
+    det.bbox.center.position.x = float(cx)
+    det.bbox.center.position.y = float(cy)
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis.class_id = class_name
+    hyp.hypothesis.score = float(score)
+    det.results = [hyp]
+    return det
+
+
+def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
+    """Detections (pixel boxes) -> Detection2DArray; class_id carries the class name."""
+    return Detection2DArray(header=header, detections=[
+        _detection2d(header, Box(d.x, d.y, d.w, d.h), d.class_name, d.score)
+        for d in detections])
+
+
+def observations_to_msg(observations: Sequence[Observation], header: Header) -> Detection2DArray:
+    return Detection2DArray(header=header, detections=[
+        _detection2d(header, o.box, o.class_name, o.score, o.track_id or '')
+        for o in observations])
+
+
+def msg_to_observations(msg: Detection2DArray) -> List[Observation]:
+    out = []
+    for det in msg.detections:
+        if not det.results:
+            continue
+        best = max(det.results, key=lambda r: r.hypothesis.score)
+        w, h = det.bbox.size_x, det.bbox.size_y
+        box = Box(det.bbox.center.position.x - w / 2, det.bbox.center.position.y - h / 2, w, h)
+        out.append(Observation(box, best.hypothesis.class_id, best.hypothesis.score,
+                               det.id or None))
+    return out

@@ -1,0 +1,160 @@
+"""deadline_monitor_node: end-to-end latency (capture stamp -> detections arrival) against
+the deadline, per target, with QoS-deadline liveness of the camera and detections topics."""
+import json
+import math
+from typing import Dict, Tuple
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+from vision_msgs.msg import Detection2DArray
+
+from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
+from offload_ros.nodes import conversions, params, qos, runner, topics
+
+SPECS = [
+    params.Spec('deadline_s', 0.25, 'End-to-end deadline.', (0.001, 60.0)),
+    params.Spec('window', 300, 'Frames in the sliding window.', (1, 100000), read_only=True),
+    params.Spec('warn_miss_rate', 0.05, 'Miss rate for WARN.', (0.0, 1.0)),
+    params.Spec('error_miss_rate', 0.2, 'Miss rate for ERROR.', (0.0, 1.0)),
+    params.Spec('publish_period_s', 1.0, 'Report period.', (0.05, 60.0), read_only=True),
+    params.Spec('liveness_s', 1.0, 'QoS deadline period of the watched topics.', (0.01, 60.0),
+                read_only=True),
+    params.Spec('image_transport', 'raw', 'Camera topic type watched for liveness.',
+                choices=('raw', 'compressed', 'none'), read_only=True),
+    params.Spec('join_timeout_s', 2.0, 'Wait for a frame record and its detections.',
+                (0.1, 60.0), read_only=True),
+]
+
+Key = Tuple[int, str]
+
+
+class DeadlineMonitorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('deadline_monitor', **kwargs)
+        self.values = params.declare(self, SPECS)
+        self.monitor = self._monitor(self.values)
+        self.silent: Dict[str, int] = {}
+        self.pending_dets: Dict[Key, Tuple[float, float]] = {}   # key -> (latency, seen at)
+        self.pending_recs: Dict[Key, Tuple[dict, float]] = {}
+        liveness = self.values['liveness_s']
+        watched = qos.with_deadline(qos.RESULTS, liveness)
+        self.create_subscription(
+            Detection2DArray, topics.DETECTIONS, self.on_detections, watched,
+            event_callbacks=SubscriptionEventCallbacks(
+                deadline=lambda e: self._silent(topics.DETECTIONS, e)))
+        self.create_subscription(String, topics.DECISIONS, self.on_record, qos.RECORDS)
+        transport = self.values['image_transport']
+        if transport != 'none':
+            msg_type, name = (Image, topics.IMAGE) if transport == 'raw' else \
+                (CompressedImage, topics.IMAGE_COMPRESSED)
+            self.create_subscription(
+                msg_type, name, lambda _m: None, qos.with_deadline(qos.SENSOR_DATA, liveness),
+                event_callbacks=SubscriptionEventCallbacks(
+                    deadline=lambda e: self._silent(name, e)))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
+        self.create_timer(self.values['publish_period_s'], self.publish)
+        self.add_on_set_parameters_callback(self._on_set)
+
+    @staticmethod
+    def _monitor(v) -> DeadlineMonitor:
+        return DeadlineMonitor(v['deadline_s'], v['window'],
+                               DeadlineThresholds(v['warn_miss_rate'], v['error_miss_rate']))
+
+    def _on_set(self, changes):
+        from rcl_interfaces.msg import SetParametersResult
+        try:
+            values = params.updated(SPECS, self.values, changes)
+            DeadlineThresholds(values['warn_miss_rate'], values['error_miss_rate'])
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.values = values
+        self.monitor.deadline_s = values['deadline_s']
+        self.monitor.thresholds = DeadlineThresholds(values['warn_miss_rate'],
+                                                     values['error_miss_rate'])
+        return SetParametersResult(successful=True)
+
+    def _silent(self, topic: str, event) -> None:
+        self.silent[topic] = event.total_count
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_detections(self, msg: Detection2DArray) -> None:
+        key = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+               msg.header.frame_id)
+        now = self._now_s()
+        latency = now - conversions.stamp_to_s(msg.header.stamp)
+        self.silent.pop(topics.DETECTIONS, None)
+        if key in self.pending_recs:
+            record, _ = self.pending_recs.pop(key)
+            self.monitor.record(record['target'], latency)
+        else:
+            self.pending_dets[key] = (latency, now)
+
+    def on_record(self, msg: String) -> None:
+        record = json.loads(msg.data)
+        stamp_ns = int(round(record['stamp_s'] * 1e9))
+        key = (stamp_ns, record['frame_id'])
+        if record['outcome'] != 'detections':
+            self.monitor.record(record['target'], math.inf)  # lost frames are misses
+            return
+        match = self.pending_dets.pop(key, None) or self._near(key)
+        if match is not None:
+            self.monitor.record(record['target'], match[0])
+        else:
+            self.pending_recs[key] = (record, self._now_s())
+
+    def _near(self, key: Key):
+        # Float seconds in the JSON record lose sub-microsecond precision: match within 1 us.
+        for k in list(self.pending_dets):
+            if k[1] == key[1] and abs(k[0] - key[0]) < 1000:
+                return self.pending_dets.pop(k)
+        return None
+
+    def _expire(self) -> None:
+        now = self._now_s()
+        limit = self.values['join_timeout_s']
+        for key, (latency, seen) in list(self.pending_dets.items()):
+            if now - seen > limit:  # detections without a record (no offload_node records)
+                del self.pending_dets[key]
+                self.monitor.record('unknown', latency)
+        for key, (record, seen) in list(self.pending_recs.items()):
+            if now - seen > limit:  # recorded as detections but never arrived here
+                del self.pending_recs[key]
+                self.monitor.record(record['target'], math.inf)
+
+    def publish(self) -> None:
+        self._expire()
+        summary = self.monitor.summary()
+        summary['silent_topics'] = dict(self.silent)
+        self.json_pub.publish(String(data=json.dumps(summary)))
+        level = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+                 'ERROR': DiagnosticStatus.ERROR}[summary['level']]
+        message = (f"miss rate {summary['miss_rate']:.1%} over {summary['frames']} frames, "
+                   f"deadline {summary['deadline_s'] * 1e3:.0f} ms")
+        if self.silent:
+            level = max(level, DiagnosticStatus.WARN)
+            message += f"; silent: {', '.join(sorted(self.silent))}"
+
+        def fmt(v):
+            return 'none' if v is None else f'{v:.4f}'
+        values = [KeyValue(key=k, value=fmt(summary[k]))
+                  for k in ('miss_rate', 'p50_s', 'p95_s', 'p99_s', 'mean_s')]
+        values += [KeyValue(key='frames', value=str(summary['frames'])),
+                   KeyValue(key='total_misses', value=str(summary['total_misses']))]
+        for target, stats in summary['per_target'].items():
+            values += [KeyValue(key=f'{target}/miss_rate', value=fmt(stats['miss_rate'])),
+                       KeyValue(key=f'{target}/p95_s', value=fmt(stats['p95_s']))]
+        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: deadline',
+                                  message=message, values=values)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+
+def main(args=None) -> int:
+    return runner.run(DeadlineMonitorNode, args)

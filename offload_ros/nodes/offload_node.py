@@ -1,0 +1,452 @@
+"""offload_node: per-frame choice of local or remote detection by queueing-model predictions.
+
+Thin adapter: messages are converted at the edge, the Planner (core) estimates and decides,
+inference and HTTP run on thread pools (never on the executor), results are published from
+those threads. Every frame ends in exactly one outcome, published on offload/decisions.
+"""
+import concurrent.futures
+import dataclasses
+import json
+import math
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Dict, List, Optional
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header, String
+from vision_msgs.msg import Detection2DArray
+
+from offload_ros.core.latency import Prediction
+from offload_ros.core.planner import Planner, PlannerConfig
+from offload_ros.core.policy import LOCAL, MODES, PolicyConfig
+from offload_ros.inference import models
+from offload_ros.inference.detector import Detector
+from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.worker.client import WorkerClient, WorkerRequestError, WorkerUnavailable
+
+SPECS = [
+    params.Spec('workers', [], 'Workers as NAME=URL (KServe v2 base URL).', string_array=True),
+    params.Spec('model_name', 'yolov3_tiny', 'Model name on the workers.'),
+    params.Spec('model_path', '', 'Local ONNX detector; empty: the provisioned yolov3-tiny.',
+                read_only=True),
+    params.Spec('names_path', '', 'Class names file; empty: COCO names.', read_only=True),
+    params.Spec('detector_threads', 0, 'onnxruntime intra-op threads (0: default).',
+                (0, 64), read_only=True),
+    params.Spec('score_threshold', 0.3, 'Minimum detection score.', (0.0, 1.0)),
+    params.Spec('iou_threshold', 0.45, 'NMS IoU threshold.', (0.0, 1.0)),
+    params.Spec('deadline_s', 0.25, 'End-to-end deadline from capture stamp.', (0.001, 60.0)),
+    params.Spec('hysteresis', 0.1, 'Relative gain a challenger needs to replace the target.',
+                (0.0, 0.9)),
+    params.Spec('epoch_s', 0.5, 'Period of estimate refresh and policy evaluation.',
+                (0.05, 10.0)),
+    params.Spec('policy_mode', 'argmin', 'Decision rule.', choices=MODES),
+    params.Spec('bandwidth_override_bps', 0.0, 'Use this bandwidth instead of measuring (0).',
+                (0.0, 1e11)),
+    params.Spec('bandwidth_prior_bps', 20e6, 'Bandwidth assumed before any measurement.',
+                (1e3, 1e11)),
+    params.Spec('arrival_model', 'measured', 'Arrival process in the models: poisson (the '
+                "paper's M/*/1) or measured (Allen-Cunneen GI/G/1 from the frame gaps).",
+                choices=('measured', 'poisson')),
+    params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
+    params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
+    params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
+    params.Spec('max_inflight', 4, 'Concurrent worker requests.', (1, 64), read_only=True),
+    params.Spec('max_local_queue', 8, 'Frames waiting for local inference before drops.',
+                (1, 1000)),
+    params.Spec('drop_late', True, 'Drop a frame whose deadline passed before it started.'),
+    params.Spec('image_transport', 'auto', 'Image topic type.',
+                choices=('auto', 'raw', 'compressed'), read_only=True),
+    params.Spec('image_qos', 'sensor_data', 'QoS of the image subscription.',
+                choices=tuple(qos.NAMED), read_only=True),
+    params.Spec('force_target', '', "Always use this target ('local' or a worker name); "
+                'empty: decide.'),
+    params.Spec('client_id', '', 'Identity sent to workers; empty: host/node name.',
+                read_only=True),
+]
+
+
+def parse_workers(entries: List[str]) -> Dict[str, str]:
+    workers = {}
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue  # an empty launch argument gives ['']
+        name, sep, url = entry.partition('=')
+        if not sep or not name or not url.startswith(('http://', 'https://')):
+            raise ValueError(f'workers: {entry!r} is not NAME=http://HOST:PORT')
+        if name in workers or name == LOCAL:
+            raise ValueError(f'workers: duplicate or reserved name {name!r}')
+        workers[name] = url
+    return workers
+
+
+@dataclasses.dataclass(frozen=True)
+class OffloadConfig:
+    values: dict
+
+    def __post_init__(self):
+        workers = parse_workers(self.values['workers'])
+        self.planner()  # validates policy and bandwidth values
+        forced = self.values['force_target']
+        if forced and forced not in (LOCAL, *workers):
+            raise ValueError(f'force_target: {forced!r} is not local or a worker')
+
+    def planner(self) -> PlannerConfig:
+        v = self.values
+        return PlannerConfig(
+            policy=PolicyConfig(v['policy_mode'], v['hysteresis'], v['deadline_s']),
+            bandwidth_override_bps=v['bandwidth_override_bps'] or None,
+            bandwidth_prior_bps=v['bandwidth_prior_bps'],
+            forced_target=v['force_target'] or None,
+            arrival_model=v['arrival_model'])
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+
+@dataclasses.dataclass
+class Frame:
+    seq: int
+    header: Header
+    image: np.ndarray
+    capture_s: float
+    deadline_at_s: float
+    target: str
+    decision_reason: str
+    predictions: Dict[str, Prediction]
+
+
+class OffloadNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('offload', **kwargs)
+        self.config = OffloadConfig(params.declare(self, SPECS))
+        self._lock = threading.Lock()
+        self._pending: Optional[OffloadConfig] = None
+        model = self.config['model_path'] or str(models.ensure_default_model())
+        names = self.config['names_path'] or (None if self.config['model_path']
+                                              else str(models.default_names_path()))
+        self.detector = Detector(model, names, score_threshold=self.config['score_threshold'],
+                                 iou_threshold=self.config['iou_threshold'],
+                                 threads=self.config['detector_threads'])
+        profile = self.detector.profile(np.zeros((480, 640, 3), np.uint8), runs=8)
+        self.get_logger().info(f'local detector {profile.mean_s * 1e3:.1f} ms '
+                               f'({profile.provider})')
+        self.client_id = self.config['client_id'] or \
+            f'{socket.gethostname()}{self.get_fully_qualified_name()}'
+        self.worker_clients: Dict[str, WorkerClient] = {}
+        self.planner = Planner(self.config.planner(), [], profile.mean_s, profile.var_s2)
+        self._set_workers(parse_workers(self.config['workers']))
+        self.local_pool = concurrent.futures.ThreadPoolExecutor(1, 'local')
+        self.remote_pool = concurrent.futures.ThreadPoolExecutor(self.config['max_inflight'],
+                                                                 'remote')
+        self.io_pool = concurrent.futures.ThreadPoolExecutor(2, 'refresh')
+        self._refreshing = False
+        self._local_backlog = 0
+        self._seq = 0
+        self._last_remote_s: Dict[str, float] = {}
+        self.outcomes: Counter = Counter()
+        self.malformed: Counter = Counter()
+        self._finished = set()
+        self.det_pub = self.create_publisher(Detection2DArray, topics.DETECTIONS, qos.RESULTS)
+        self.rec_pub = self.create_publisher(String, topics.DECISIONS, qos.RECORDS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self._image_sub = None
+        self._detect_timer = self.create_timer(0.2, self._subscribe_images)
+        self._subscribe_images()
+        self._epoch_timer = self.create_timer(self.config['epoch_s'], self._on_epoch)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._on_epoch()
+
+    # -- configuration ----------------------------------------------------------------------
+    def _set_workers(self, workers: Dict[str, str]) -> None:
+        token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
+        for name in list(self.worker_clients):
+            if name not in workers or self.worker_clients[name].url != workers[name].rstrip('/'):
+                self.worker_clients.pop(name).close()
+        for name, url in workers.items():
+            if name not in self.worker_clients:
+                self.worker_clients[name] = WorkerClient(
+                    url, self.config['model_name'], self.client_id, self.detector.names,
+                    self.config['payload'], self.config['jpeg_quality'], token,
+                    score_threshold=self.config['score_threshold'],
+                    iou_threshold=self.config['iou_threshold'],
+                    pool_size=self.config['max_inflight'])
+        self.planner.set_workers(list(workers))
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        with self._lock:  # changes stack on those still waiting for the next epoch
+            base = (self._pending or self.config).values
+        try:
+            candidate = OffloadConfig(params.updated(SPECS, base, changes))
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        with self._lock:
+            self._pending = candidate  # applied at the next epoch
+        return SetParametersResult(successful=True)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        old = self.config
+        self.config = pending
+        if pending['workers'] != old['workers']:
+            self._set_workers(parse_workers(pending['workers']))
+        for client in self.worker_clients.values():
+            client.jpeg_quality = pending['jpeg_quality']
+            client.payload = pending['payload']
+            client.score_threshold = pending['score_threshold']
+            client.iou_threshold = pending['iou_threshold']
+        self.detector.score_threshold = pending['score_threshold']
+        self.detector.iou_threshold = pending['iou_threshold']
+        with self._lock:
+            self.planner.reconfigure(pending.planner())
+        if pending['epoch_s'] != old['epoch_s']:
+            self._epoch_timer.cancel()
+            self.destroy_timer(self._epoch_timer)
+            self._epoch_timer = self.create_timer(pending['epoch_s'], self._on_epoch)
+        self.get_logger().info('parameters applied')
+
+    # -- image subscription -----------------------------------------------------------------
+    def _subscribe_images(self) -> None:
+        if self._image_sub is not None:
+            return
+        mode = self.config['image_transport']
+        kind = {'raw': 'raw', 'compressed': 'compressed'}.get(mode)
+        if kind is None:  # auto: look at what is published
+            types = dict(self.get_topic_names_and_types())
+            raw_name = self.resolve_topic_name(topics.IMAGE)
+            comp_name = self.resolve_topic_name(topics.IMAGE_COMPRESSED)
+            if 'sensor_msgs/msg/Image' in types.get(raw_name, []):
+                kind = 'raw'
+            elif 'sensor_msgs/msg/CompressedImage' in types.get(comp_name, []):
+                kind = 'compressed'
+            elif 'sensor_msgs/msg/CompressedImage' in types.get(raw_name, []):
+                kind = 'compressed_on_raw'
+            else:
+                return  # retry on the next timer tick
+        profile = qos.by_name(self.config['image_qos'])
+        if kind == 'raw':
+            self._image_sub = self.create_subscription(Image, topics.IMAGE, self._on_image,
+                                                       profile)
+        else:
+            name = topics.IMAGE if kind == 'compressed_on_raw' else topics.IMAGE_COMPRESSED
+            self._image_sub = self.create_subscription(CompressedImage, name, self._on_image,
+                                                       profile)
+        self.image_kind = kind
+        self._detect_timer.cancel()
+        self.get_logger().info(f'subscribed to {kind} images')
+
+    # -- per frame --------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, msg) -> None:
+        self._seq += 1
+        capture_s = conversions.stamp_to_s(msg.header.stamp)
+        deadline_at = capture_s + self.config['deadline_s']
+        try:
+            image = conversions.image_to_bgr(msg) if isinstance(msg, Image) \
+                else conversions.compressed_to_bgr(msg)
+        except conversions.ConversionError as e:
+            self.malformed[str(e).split(' (')[0][:60]] += 1
+            frame = Frame(self._seq, msg.header, None, capture_s, deadline_at, LOCAL,
+                          'malformed', {})
+            self._finish(frame, 'drop', LOCAL, f'malformed image: {e}')
+            return
+        with self._lock:
+            self.planner.frame_arrived(time.monotonic())
+            self.planner.frame_ingress(self._now_s() - capture_s)
+            target = self.planner.route()
+            decision = self.planner.decision
+        frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
+                      decision.reason, dict(decision.predictions))
+        if target == LOCAL:
+            self._submit_local(frame, fallback=False, reason='')
+        else:
+            self.remote_pool.submit(self._run_remote, frame)
+
+    def _submit_local(self, frame: Frame, fallback: bool, reason: str) -> None:
+        with self._lock:
+            if self._local_backlog >= self.config['max_local_queue']:
+                full = True
+            else:
+                full = False
+                self._local_backlog += 1
+        if full:
+            self._finish(frame, 'drop', LOCAL, 'local queue full', fallback=fallback)
+            return
+        self.local_pool.submit(self._run_local, frame, fallback, reason)
+
+    def _run_local(self, frame: Frame, fallback: bool, reason: str) -> None:
+        try:
+            if self.config['drop_late'] and self._now_s() > frame.deadline_at_s:
+                self._finish(frame, 'drop', LOCAL, 'deadline passed in queue',
+                             fallback=fallback)
+                return
+            start = time.perf_counter()
+            detections = self.detector.detect(frame.image)
+            service_s = time.perf_counter() - start
+            with self._lock:
+                self.planner.local_done(service_s)
+            self._finish(frame, 'detections', LOCAL, reason, detections, fallback,
+                         service_s=service_s)
+        except Exception as e:  # one outcome per frame even if the detector fails
+            self._finish(frame, 'miss', LOCAL, f'local inference failed: {e}',
+                         fallback=fallback)
+        finally:
+            with self._lock:
+                self._local_backlog -= 1
+
+    def _run_remote(self, frame: Frame) -> None:
+        name = frame.target
+        client = self.worker_clients.get(name)
+        budget = frame.deadline_at_s - self._now_s()
+        try:
+            if client is None:
+                raise WorkerUnavailable(f'worker {name} was removed', 'connection')
+            result = client.infer(frame.image, min(budget, self.config['request_timeout_s']))
+        except (WorkerUnavailable, WorkerRequestError) as e:
+            kind = getattr(e, 'kind', 'request')
+            if kind != 'deadline':
+                with self._lock:
+                    self.planner.worker_failed(name, f'{kind}: {e}')
+            self._fallback(frame, f'{name} {kind}')
+            return
+        now = time.monotonic()
+        with self._lock:
+            self.planner.remote_done(name, now, result.request_bytes, result.response_bytes,
+                                     result.round_trip_s, result.server_s,
+                                     result.server_queue_s, result.server_service_s)
+            self._last_remote_s[name] = now
+        self._finish(frame, 'detections', name, '', result.detections,
+                     service_s=result.server_service_s, round_trip_s=result.round_trip_s)
+
+    def _fallback(self, frame: Frame, why: str) -> None:
+        remaining = frame.deadline_at_s - self._now_s()
+        local = frame.predictions.get(LOCAL)
+        needed = local.latency_s if local is not None else 0.0
+        if remaining >= needed:
+            self._submit_local(frame, fallback=True, reason=f'fallback after {why}')
+        else:
+            self._finish(frame, 'miss', frame.target,
+                         f'{why}; {remaining * 1e3:.0f} ms left < local {needed * 1e3:.0f} ms')
+
+    def _finish(self, frame: Frame, kind: str, target: str, reason: str, detections=None,
+                fallback: bool = False, service_s: float = None,
+                round_trip_s: float = None) -> None:
+        with self._lock:
+            if frame.seq in self._finished:
+                raise RuntimeError(f'frame {frame.seq} finished twice')  # a bug, loudly
+            self._finished.add(frame.seq)
+            if len(self._finished) > 10000:
+                self._finished = {s for s in self._finished if s > frame.seq - 5000}
+            self.outcomes[(target, kind)] += 1
+        if kind == 'detections':
+            self.det_pub.publish(conversions.detections_to_msg(detections, frame.header))
+        now = self._now_s()
+        predicted = frame.predictions.get(target)
+        record = {
+            'seq': frame.seq, 'stamp_s': frame.capture_s, 'frame_id': frame.header.frame_id,
+            't_s': now, 'target': target, 'planned_target': frame.target, 'outcome': kind,
+            'reason': reason or frame.decision_reason, 'fallback': fallback,
+            'observed_latency_s': now - frame.capture_s,
+            'predicted_latency_s': predicted.latency_s if predicted and
+            math.isfinite(predicted.latency_s) else None,
+            'predictions': {n: p.to_json() for n, p in frame.predictions.items()},
+            'detections': len(detections) if detections is not None else 0,
+            'service_s': service_s, 'round_trip_s': round_trip_s}
+        self.rec_pub.publish(String(data=json.dumps(record, separators=(',', ':'))))
+
+    # -- epoch ------------------------------------------------------------------------------
+    def _on_epoch(self) -> None:
+        self._apply_pending()
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        self.io_pool.submit(self._refresh)
+
+    def _refresh(self) -> None:
+        try:
+            for name, client in list(self.worker_clients.items()):
+                start = time.perf_counter()
+                try:
+                    load = client.fetch_load(timeout_s=min(0.5, self.config['epoch_s']))
+                except (WorkerUnavailable, KeyError, ValueError) as e:
+                    with self._lock:
+                        self.planner.worker_failed(name, f'load: {e}')
+                    continue
+                rtt = time.perf_counter() - start
+                with self._lock:
+                    self.planner.load_report(name, rtt, load.arrival_rate_hz,
+                                             load.service_mean_s, load.service_var_s2,
+                                             load.parallelism, load.own_rate_hz)
+                    idle = time.monotonic() - self._last_remote_s.get(name, -1e9) > \
+                        self.config['epoch_s']
+                    size = self.planner.request_bytes
+                if idle and not self.config['bandwidth_override_bps']:
+                    try:
+                        trip = client.probe(size, timeout_s=1.0)
+                    except WorkerUnavailable:
+                        trip = None
+                    if trip is not None:
+                        with self._lock:
+                            self.planner.probe_done(name, time.monotonic(), int(size), trip)
+            with self._lock:
+                before = self.planner.decision.target
+                decision = self.planner.evaluate(time.monotonic())
+            if decision.target != before:
+                self.get_logger().info(f'switch {before} -> {decision.target}: '
+                                       f'{decision.reason}')
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            outcomes = dict(self.outcomes)
+            decision = self.planner.decision
+            workers = {n: (s.available, s.reason) for n, s in self.planner.workers.items()}
+            switches = len(self.planner.switches)
+        values = [KeyValue(key='target', value=decision.target),
+                  KeyValue(key='reason', value=decision.reason),
+                  KeyValue(key='switches', value=str(switches)),
+                  KeyValue(key='frames', value=str(sum(outcomes.values()))),
+                  KeyValue(key='received', value=str(self._seq))]
+        values += [KeyValue(key=f'outcome/{t}/{k}', value=str(n))
+                   for (t, k), n in sorted(outcomes.items())]
+        values += [KeyValue(key=f'malformed/{k}', value=str(n))
+                   for k, n in sorted(self.malformed.items())]
+        values += [KeyValue(key=f'worker/{n}', value='ok' if ok else why)
+                   for n, (ok, why) in workers.items()]
+        down = [n for n, (ok, _) in workers.items() if not ok]
+        level = DiagnosticStatus.WARN if down or self.malformed else DiagnosticStatus.OK
+        message = f'target {decision.target}' + (f'; unavailable: {", ".join(down)}'
+                                                  if down else '')
+        if self.malformed:
+            message += f'; {sum(self.malformed.values())} malformed images'
+        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: offload decision',
+                                  hardware_id=self.client_id, message=message, values=values)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def close(self) -> None:
+        for pool in (self.io_pool, self.remote_pool, self.local_pool):
+            pool.shutdown(wait=True, cancel_futures=False)
+        for client in self.worker_clients.values():
+            client.close()
+
+
+def main(args=None) -> int:
+    return runner.run(OffloadNode, args)

@@ -1,0 +1,159 @@
+"""Run summaries and timeline plots from per-frame decision records (ROS-free).
+
+Used by the demo, offload_report (bags) and the scenario harness, so they all count the same.
+"""
+import collections
+import json
+import math
+import pathlib
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+OUTCOME_KINDS = ('detections', 'miss', 'drop')
+
+
+def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)])
+    if finite.size == 0:
+        return {'n': 0, 'mean': None, 'p50': None, 'p95': None, 'p99': None}
+    return {'n': int(finite.size), 'mean': float(finite.mean()),
+            'p50': float(np.percentile(finite, 50)), 'p95': float(np.percentile(finite, 95)),
+            'p99': float(np.percentile(finite, 99))}
+
+
+def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
+    """Changes of the planned target between consecutive frames (by sequence number)."""
+    out, previous = [], None
+    for r in sorted(records, key=lambda r: r['seq']):
+        planned = r.get('planned_target', r['target'])
+        if previous is not None and planned != previous:
+            out.append({'t_s': round(r['t_s'] - t0_s, 3), 'from': previous, 'to': planned,
+                        'reason': r['reason'], 'seq': r['seq']})
+        previous = planned
+    return out
+
+
+def summarise(records: Sequence[dict], frames_received: int, deadline_s: float,
+              t0_s: Optional[float] = None, phases: Sequence[dict] = ()) -> dict:
+    """The demo summary: outcomes, latency observed vs predicted per target, misses, switches.
+
+    frames_received: frames that reached the decision node (its own count).
+    """
+    records = sorted(records, key=lambda r: r['seq'])
+    t0_s = t0_s if t0_s is not None else (records[0]['t_s'] if records else 0.0)
+    seqs = collections.Counter(r['seq'] for r in records)
+    duplicated = sorted(s for s, n in seqs.items() if n > 1)
+    missing = sorted(set(range(1, frames_received + 1)) - set(seqs))
+    outcomes: Dict[str, Dict[str, int]] = collections.defaultdict(
+        lambda: {k: 0 for k in OUTCOME_KINDS})
+    for r in records:
+        outcomes[r['target']][r['outcome']] += 1
+    latency = {}
+    for target in sorted({r['target'] for r in records}):
+        mine = [r for r in records if r['target'] == target and r['outcome'] == 'detections']
+        latency[target] = {
+            'observed': _stats([r['observed_latency_s'] for r in mine]),
+            'predicted': _stats([r['predicted_latency_s'] for r in mine])}
+    misses = [r for r in records if r['outcome'] != 'detections'
+              or r['observed_latency_s'] > deadline_s]
+    per_phase = []
+    for phase in phases:
+        inside = [r for r in records if phase['start_s'] <= r['t_s'] - t0_s < phase['end_s']]
+        counts = collections.Counter(r['target'] for r in inside)
+        per_phase.append({**phase, 'frames': len(inside),
+                          'targets': dict(counts),
+                          'majority_target': counts.most_common(1)[0][0] if counts else None,
+                          'latency_s': _stats([r['observed_latency_s'] for r in inside
+                                               if r['outcome'] == 'detections'])})
+    return {'frames': frames_received, 'records': len(records),
+            'frames_without_outcome': len(missing), 'missing_seqs': missing[:20],
+            'duplicate_outcomes': len(duplicated),
+            'outcomes': {t: dict(v) for t, v in outcomes.items()},
+            'outcomes_by_kind': {k: sum(v[k] for v in outcomes.values())
+                                 for k in OUTCOME_KINDS},
+            'latency_s': latency, 'deadline_s': deadline_s,
+            'deadline_misses': len(misses),
+            'deadline_miss_rate': len(misses) / len(records) if records else 0.0,
+            'switches': switches_of(records, t0_s), 'phases': per_phase}
+
+
+def table(summary: dict) -> str:
+    lines = [f"frames {summary['frames']}  without outcome {summary['frames_without_outcome']}"
+             f"  deadline misses {summary['deadline_misses']} "
+             f"({summary['deadline_miss_rate']:.1%} at {summary['deadline_s'] * 1e3:.0f} ms)",
+             f"{'target':<10}{'detections':>11}{'miss':>6}{'drop':>6}"
+             f"{'obs mean':>10}{'obs p95':>9}{'pred mean':>10}{'pred p95':>9}  (ms)"]
+
+    def ms(v):
+        return f'{v * 1e3:.1f}' if v is not None else '-'
+    for target, counts in sorted(summary['outcomes'].items()):
+        lat = summary['latency_s'].get(target, {'observed': {}, 'predicted': {}})
+        lines.append(f"{target:<10}{counts['detections']:>11}{counts['miss']:>6}"
+                     f"{counts['drop']:>6}{ms(lat['observed'].get('mean')):>10}"
+                     f"{ms(lat['observed'].get('p95')):>9}{ms(lat['predicted'].get('mean')):>10}"
+                     f"{ms(lat['predicted'].get('p95')):>9}")
+    lines.append(f"switches ({len(summary['switches'])}):")
+    for s in summary['switches']:
+        lines.append(f"  t={s['t_s']:6.1f} s  {s['from']} -> {s['to']}  ({s['reason']})")
+    return '\n'.join(lines)
+
+
+def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
+                  deadline_s: float, phases: Sequence[dict] = (), title: str = '') -> None:
+    """Observed latency per frame coloured by target, predicted latency of every option,
+    switches marked (after Ng et al. Figs. 6 and 7)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    records = sorted(records, key=lambda r: r['seq'])
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
+    targets = sorted({r['target'] for r in records} |
+                     {n for r in records for n in r['predictions']})
+    colours = {t: plt.cm.tab10(i % 10) for i, t in enumerate(targets)}
+    for phase in phases:
+        ax.axvspan(phase['start_s'], phase['end_s'], alpha=0.06 if phase.get('shade') else 0,
+                   color='grey')
+        ax.text(phase['start_s'] + 0.3, 0.02, phase['name'], transform=ax.get_xaxis_transform(),
+                va='bottom', fontsize=8, color='dimgrey')
+    for target in targets:
+        pts = [(r['t_s'] - t0_s, r['observed_latency_s'] * 1e3) for r in records
+               if r['target'] == target and r['outcome'] == 'detections']
+        if pts:
+            x, y = zip(*pts)
+            ax.scatter(x, y, s=7, color=colours[target], label=f'observed on {target}')
+        # Unstable predictions (None) become NaN: the line breaks instead of bridging.
+        pred = [(r['t_s'] - t0_s, r['predictions'][target]['latency_s'] * 1e3
+                 if r['predictions'][target]['latency_s'] is not None else np.nan)
+                for r in records if target in r['predictions']]
+        if pred:
+            x, y = zip(*pred)
+            ax.plot(x, y, color=colours[target], lw=1.2, alpha=0.8,
+                    label=f'predicted {target} (gap: unstable)')
+    lost = [(r['t_s'] - t0_s) for r in records if r['outcome'] != 'detections']
+    if lost:
+        ax.scatter(lost, [deadline_s * 1e3] * len(lost), marker='x', color='red', s=16,
+                   label='miss / drop')
+    ax.axhline(deadline_s * 1e3, color='red', ls='--', lw=0.8, label='deadline')
+    for s in switches_of(records, t0_s):
+        ax.axvline(s['t_s'], color='black', lw=0.8, ls=':')
+    ax.set_xlabel('time since start (s)')
+    ax.set_ylabel('end-to-end latency (ms)')
+    finite = [r['observed_latency_s'] * 1e3 for r in records if r['outcome'] == 'detections']
+    if finite:
+        ax.set_ylim(0, max(deadline_s * 1e3 * 1.3, np.percentile(finite, 99) * 1.2))
+    ax.set_title(title or 'offload_ros timeline (dotted: decision switches)')
+    ax.legend(loc='upper left', fontsize=7, ncol=3, framealpha=0.9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_json(path: pathlib.Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, allow_nan=False))
+
+
+def load_jsonl(lines: Iterable[str]) -> List[dict]:
+    return [json.loads(line) for line in lines if line.strip()]

@@ -1,0 +1,36 @@
+"""Helpers for node tests: spin nodes of a private context in a thread, wait on conditions."""
+import contextlib
+import threading
+import time
+
+from rclpy.executors import SingleThreadedExecutor
+
+
+@contextlib.contextmanager
+def spinning(context, *nodes):
+    """Spin nodes in a background SingleThreadedExecutor; shut down and join on exit (an
+    executor still spinning at interpreter exit aborts it with code 134)."""
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=5)
+        thread.join(10)
+        for node in nodes:
+            close = getattr(node, 'close', None)
+            if close:
+                close()
+            node.destroy_node()
+
+
+def wait_until(predicate, timeout_s=20.0, step_s=0.02):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return bool(predicate())

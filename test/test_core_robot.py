@@ -1,0 +1,126 @@
+"""Tracker, control law, deadline accounting and the planner (ROS-free core)."""
+import math
+
+import pytest
+
+from offload_ros.core.control import ControllerConfig, command, select_target
+from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
+from offload_ros.core.planner import Planner, PlannerConfig
+from offload_ros.core.policy import PolicyConfig
+from offload_ros.core.tracker import Tracker, TrackerConfig
+from offload_ros.core.types import Box, Observation
+
+
+def person(x, y=100.0, w=40.0, h=100.0, score=0.9):
+    return Observation(Box(x, y, w, h), 'person', score)
+
+
+def test_tracker_keeps_ids_for_moving_people_and_births_new_ones():
+    tracker = Tracker(TrackerConfig(min_hits=2, max_age_s=0.5))
+    ids_over_time = []
+    for i in range(20):  # two people walking in opposite directions at 10 Hz
+        t = i * 0.1
+        out = tracker.update([person(100 + 5 * i), person(400 - 5 * i)], t)
+        ids_over_time.append({o.track_id for o in out})
+    assert ids_over_time[0] == set()                    # birth needs min_hits
+    assert all(ids == {'1', '2'} for ids in ids_over_time[1:])
+    # Gap shorter than max_age: same ids; longer: tracks die and new ids are born.
+    out = tracker.update([person(100 + 5 * 22), person(400 - 5 * 22)], 2.2)
+    assert {o.track_id for o in out} == {'1', '2'}
+    tracker.update([], 3.0)
+    tracker.update([person(50)], 3.1)
+    assert {o.track_id for o in tracker.update([person(52)], 3.2)} == {'3'}
+
+
+def test_tracker_predicts_with_velocity():
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    for i in range(10):
+        tracker.update([person(100 + 10 * i)], i * 0.1)   # 100 px/s to the right
+    track = tracker.track('1')
+    track.filter.predict(1.4)
+    assert track.filter.box().x == pytest.approx(100 + 10 * 14, abs=8)
+
+
+def test_controller_law_turns_towards_and_approaches():
+    cfg = ControllerConfig(image_width_px=640, image_height_px=480)
+    left = Observation(Box(20, 200, 40, 100), 'person', 0.9, '1')
+    linear, angular, state = command(left, 0.1, cfg)
+    assert angular > 0 and linear > 0 and 'following' in state   # far (small box) and left
+    near_right = Observation(Box(560, 0, 80, 470), 'person', 0.9, '1')
+    linear, angular, _ = command(near_right, 0.1, cfg)
+    assert angular < 0 and linear < 0
+    assert abs(linear) <= cfg.max_linear_m_s and abs(angular) <= cfg.max_angular_rad_s
+
+
+@pytest.mark.parametrize('target,age,needle', [(None, 0.0, 'no target'),
+                                               (person(300), 0.6, 'old'),
+                                               (person(300), math.inf, 'old')])
+def test_controller_safety_stop(target, age, needle):
+    linear, angular, state = command(target, age, ControllerConfig(stale_after_s=0.5))
+    assert (linear, angular) == (0.0, 0.0) and needle in state
+
+
+def test_controller_keeps_following_the_same_id():
+    tracks = [Observation(Box(0, 0, 10, 20), 'person', 0.9, '1'),
+              Observation(Box(0, 0, 50, 90), 'person', 0.9, '2'),
+              Observation(Box(0, 0, 99, 99), 'dog', 0.9, '3')]
+    cfg = ControllerConfig()
+    assert select_target(tracks, cfg, None).track_id == '2'      # largest person
+    assert select_target(tracks, cfg, '1').track_id == '1'       # sticky
+
+
+def test_deadline_monitor_percentiles_and_levels():
+    monitor = DeadlineMonitor(0.1, window=100, thresholds=DeadlineThresholds(0.05, 0.2))
+    for i in range(90):
+        monitor.record('edge1', 0.05)
+    for i in range(10):
+        monitor.record('local', math.inf if i < 5 else 0.2)
+    s = monitor.summary()
+    assert s['miss_rate'] == pytest.approx(0.1) and s['level'] == 'WARN'
+    assert s['p50_s'] == pytest.approx(0.05) and s['per_target']['local']['miss_rate'] == 1.0
+    for _ in range(100):
+        monitor.record('local', 0.5)
+    assert monitor.summary()['level'] == 'ERROR' and monitor.total_misses == 110
+
+
+def make_planner(**kw):
+    planner = Planner(PlannerConfig(policy=PolicyConfig(hysteresis=0.1), **kw), ['edge1'],
+                      local_service_s=0.05)
+    for i in range(50):
+        planner.frame_arrived(i * 0.1)
+    return planner
+
+
+def test_planner_offloads_to_a_fast_worker_and_leaves_a_failed_one():
+    planner = make_planner()
+    assert planner.evaluate(5.0).target == 'local'         # no load report yet: inf
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=0.0, service_mean_s=0.01,
+                        service_var_s2=1e-6, parallelism=1, own_rate_hz=0.0)
+    planner.remote_done('edge1', 5.0, 50_000, 1_000, round_trip_s=0.040, server_s=0.015,
+                        queue_s=0.001, service_s=0.010)
+    decision = planner.evaluate(5.1)
+    assert decision.target == 'edge1'
+    edge = decision.predictions['edge1']
+    # Bandwidth from the transfer: 51 kB over 40 - 15 - 2 = 23 ms.
+    assert planner.bandwidth_bps('edge1', 5.1) == pytest.approx(51_000 * 8 / 0.023)
+    assert edge.terms['overhead_s'] == pytest.approx(0.002 + 0.004)
+    planner.worker_failed('edge1', 'connection refused')
+    assert planner.evaluate(5.2).target == 'local'
+    assert [(s.from_target, s.to_target) for s in planner.switches] == [
+        ('local', 'edge1'), ('edge1', 'local')]
+
+
+def test_planner_override_and_forced_target():
+    planner = make_planner(bandwidth_override_bps=1e6)
+    planner.load_report('edge1', 0.002, 0.0, 0.01, 0.0, 1, 0.0)
+    assert planner.evaluate(5.0).target == 'local'          # 50 kB at 1 Mbit/s: unstable
+    forced = make_planner(forced_target='edge1')
+    assert forced.evaluate(5.0).target == 'edge1'
+
+
+def test_planner_periodic_arrivals_do_not_queue():
+    planner = make_planner()
+    local = planner.predict(5.0)['local']
+    assert local.terms['queue_wait_s'] == pytest.approx(0.0, abs=1e-6)   # D/D/1
+    poisson = make_planner(arrival_model='poisson').predict(5.0)['local']
+    assert poisson.terms['queue_wait_s'] == pytest.approx(0.5 * (1 / 10 - 1 / 20))

@@ -1,0 +1,151 @@
+"""Nodes with real rclpy in a private context (domain-isolated), real worker, real footage."""
+import json
+
+import cv2
+import pytest
+from geometry_msgs.msg import Twist
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header, String
+from vision_msgs.msg import Detection2DArray
+
+from offload_ros.core.types import Box, Observation
+from offload_ros.nodes import conversions, qos, topics
+from offload_ros.nodes.controller_node import ControllerNode
+from offload_ros.nodes.offload_node import OffloadNode
+from offload_ros.nodes.tracker_node import TrackerNode
+from rosutil import spinning, wait_until
+
+
+class Probe(Node):
+    """Test peer: publishes images or tracks, collects what the node under test publishes."""
+
+    def __init__(self, context):
+        super().__init__('probe', context=context)
+        self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.SENSOR_DATA)
+        self.comp_pub = self.create_publisher(CompressedImage, topics.IMAGE_COMPRESSED,
+                                              qos.SENSOR_DATA)
+        self.tracks_pub = self.create_publisher(Detection2DArray, topics.TRACKS, qos.RESULTS)
+        self.dets_pub = self.create_publisher(Detection2DArray, topics.DETECTIONS, qos.RESULTS)
+        self.detections, self.records, self.tracks, self.cmd = [], [], [], []
+        self.create_subscription(Detection2DArray, topics.DETECTIONS,
+                                 self.detections.append, qos.RESULTS)
+        self.create_subscription(Detection2DArray, topics.TRACKS, self.tracks.append,
+                                 qos.RESULTS)
+        self.create_subscription(String, topics.DECISIONS,
+                                 lambda m: self.records.append(json.loads(m.data)), qos.RECORDS)
+        self.create_subscription(Twist, topics.CMD_VEL, self.cmd.append, qos.COMMANDS)
+
+
+@pytest.fixture(scope='module')
+def frames(media_dir):
+    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
+    out = []
+    for _ in range(12):
+        ok, frame = capture.read()
+        out.append(cv2.resize(frame, (640, 480)))
+    return out
+
+
+def offload_node(context, **overrides):
+    values = {'epoch_s': 0.2, 'deadline_s': 5.0, 'detector_threads': 1, **overrides}
+    return OffloadNode(context=context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in values.items()])
+
+
+def header(node, i):
+    return Header(stamp=node.get_clock().now().to_msg(), frame_id=f'cam{i}')
+
+
+def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worker, frames):
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw')
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        stamps = []
+        for i, frame in enumerate(frames):
+            h = header(probe, i)
+            stamps.append((h.stamp.sec, h.stamp.nanosec, h.frame_id))
+            probe.image_pub.publish(conversions.bgr_to_image(frame, h))
+            wait_until(lambda: len(probe.records) > i, 10)
+        assert wait_until(lambda: len(probe.records) == len(frames), 20)
+    seqs = sorted(r['seq'] for r in probe.records)
+    assert seqs == list(range(1, len(frames) + 1))          # exactly one outcome each
+    got = {(d.header.stamp.sec, d.header.stamp.nanosec, d.header.frame_id)
+           for d in probe.detections}
+    assert got == set(stamps)                                # the camera stamp, unchanged
+    assert all(r['outcome'] == 'detections' for r in probe.records)
+    people = [len([x for x in d.detections if x.results[0].hypothesis.class_id == 'person'])
+              for d in probe.detections]
+    assert min(people) >= 2
+    assert {'local', 'edge1'} >= {r['target'] for r in probe.records}
+    assert all(set(r['predictions']) == {'local', 'edge1'} for r in probe.records[3:])
+
+
+def test_malformed_images_are_counted_not_fatal(ros_context, frames):
+    node = offload_node(ros_context, image_transport='compressed')
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
+        bad = [CompressedImage(format='tiff'), CompressedImage(format='jpeg')]
+        bad[0].data = b'\x00' * 10
+        good = conversions.bgr_to_compressed(frames[0], Header(frame_id='ok'))
+        for i, msg in enumerate([*bad, good]):
+            msg.header = header(probe, i)
+            probe.comp_pub.publish(msg)
+            assert wait_until(lambda: len(probe.records) > i, 20)
+    outcomes = [(r['outcome'], r['reason']) for r in sorted(probe.records,
+                                                                  key=lambda r: r['seq'])]
+    assert outcomes[0][0] == 'drop' and 'unsupported compressed format' in outcomes[0][1]
+    assert outcomes[1][0] == 'drop' and 'empty' in outcomes[1][1]
+    assert outcomes[2][0] == 'detections'
+    assert sum(node.malformed.values()) == 2
+
+
+def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context):
+    node = offload_node(ros_context)
+    operator = Node('operator', context=ros_context)
+    with spinning(ros_context, node, operator):
+        client = AsyncParameterClient(operator, 'offload')
+        assert client.wait_for_services(10.0)
+        future = client.set_parameters([Parameter('deadline_s', value=0.08),
+                                        Parameter('hysteresis', value=0.3),
+                                        Parameter('policy_mode', value='deadline')])
+        assert wait_until(future.done, 10)
+        assert all(r.successful for r in future.result().results)
+        assert wait_until(lambda: node.planner.config.policy.deadline_s == 0.08, 5)
+        assert node.planner.config.policy.hysteresis == 0.3
+        assert node.planner.config.policy.mode == 'deadline'
+        for bad, needle in ((Parameter('policy_mode', value='fastest'), 'policy_mode'),
+                            (Parameter('force_target', value='edge9'), 'force_target'),
+                            (Parameter('workers', value=['nourl']), 'workers'),
+                            (Parameter('deadline_s', value=-1.0), '')):
+            future = client.set_parameters([bad])
+            assert wait_until(future.done, 10)
+            result = future.result().results[0]
+            assert not result.successful and needle in result.reason
+        assert node.planner.config.policy.mode == 'deadline'
+
+
+def test_tracker_and_controller_nodes(ros_context):
+    tracker = TrackerNode(context=ros_context)
+    controller = ControllerNode(context=ros_context, parameter_overrides=[
+        Parameter('stale_after_s', value=0.3)])
+    probe = Probe(ros_context)
+    with spinning(ros_context, tracker, controller, probe):
+        assert wait_until(lambda: probe.dets_pub.get_subscription_count() > 0)
+        for i in range(10):  # a person on the left, walking right
+            h = header(probe, 0)
+            obs = [Observation(Box(50 + 5 * i, 200, 40, 120), 'person', 0.9)]
+            probe.dets_pub.publish(conversions.observations_to_msg(obs, h))
+            wait_until(lambda: len(probe.tracks) > i, 5)
+        assert wait_until(lambda: any(c.angular.z > 0 for c in probe.cmd), 5)
+        ids = {d.id for t in probe.tracks for d in t.detections}
+        assert ids == {'1'}
+        # No more tracks: within stale_after_s the robot stops.
+        assert wait_until(lambda: probe.cmd and probe.cmd[-1].angular.z == 0.0 and
+                          probe.cmd[-1].linear.x == 0.0, 3)
