@@ -1,0 +1,100 @@
+"""The whole robot graph as separate processes, started exactly as robot.launch.xml declares,
+with a real gpu_worker and real pedestrian footage."""
+import signal
+import time
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
+from conftest import ROOT
+from offload_ros import report
+from offload_ros.tools import launch
+from offload_ros.tools.observer import Observer
+
+
+def spin_until(executor, predicate, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return bool(predicate())
+
+
+def spin_for(executor, seconds):
+    spin_until(executor, lambda: False, seconds)
+
+
+@pytest.mark.slow
+def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
+    worker = start_worker('--threads', '1')
+    context = Context()
+    rclpy.init(context=context)
+    observer = Observer(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(observer)
+    nodes = launch.plan(ROOT / 'launch/robot.launch.xml',
+                        {'source': str(media_dir / 'vtest.avi'),
+                         'workers': f'edge1={worker.url}'})
+    assert [n.name for n in nodes] == ['camera', 'offload', 'tracker', 'controller',
+                                       'deadline_monitor']
+    log = open(tmp_path / 'nodes.log', 'w')
+    processes = launch.start(nodes, stdout=log)
+    camera = processes[0]
+    try:
+        assert spin_until(executor, lambda: len(observer.records) > 10, 90), \
+            (tmp_path / 'nodes.log').read_text()[-3000:]
+        # Force a switch local -> edge1 -> local through the parameter service.
+        switch_times = []
+        for target in ('local', 'edge1', 'local'):
+            future = observer.set_parameters('offload', {'force_target': target})
+            assert spin_until(executor, future.done, 10)
+            assert future.result().results[0].successful
+            switch_times.append(time.monotonic())
+            spin_for(executor, 4.0)
+        # An impossible deadline: the monitor reports misses.
+        future = observer.set_parameters('deadline_monitor', {'deadline_s': 0.001})
+        assert spin_until(executor, future.done, 10)
+        assert spin_until(executor, lambda: observer.diag_value('deadline', 'frames') and
+                          float(observer.diag_value('deadline', 'miss_rate')) > 0.5, 10)
+        # Stop the camera: detections stop, and cmd_vel must go to zero.
+        camera.send_signal(signal.SIGINT)
+        camera.wait(15)
+        stopped_at = time.monotonic()
+
+        def drained():
+            received = observer.diag_value('offload decision', 'received')
+            return received is not None and int(received) == len(observer.records)
+        assert spin_until(executor, drained, 15)
+        spin_for(executor, 2.0)
+        received = int(observer.diag_value('offload decision', 'received'))
+    finally:
+        executor.shutdown()
+        observer.destroy_node()
+        context.try_shutdown()
+        codes = launch.stop(processes)
+        log.close()
+    assert all(code == 0 for code in codes), (codes, (tmp_path / 'nodes.log').read_text()[-3000:])
+
+    summary = report.summarise(observer.records, received, 0.25)
+    assert summary['frames'] > 80
+    assert summary['frames_without_outcome'] == 0 and summary['duplicate_outcomes'] == 0
+    targets = {r['target'] for r in observer.records if r['outcome'] == 'detections'}
+    assert targets == {'local', 'edge1'}
+    # Detections carry the camera's stamp: every detections message matches a frame record.
+    record_stamps = {round(r['stamp_s'], 6) for r in observer.records}
+    assert all(round(stamp, 6) in record_stamps for _, stamp, _ in observer.detections)
+    # Track ids survive the forced local -> edge1 -> local switches.
+    before = {i for t, _, tracks in observer.tracks if t < switch_times[1]
+              for i, _ in tracks}
+    after = {i for t, _, tracks in observer.tracks if switch_times[1] + 0.5 < t < switch_times[2]
+             for i, _ in tracks}
+    assert before & after, (before, after)
+    # Robot moved while people were visible, and stopped once detections stopped.
+    assert any(abs(w) > 0 or abs(v) > 0 for _, v, w in observer.cmd_vel)
+    late = [(v, w) for t, v, w in observer.cmd_vel if t > stopped_at + 1.0]
+    assert late and all(v == 0.0 and w == 0.0 for v, w in late)
+    # Deadline monitor report has per-target breakdown.
+    assert {'local', 'edge1'} <= set(observer.deadline[-1]['per_target'])
