@@ -29,3 +29,8 @@ bench-worker: bootstrap
 
 clean:
 	rm -rf build install log demo_out scenario_out .pytest_cache
+
+# Opt-in: a real Triton (nvidia-pytriton, ~470 MB) needs a venv from Debian's python3.11.
+test-triton: bootstrap
+	scripts/bootstrap_triton.sh
+	.venv-triton/bin/python -m pytest -q -p no:cacheprovider -W 'ignore::ResourceWarning' test_triton

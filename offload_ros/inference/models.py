@@ -11,8 +11,6 @@ import os
 import pathlib
 import sys
 
-from offload_ros.inference import darknet
-
 WEIGHTS_SHA256 = 'dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c'
 # The shipped cfg gives the second YOLO head mask 0,1,2; the weights were trained with 1,2,3.
 YOLOV3_TINY_MASK_FIX = {1: (1, 2, 3)}
@@ -64,6 +62,7 @@ def ensure_default_model(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
     names = default_names_path()
     if out.is_file() and names.is_file():
         return out
+    from offload_ros.inference import darknet  # the converter needs onnx; serving does not
     files = _source_files()
     digest = sha256_of(files['weights'])
     if digest != WEIGHTS_SHA256:
@@ -81,7 +80,7 @@ def main(argv=None) -> int:
     try:
         path = ensure_default_model(args.net_size) if args.ensure else \
             default_model_path(args.net_size)
-    except (ModelError, darknet.DarknetError) as e:
+    except (ModelError, ValueError) as e:  # DarknetError is a ValueError
         print(f'models: {e}', file=sys.stderr)
         return 1
     print(path)

@@ -251,7 +251,8 @@ class WorkerClient:
         if response.status_code != 200:
             raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '
                                     f'{response.status_code})', 'http_5xx')
-        return self._load_from_triton_stats(response.json(), now_s or time.monotonic())
+        return self._load_from_triton_stats(response.json(),
+                                            time.monotonic() if now_s is None else now_s)
 
     def _load_from_triton_stats(self, data: dict, now_s: float) -> WorkerLoad:
         stats = data['model_stats'][0]['inference_stats']
