@@ -7,7 +7,7 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap demo test test-fast lint bench-worker test-triton clean
+.PHONY: bootstrap demo test test-fast lint bench-worker bench-replay test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -26,6 +26,9 @@ lint: bootstrap
 
 bench-worker: bootstrap
 	$(PY) bench/bench_worker.py --out bench/results/worker.json --report docs/bench_worker.md
+
+bench-replay: bootstrap
+	$(PY) bench/bench_replay.py --out bench/results/replay.json
 
 clean:
 	rm -rf build install log demo_out scenario_out .pytest_cache

@@ -27,6 +27,11 @@ def s_to_stamp(t_s: float) -> Time:
     return Time(sec=sec, nanosec=min(999_999_999, int(round((t_s - sec) * 1e9))))
 
 
+def ns_to_stamp(t_ns: int) -> Time:
+    """Exact conversion from integer nanoseconds (bag timestamps)."""
+    return Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000)
+
+
 def image_to_bgr(msg: Image) -> np.ndarray:
     """sensor_msgs/Image -> uint8 BGR [H, W, 3], honouring row padding (step)."""
     channels = CHANNELS.get(msg.encoding)

@@ -2,7 +2,7 @@
 
 `ros2 launch` (launch/launch_ros) is not installable from PyPI, so development machines use
 this interpreter of the subset our launch files use: <arg>, <node pkg exec name namespace
-args> with <param from>, <param name value [value-sep]>, <remap>, and the substitutions
+args if> with <param from>, <param name value [value-sep]>, <remap>, and the substitutions
 $(var), $(find-pkg-share), $(env). On robots, `ros2 launch offload_ros robot.launch.xml` reads
 the same files. The demo and the end-to-end tests start exactly what this plans.
 """
@@ -102,6 +102,11 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
             else:
                 raise LaunchError(f'argument {name!r} is required')
         elif element.tag == 'node':
+            condition = _substitute(element.get('if', 'true'), variables).strip().lower()
+            if condition not in ('true', 'false', '1', '0'):
+                raise LaunchError(f'if="{condition}" is not a boolean')
+            if condition in ('false', '0'):
+                continue
             params_files, params, remaps = [], {}, []
             for child in element:
                 if child.tag == 'param' and child.get('from'):

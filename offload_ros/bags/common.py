@@ -1,0 +1,64 @@
+"""Typestore, QoS and type lookup shared by the bag tools."""
+import importlib
+import os
+import pathlib
+from typing import Optional
+
+from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                QosTime)
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+INFINITE = QosTime(sec=2147483647, nsec=4294967295)
+
+
+class BagError(ValueError):
+    """A bag or an argument the bag tools cannot use; the message says why."""
+
+
+def typestore():
+    """The ROS 2 Kilted typestore plus vision_msgs, registered from its installed .msg files."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    share = find_share('vision_msgs')
+    if share is not None:
+        types = {}
+        for path in sorted((share / 'msg').glob('*.msg')):
+            types.update(get_types_from_msg(path.read_text(), f'vision_msgs/msg/{path.stem}'))
+        store.register(types)
+    return store
+
+
+def find_share(package: str) -> Optional[pathlib.Path]:
+    prefixes = os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
+    import sys
+    prefixes.append(str(pathlib.Path(sys.executable).parents[1]))  # the venv prefix
+    for prefix in filter(None, prefixes):
+        share = pathlib.Path(prefix) / 'share' / package
+        if (share / 'msg').is_dir():
+            return share
+    return None
+
+
+def sensor_qos() -> Qos:
+    return Qos(history=QosHistory.KEEP_LAST, depth=5, reliability=QosReliability.BEST_EFFORT,
+               durability=QosDurability.VOLATILE, deadline=INFINITE, lifespan=INFINITE,
+               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=INFINITE,
+               avoid_ros_namespace_conventions=False)
+
+
+def reliable_qos(transient_local: bool = False) -> Qos:
+    return Qos(history=QosHistory.KEEP_LAST, depth=1000 if transient_local else 10,
+               reliability=QosReliability.RELIABLE,
+               durability=QosDurability.TRANSIENT_LOCAL if transient_local
+               else QosDurability.VOLATILE,
+               deadline=INFINITE, lifespan=INFINITE, liveliness=QosLiveliness.AUTOMATIC,
+               liveliness_lease_duration=INFINITE, avoid_ros_namespace_conventions=False)
+
+
+def ros_type(msgtype: str):
+    """'sensor_msgs/msg/Image' -> the rclpy message class."""
+    package, kind, name = msgtype.split('/')
+    try:
+        return getattr(importlib.import_module(f'{package}.{kind}'), name)
+    except (ImportError, AttributeError) as e:
+        raise BagError(f'message type {msgtype} is not installed') from e

@@ -1,0 +1,162 @@
+"""bag_replay BAG: publish a bag's messages on their topics with the recorded timing.
+
+Timing: each message is due at start + (t - t_first) / rate; the replayer sleeps until 2 ms
+before and spin-waits the rest. Header stamps are kept, or rewritten to the publish time
+(--restamp, needed for live latency measurement) by patching the CDR header in place.
+"""
+import argparse
+import json
+import signal
+import struct
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import rclpy
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+from rosbags.rosbag2 import Reader, ReaderError
+
+from offload_ros.bags.common import IMAGE_TYPES, BagError, ros_type
+
+# Types whose serialised form starts with a std_msgs/Header (stamp right after the 4-byte
+# CDR encapsulation): their stamp can be rewritten without deserialising.
+HEADER_FIRST = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'vision_msgs/msg/Detection2DArray')
+SPIN_WAIT_S = 0.002
+
+
+def restamp(data: bytes, t_ns: int) -> bytes:
+    buf = bytearray(data)
+    little = buf[1] == 1  # CDR_LE encapsulation id 0x0001
+    fmt = '<iI' if little else '>iI'
+    struct.pack_into(fmt, buf, 4, t_ns // 1_000_000_000, t_ns % 1_000_000_000)
+    return bytes(buf)
+
+
+def qos_for(connection, msgtype: str) -> QoSProfile:
+    if msgtype in IMAGE_TYPES:
+        return qos_profile_sensor_data
+    offered = connection.ext.offered_qos_profiles if connection.ext else []
+    reliable = not offered or all(q.reliability.name == 'RELIABLE' for q in offered)
+    durable = offered and all(q.durability.name == 'TRANSIENT_LOCAL' for q in offered)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if durable
+                      else DurabilityPolicy.VOLATILE)
+
+
+def parse_remaps(items: List[str]) -> Dict[str, str]:
+    remaps = {}
+    for item in items:
+        src, sep, dst = item.partition(':=')
+        if not sep or not src or not dst:
+            raise BagError(f'--topic-remap {item!r} is not FROM:=TO')
+        remaps[src if src.startswith('/') else '/' + src] = dst
+    return remaps
+
+
+def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
+           loop: bool = False, start_s: float = 0.0, duration_s: Optional[float] = None,
+           restamp_now: bool = False, topics: Optional[List[str]] = None,
+           wait_for_subscribers_s: float = 0.0, context=None, stop=None) -> dict:
+    """Replay; returns timing statistics. `stop`: a threading.Event that ends it early."""
+    stop = stop or threading.Event()
+    if not rate > 0:
+        raise BagError(f'--rate must be > 0, got {rate}')
+    remaps = remaps or {}
+    node = rclpy.create_node('bag_replay', context=context)
+    errors, published = [], 0
+    try:
+        with Reader(bag) as reader:
+            connections = [c for c in reader.connections
+                           if topics is None or c.topic in topics]
+            publishers = {}
+            for c in connections:
+                try:
+                    msg_class = ros_type(c.msgtype)
+                except BagError as e:
+                    print(f'bag_replay: skipping {c.topic}: {e}', file=sys.stderr)
+                    continue
+                publishers[c.id] = (node.create_publisher(
+                    msg_class, remaps.get(c.topic, c.topic), qos_for(c, c.msgtype)),
+                    c.msgtype in HEADER_FIRST)
+            if not publishers:
+                raise BagError(f'{bag}: no replayable topics')
+            if wait_for_subscribers_s > 0:
+                end = time.monotonic() + wait_for_subscribers_s
+                while time.monotonic() < end and not all(
+                        p.get_subscription_count() for p, _ in publishers.values()):
+                    time.sleep(0.05)
+            first_ns = reader.start_time + int(start_s * 1e9)
+            last_ns = first_ns + int(duration_s * 1e9) if duration_s else None
+            wanted = [c for c in connections if c.id in publishers]
+            while True:
+                t0 = time.perf_counter()
+                for connection, t_ns, data in reader.messages(connections=wanted,
+                                                              start=first_ns, stop=last_ns):
+                    due = t0 + (t_ns - first_ns) / 1e9 / rate
+                    delay = due - time.perf_counter() - SPIN_WAIT_S
+                    if delay > 0 and stop.wait(delay):
+                        return _stats(errors, published)
+                    while time.perf_counter() < due:
+                        pass
+                    publisher, has_header = publishers[connection.id]
+                    if restamp_now and has_header:
+                        data = restamp(data, time.time_ns())
+                    publisher.publish(data)
+                    errors.append(time.perf_counter() - due)
+                    published += 1
+                if not loop or stop.is_set():
+                    break
+    finally:
+        node.destroy_node()
+    return _stats(errors, published)
+
+
+def _stats(errors: List[float], published: int) -> dict:
+    e = np.abs(np.array(errors)) * 1e3 if errors else np.zeros(1)
+    return {'published': published, 'timing_error_p50_ms': float(np.percentile(e, 50)),
+            'timing_error_p95_ms': float(np.percentile(e, 95)),
+            'timing_error_max_ms': float(e.max())}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='bag_replay', description=__doc__.splitlines()[0])
+    parser.add_argument('bag')
+    parser.add_argument('--rate', type=float, default=1.0, help='time scale (2: twice as fast)')
+    parser.add_argument('--topic-remap', action='append', default=[], metavar='FROM:=TO')
+    parser.add_argument('--loop', action='store_true')
+    parser.add_argument('--start', type=float, default=0.0, help='skip the first S seconds')
+    parser.add_argument('--duration', type=float, help='replay only D seconds')
+    parser.add_argument('--restamp', action='store_true',
+                        help='rewrite header stamps to the publish time')
+    parser.add_argument('--topics', nargs='+', help='only these topics')
+    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='S',
+                        help='wait up to S seconds for a subscriber on every topic')
+    parser.add_argument('--stats-json', help='write timing statistics here')
+    args = parser.parse_args(argv)
+    rclpy.init(args=['--ros-args'])
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stats = replay(args.bag, args.rate, parse_remaps(args.topic_remap), args.loop,
+                       args.start, args.duration, args.restamp, args.topics,
+                       args.wait_for_subscribers, stop=stop)
+    except (BagError, OSError, ReaderError) as e:
+        print(f'bag_replay: {args.bag}: {e}', file=sys.stderr)
+        return 2
+    finally:
+        rclpy.try_shutdown()
+    print(json.dumps(stats))
+    if args.stats_json:
+        with open(args.stats_json, 'w') as handle:
+            json.dump(stats, handle)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""offload_report BAG: the demo's summary table and timeline plot from a recorded run."""
+import argparse
+import json
+import pathlib
+import sys
+from typing import List, Optional
+
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader, ReaderError
+from std_msgs.msg import String
+
+from offload_ros import report
+from offload_ros.nodes import topics
+
+
+def records_from_bag(bag: str, topic: str = '/' + topics.DECISIONS) -> List[dict]:
+    with Reader(bag) as reader:
+        connections = [c for c in reader.connections if c.topic.endswith(topic)]
+        return [json.loads(deserialize_message(data, String).data)
+                for _, _, data in reader.messages(connections=connections)]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='offload_report', description=__doc__.splitlines()[0])
+    parser.add_argument('bag')
+    parser.add_argument('--out', help='output folder (default: BAG_report)')
+    parser.add_argument('--deadline', type=float, default=0.25, help='deadline_s for misses')
+    parser.add_argument('--frames', type=int,
+                        help='frames received by offload_node (default: highest sequence)')
+    args = parser.parse_args(argv)
+    try:
+        records = records_from_bag(args.bag)
+    except (ReaderError, OSError) as e:
+        print(f'offload_report: {args.bag}: {e}', file=sys.stderr)
+        return 2
+    if not records:
+        print(f'offload_report: {args.bag} has no offload/decisions records', file=sys.stderr)
+        return 2
+    frames = args.frames or max(r['seq'] for r in records)
+    t0 = min(r['t_s'] for r in records)
+    summary = report.summarise(records, frames, args.deadline, t0)
+    out = pathlib.Path(args.out or f'{args.bag.rstrip("/")}_report')
+    report.write_json(out / 'summary.json', summary)
+    report.plot_timeline(records, out / 'timeline.png', t0, args.deadline,
+                         title=f'offload_report {pathlib.Path(args.bag).name}')
+    print(report.table(summary))
+    print(f'wrote {out}/summary.json and {out}/timeline.png')
+    return 0 if summary['frames_without_outcome'] == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
