@@ -32,6 +32,8 @@ setup(
             'bag_from_video = offload_ros.bags.from_video:main',
             'bag_replay = offload_ros.bags.replay:main',
             'bag_record = offload_ros.bags.record:main',
+            'offload_scenario = offload_ros.scenarios.harness:main',
+            'offload_loadgen = offload_ros.scenarios.loadgen:main',
             'gpu_worker = offload_ros.worker.server:main',
             'camera_node = offload_ros.nodes.camera_node:main',
             'offload_node = offload_ros.nodes.offload_node:main',

@@ -28,13 +28,30 @@ def test_arrival_rate_decays_when_stream_stops():
 
 
 def test_bandwidth_ignores_idle_gaps():
-    est = estimators.BandwidthEstimator(window_s=30.0)
+    est = estimators.BandwidthEstimator(window_s=30.0, max_samples=8)
     for i in range(10):  # 50 kB in 20 ms each = 20 Mbit/s, with 1 s gaps between transfers
         est.add_transfer(float(i), 50_000, 0.020)
     assert est.bandwidth_bps(9.0) == pytest.approx(20e6)
     est.add_transfer(9.5, 10, 0.001)       # tiny probes measure latency, not bandwidth
-    assert est.sample_count(9.5) == 10
-    assert est.bandwidth_bps(100.0) is None
+    assert est.sample_count(9.5) == 8      # capped: a step shows within a few transfers
+    assert est.bandwidth_bps(100.0) == pytest.approx(20e6)   # stale: last estimate kept
+
+
+def test_bandwidth_follows_a_step_within_the_window():
+    est = estimators.BandwidthEstimator(window_s=1.0, max_samples=4)
+    for i in range(8):
+        est.add_transfer(i * 0.25, 50_000, 0.020)       # 20 Mbit/s
+    for i in range(8, 12):
+        est.add_transfer(i * 0.25, 50_000, 0.200)       # 2 Mbit/s from t = 2 s
+    assert est.bandwidth_bps(2.75) == pytest.approx(2e6)
+    assert estimators.BandwidthEstimator(1.0).bandwidth_bps(0.0) is None
+    jump = estimators.BandwidthEstimator(window_s=10.0)
+    for i in range(5):
+        jump.add_transfer(float(i), 50_000, 0.200)       # 2 Mbit/s
+    jump.add_transfer(5.0, 50_000, 0.020)                # one transfer after a step up
+    assert jump.bandwidth_bps(5.0) == pytest.approx(20e6)
+    jump.add_transfer(6.0, 50_000, 0.025)                # within the ratio: averaged
+    assert jump.bandwidth_bps(6.0) == pytest.approx(100_000 * 8 / 0.045)
 
 
 def test_service_time_window_and_ewma():

@@ -62,35 +62,46 @@ class ArrivalRateEstimator:
 
 
 class BandwidthEstimator:
-    """Throughput of completed transfers: total bits / total busy time of those transfers.
+    """Throughput of recent completed transfers: total bits / total busy time of those transfers.
 
-    Only time spent transferring counts, so idle gaps between frames do not dilute it.
-    Transfers below `min_bytes` are ignored (they measure latency, not bandwidth).
+    Only time spent transferring counts, so idle gaps between frames do not dilute it. The
+    window is short (seconds) and capped in samples; a transfer more than `change_ratio` off the
+    current estimate restarts the window, so a bandwidth step shows after one transfer. With no
+    recent transfer the last estimate is kept (not the prior). Transfers below
+    `min_bytes` are ignored (they measure latency, not bandwidth).
     """
 
-    def __init__(self, window_s: float, min_bytes: int = 1000):
+    def __init__(self, window_s: float, min_bytes: int = 1000, max_samples: int = 8,
+                 change_ratio: float = 2.5):
         _check_window(window_s)
+        if max_samples < 1:
+            raise ValueError(f'max_samples must be >= 1, got {max_samples!r}')
         self._window_s = window_s
         self._min_bytes = min_bytes
-        self._samples: Deque[Tuple[float, float, float]] = collections.deque()
+        self._samples: Deque[Tuple[float, float, float]] = collections.deque(maxlen=max_samples)
+        self._last: Optional[float] = None
+        self._change_ratio = change_ratio
 
     def add_transfer(self, now_s: float, payload_bytes: float, duration_s: float) -> None:
         if payload_bytes < self._min_bytes or not duration_s > 0:
             return
+        sample_bps = 8.0 * payload_bytes / duration_s
+        if self._last and not (self._last / self._change_ratio <= sample_bps
+                               <= self._last * self._change_ratio):
+            # A step change (the link moved to another rate): forget the old regime at
+            # once instead of averaging across it for a whole window.
+            self._samples.clear()
         self._samples.append((now_s, payload_bytes, duration_s))
         self._trim(now_s)
+        self._last = 8.0 * sum(s[1] for s in self._samples) / sum(s[2] for s in self._samples)
 
     def _trim(self, now_s: float) -> None:
         while self._samples and self._samples[0][0] < now_s - self._window_s:
             self._samples.popleft()
 
     def bandwidth_bps(self, now_s: float) -> Optional[float]:
-        self._trim(now_s)
-        if not self._samples:
-            return None
-        total_bytes = sum(s[1] for s in self._samples)
-        total_s = sum(s[2] for s in self._samples)
-        return 8.0 * total_bytes / total_s
+        """The estimate from transfers in the window, else the last one (None before any)."""
+        return self._last
 
     def sample_count(self, now_s: float) -> int:
         self._trim(now_s)

@@ -32,7 +32,7 @@ class PlannerConfig:
     bandwidth_override_bps: Optional[float] = None
     bandwidth_prior_bps: float = 20e6
     arrival_window_s: float = 5.0
-    bandwidth_window_s: float = 3.0
+    bandwidth_window_s: float = 1.0
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
 
@@ -65,8 +65,14 @@ class WorkerState:
     server_overhead_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=50))
     bandwidth: BandwidthEstimator = None
 
+    def base_rtt_s(self) -> float:
+        """Round trip of a small request with empty queues: the minimum of recent ones.
+        A median would absorb queueing behind our own uploads on a saturated link, which
+        the M/M/1 uplink term already models (and would hide the transfer time)."""
+        return min(self.rtt_samples) if self.rtt_samples else 0.0
+
     def fixed_overhead_s(self) -> float:
-        rtt = statistics.median(self.rtt_samples) if self.rtt_samples else 0.0
+        rtt = self.base_rtt_s()
         server = statistics.median(self.server_overhead_samples) \
             if self.server_overhead_samples else 0.0
         return rtt + server
@@ -98,6 +104,8 @@ class Planner:
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
         self.ingress_samples: Deque[float] = deque(maxlen=100)
+        self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
+        self._threshold_checked_s = -math.inf
         self._credit: Dict[str, float] = {}
 
     # -- observations -------------------------------------------------------------------
@@ -129,18 +137,16 @@ class Planner:
         state = self.workers[name]
         if server_s is not None and queue_s is not None and service_s is not None:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
-        rtt = statistics.median(state.rtt_samples) if state.rtt_samples else 0.0
-        network_s = max(round_trip_s - (server_s or 0.0) - rtt, MIN_TRANSFER_S)
+        network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s)
         self.payload(request_bytes, response_bytes)
 
     def probe_done(self, name: str, now_s: float, payload_bytes: int,
                    round_trip_s: float) -> None:
         state = self.workers[name]
-        rtt = statistics.median(state.rtt_samples) if state.rtt_samples else 0.0
         # Below the timer resolution (loopback) the link is simply fast: clamp, don't drop.
         state.bandwidth.add_transfer(now_s, payload_bytes,
-                                     max(round_trip_s - rtt, MIN_TRANSFER_S))
+                                     max(round_trip_s - state.base_rtt_s(), MIN_TRANSFER_S))
 
     def frame_ingress(self, delay_s: float) -> None:
         """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
@@ -160,6 +166,11 @@ class Planner:
         state.parallelism = max(1, parallelism)
         state.available = state.service_mean_s is not None
         state.reason = '' if state.available else 'worker has no service profile yet'
+
+    def outcome(self, now_s: float, target: str, latency_s: float) -> None:
+        """Observed end-to-end latency of a frame (inf for a lost one); used by the
+        threshold baseline, which decides from observations instead of models."""
+        self.observed.append((now_s, target, latency_s))
 
     def worker_failed(self, name: str, reason: str) -> None:
         state = self.workers[name]
@@ -216,6 +227,8 @@ class Planner:
         forced = self.config.forced_target
         if forced and (forced == LOCAL or forced in self.workers):
             decision = Decision(forced, 'forced by parameter', predictions)
+        elif self.config.policy.mode == 'threshold':
+            decision = self._threshold(now_s, predictions)
         else:
             decision = decide(predictions, self.config.policy, self.decision.target, fractions)
         if decision.target != self.decision.target:
@@ -223,6 +236,29 @@ class Planner:
                                         decision.reason))
         self.decision = replace(decision, predictions=predictions)
         return self.decision
+
+    def _threshold(self, now_s: float, predictions) -> Decision:
+        """FogROS2-LS-style baseline: every 3 s, leave the current target if its observed
+        mean latency over the last 15 s exceeds the deadline."""
+        current = self.decision.target
+        remote = next(iter(self.workers), None)
+        if current == LOCAL and self.decision.reason.startswith('start-up') and remote:
+            return Decision(remote, 'threshold: start on the worker', predictions)
+        if now_s - self._threshold_checked_s < 3.0:
+            return Decision(current, self.decision.reason, predictions)
+        self._threshold_checked_s = now_s
+        recent = [lat for t, target, lat in self.observed
+                  if target == current and t >= now_s - 15.0]
+        if not recent:
+            return Decision(current, self.decision.reason, predictions)
+        mean = sum(recent) / len(recent) if all(math.isfinite(x) for x in recent) else math.inf
+        bound = self.config.policy.deadline_s
+        if mean > bound and remote is not None:
+            other = remote if current == LOCAL else LOCAL
+            return Decision(other, f'threshold: mean {mean * 1e3:.0f} ms over 15 s > '
+                            f'{bound * 1e3:.0f} ms', predictions)
+        return Decision(current, f'threshold: mean {mean * 1e3:.0f} ms within bound',
+                        predictions)
 
     def _split(self, now_s: float, predictions: Mapping[str, Prediction]) -> Dict[str, float]:
         scv = self.scv(now_s)

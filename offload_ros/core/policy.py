@@ -6,6 +6,9 @@ Modes:
   worker cost); else the fastest feasible worker; else the fastest target.
 - 'split': the delay-optimal rate split across targets (see core.split); frames are then
   assigned by a deterministic weighted round-robin over the split fractions.
+- 'threshold': a baseline without models, in the style of FogROS2-LS: switch between the
+  first worker and the robot when the observed mean latency over a 15 s window (checked
+  every 3 s) exceeds the deadline (see Planner).
 A challenger replaces the current target only if it is faster by more than the hysteresis
 margin (a fraction of the current prediction), unless the current target became unstable or
 infeasible.
@@ -17,7 +20,7 @@ from typing import Dict, Mapping, Optional
 from offload_ros.core.latency import Prediction
 
 LOCAL = 'local'
-MODES = ('argmin', 'deadline', 'split')
+MODES = ('argmin', 'deadline', 'split', 'threshold')
 
 
 @dataclass(frozen=True)

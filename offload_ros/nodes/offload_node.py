@@ -56,6 +56,10 @@ SPECS = [
                 choices=('measured', 'poisson')),
     params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
+    params.Spec('probe_period_s', 0.25, 'While nothing is offloaded, upload a probe this '
+                'often to keep the bandwidth estimate fresh (0: never).', (0.0, 60.0)),
+    params.Spec('probe_bytes', 20000, 'Probe upload size (0: the frame payload size).',
+                (0, 10_000_000)),
     params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
     params.Spec('max_inflight', 4, 'Concurrent worker requests.', (1, 64), read_only=True),
     params.Spec('max_local_queue', 8, 'Frames waiting for local inference before drops.',
@@ -150,6 +154,7 @@ class OffloadNode(Node):
         self._local_backlog = 0
         self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
+        self._last_probe_s: Dict[str, float] = {}
         self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
         self._finished = set()
@@ -327,6 +332,9 @@ class OffloadNode(Node):
                                      result.round_trip_s, result.server_s,
                                      result.server_queue_s, result.server_service_s)
             self._last_remote_s[name] = now
+        predicted = frame.predictions.get(name)
+        if predicted is not None and result.round_trip_s > 1.5 * predicted.latency_s:
+            self._on_epoch_now()  # far slower than predicted: re-plan now, not next epoch
         self._finish(frame, 'detections', name, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s)
 
@@ -353,6 +361,9 @@ class OffloadNode(Node):
         if kind == 'detections':
             self.det_pub.publish(conversions.detections_to_msg(detections, frame.header))
         now = self._now_s()
+        with self._lock:
+            self.planner.outcome(time.monotonic(), target, now - frame.capture_s
+                                 if kind == 'detections' else math.inf)
         predicted = frame.predictions.get(target)
         record = {
             'seq': frame.seq, 'stamp_s': frame.capture_s, 'frame_id': frame.header.frame_id,
@@ -369,6 +380,9 @@ class OffloadNode(Node):
     # -- epoch ------------------------------------------------------------------------------
     def _on_epoch(self) -> None:
         self._apply_pending()
+        self._on_epoch_now()
+
+    def _on_epoch_now(self) -> None:
         with self._lock:
             if self._refreshing:
                 return
@@ -390,17 +404,20 @@ class OffloadNode(Node):
                     self.planner.load_report(name, rtt, load.arrival_rate_hz,
                                              load.service_mean_s, load.service_var_s2,
                                              load.parallelism, load.own_rate_hz)
-                    idle = time.monotonic() - self._last_remote_s.get(name, -1e9) > \
-                        self.config['epoch_s']
-                    size = self.planner.request_bytes
-                if idle and not self.config['bandwidth_override_bps']:
+                    now = time.monotonic()
+                    idle = now - self._last_remote_s.get(name, -1e9) > self.config['epoch_s']
+                    period = self.config['probe_period_s']
+                    due = period > 0 and now - self._last_probe_s.get(name, -1e9) >= period
+                if idle and due and not self.config['bandwidth_override_bps']:
+                    self._last_probe_s[name] = now
+                    size = self.config['probe_bytes'] or int(self.planner.request_bytes)
                     try:
                         trip = client.probe(size, timeout_s=1.0)
                     except WorkerUnavailable:
                         trip = None
                     if trip is not None:
                         with self._lock:
-                            self.planner.probe_done(name, time.monotonic(), int(size), trip)
+                            self.planner.probe_done(name, time.monotonic(), size, trip)
             with self._lock:
                 before = self.planner.decision.target
                 decision = self.planner.evaluate(time.monotonic())

@@ -1,0 +1,361 @@
+"""offload_scenario SCENARIO.yaml: run a network-emulated scenario and check its assertions.
+
+The robot node set (robot.launch.xml, camera on looping real footage) runs in a robot
+namespace, pinned to core 0 and limited to a fraction of it (the robot's weaker computer);
+each gpu_worker runs in its own edge namespace pinned to core 1, joined to the robot by a
+tbf-shaped veth pair. The harness drives the schedule (bandwidth steps, synthetic tenant load,
+kills, link cuts, hangs), captures a bag, and writes a JSON summary and a timeline plot.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+import yaml
+
+from offload_ros import report
+from offload_ros.inference import models
+from offload_ros.scenarios.netns import CpuQuota, ScenarioUnavailable, Topology, \
+    check_capabilities
+from offload_ros.tools import launch
+from offload_ros.tools.procs import WorkerProcess
+
+POLICIES = ('model', 'local', 'remote', 'threshold')
+ACTIONS = ('bandwidth_mbps', 'load', 'kill', 'restart', 'link_down', 'link_up', 'hang',
+           'resume')
+WORKER_PORT = 8000
+
+
+class ScenarioError(ValueError):
+    """The scenario file is invalid; the message names the field."""
+
+
+def load_spec(path: pathlib.Path) -> dict:
+    try:
+        spec = yaml.safe_load(pathlib.Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ScenarioError(f'{path}: {e}') from e
+    if not isinstance(spec, dict):
+        raise ScenarioError(f'{path}: not a mapping')
+    for key in ('name', 'duration_s', 'workers'):
+        if key not in spec:
+            raise ScenarioError(f'{path}: {key}: missing')
+    names = [w['name'] for w in spec['workers']]
+    for index, step in enumerate(spec.get('schedule', [])):
+        actions = [k for k in step if k != 'at_s']
+        if 'at_s' not in step or len(actions) != 1 or actions[0] not in ACTIONS:
+            raise ScenarioError(f'{path}: schedule[{index}]: needs at_s and one of {ACTIONS}')
+        value = step[actions[0]]
+        target = value.get('worker') if isinstance(value, dict) else value
+        if actions[0] not in ('bandwidth_mbps',) and target not in names:
+            raise ScenarioError(f'{path}: schedule[{index}]: unknown worker {target!r}')
+    return spec
+
+
+class Run:
+    """One scenario run under one policy; cleans up namespaces and processes on every path."""
+
+    def __init__(self, spec: dict, policy: str, out: pathlib.Path, verbose: bool = True):
+        if policy not in POLICIES:
+            raise ScenarioError(f'policy must be one of {POLICIES}, got {policy!r}')
+        self.spec, self.policy, self.out, self.verbose = spec, policy, out, verbose
+        self.topology = Topology()
+        self.workers: Dict[str, WorkerProcess] = {}
+        self.loadgens: Dict[str, subprocess.Popen] = {}
+        self.robot: List[subprocess.Popen] = []
+        self.helpers: List[subprocess.Popen] = []
+        self.quota: Optional[CpuQuota] = None
+        self.records: List[dict] = []
+        self.received = 0
+        self.events: List[dict] = []
+        two_cores = (os.cpu_count() or 1) >= 2
+        self.robot_cores, self.edge_cores = ('0', '1') if two_cores else (None, None)
+        self.env = {**os.environ, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                    'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
+                    'ROS_DOMAIN_ID': str(120 + int(self.topology.tag) % 90),
+                    'FASTDDS_DEFAULT_PROFILES_FILE':
+                        str(launch.package_share() / 'config/fastdds_profile.xml')}
+        self.bin = pathlib.Path(sys.executable).parent
+
+    def log(self, text: str) -> None:
+        if self.verbose:
+            print(f'[{self.spec["name"]}/{self.policy}] {text}', flush=True)
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _start_worker(self, w: dict) -> None:
+        link = self.topology.links[w['name']]
+        self.workers[w['name']] = WorkerProcess(
+            '--host', link.edge_ip, '--port', str(WORKER_PORT),
+            '--threads', str(w.get('threads', 1)),
+            '--parallelism', str(w.get('parallelism', 1)), env=self.env, bin_dir=self.bin,
+            prefix=self.topology.exec_prefix(link.edge_ns, self.edge_cores))
+
+    def _params_file(self) -> pathlib.Path:
+        base = yaml.safe_load((launch.package_share() / 'config/robot.yaml').read_text())
+        robot = self.spec.get('robot', {})
+        overrides = {'/**/offload': dict(robot.get('params', {})),
+                     '/**/camera': dict(self.spec.get('camera', {})),
+                     # The monitor watches detections only: deserialising every raw frame
+                     # for camera liveness would eat the emulated robot's CPU budget.
+                     '/**/deadline_monitor': {'deadline_s': robot.get('params', {}).get(
+                         'deadline_s', 0.25), 'image_transport': 'none'}}
+        first = self.spec['workers'][0]['name']
+        policy = {'model': {}, 'local': {'force_target': 'local'},
+                  'remote': {'force_target': first},
+                  'threshold': {'policy_mode': 'threshold'}}[self.policy]
+        overrides['/**/offload'].update(policy)
+        for node, values in overrides.items():
+            base.setdefault(node, {'ros__parameters': {}})['ros__parameters'].update(values)
+        path = self.out / 'params.yaml'
+        path.write_text(yaml.safe_dump(base))
+        return path
+
+    def _start_robot(self) -> None:
+        workers = ','.join(f'{n}=http://{link.edge_ip}:{WORKER_PORT}'
+                           for n, link in self.topology.links.items())
+        nodes = launch.plan(launch.package_share() / 'launch/robot.launch.xml', {
+            'source': str(models.cache_dir() / 'media/vtest.avi'), 'workers': workers,
+            'params_file': str(self._params_file())})
+        fraction = self.spec.get('robot', {}).get('cpu_fraction')
+        if fraction:
+            self.quota = CpuQuota(f'ofr{self.topology.tag}_robot', fraction)
+        self.node_log = open(self.out / 'nodes.log', 'w')
+        for node in nodes:
+            # The cgroup is joined first: `ip netns exec` remounts /sys for the namespace.
+            command = self.topology.exec_prefix(self.topology.robot_ns,
+                                                self.robot_cores) + node.command(self.bin)
+            if self.quota:
+                command = self.quota.wrap(command)
+            self.robot.append(subprocess.Popen(command, env=self.env, stdout=self.node_log,
+                                               stderr=subprocess.STDOUT))
+        self.camera = self.robot[[n.name for n in nodes].index('camera')]
+
+    def _start_capture(self) -> None:
+        prefix = self.topology.exec_prefix(self.topology.robot_ns, self.edge_cores)
+        self.observer = subprocess.Popen(
+            prefix + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.observe'],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.helpers.append(self.observer)
+        threading.Thread(target=self._read_observer, daemon=True).start()
+        self.bag = self.out / 'run.bag'
+        if self.bag.exists():
+            shutil.rmtree(self.bag)  # a rerun into the same folder replaces its capture
+        self.helpers.append(subprocess.Popen(
+            prefix + [str(self.bin / 'bag_record'), '/offload/decisions', '/detections',
+                      '/tracks', '/cmd_vel', '/diagnostics', str(self.bag),
+                      '--discovery-timeout', '60'],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def _read_observer(self) -> None:
+        for line in self.observer.stdout:
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if item['kind'] == 'record':
+                self.records.append(item['record'])
+            elif item['kind'] == 'received':
+                self.received = max(self.received, item['n'])
+
+    # -- schedule --------------------------------------------------------------------------
+    def _apply(self, step: dict) -> None:
+        (action,) = [k for k in step if k != 'at_s']
+        value = step[action]
+        if action == 'bandwidth_mbps':
+            for name in self.topology.links:
+                self.topology.shape(name, float(value))
+        elif action == 'load':
+            name, rate = value['worker'], float(value['rate_hz'])
+            old = self.loadgens.pop(name, None)
+            if old:
+                old.terminate()
+                old.wait(30)
+            if rate > 0:
+                link = self.topology.links[name]
+                self.loadgens[name] = subprocess.Popen(
+                    self.topology.exec_prefix(link.edge_ns, self.edge_cores)
+                    + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.loadgen',
+                       f'http://{link.edge_ip}:{WORKER_PORT}', '--rate', str(rate),
+                       '--client-id', f'tenants-{name}'],
+                    env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elif action == 'kill':
+            self.workers[value].kill()
+        elif action == 'restart':
+            self._start_worker(next(w for w in self.spec['workers'] if w['name'] == value))
+        elif action in ('link_down', 'link_up'):
+            self.topology.set_link(value, action == 'link_up')
+        elif action == 'hang':
+            self.workers[value].proc.send_signal(signal.SIGSTOP)  # accepts, never answers
+        elif action == 'resume':
+            self.workers[value].proc.send_signal(signal.SIGCONT)
+        self.log(f't={step["at_s"]:.0f}s {action} {value}')
+
+    # -- run -------------------------------------------------------------------------------
+    def execute(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.topology.build([w['name'] for w in self.spec['workers']])
+            link = self.spec.get('link', {})
+            for name in self.topology.links:
+                self.topology.shape(name, float(link.get('bandwidth_mbps', 100.0)))
+            for w in self.spec['workers']:
+                self._start_worker(w)
+            self._start_capture()
+            self._start_robot()
+            end = time.monotonic() + 120
+            while not self.records and time.monotonic() < end:
+                if any(p.poll() is not None for p in self.robot):
+                    break
+                time.sleep(0.1)
+            if not self.records:
+                raise RuntimeError('no decision records within 120 s; see nodes.log')
+            t0_wall = self.records[0]['t_s']
+            start = time.monotonic()
+            steps = sorted(self.spec.get('schedule', []), key=lambda s: s['at_s'])
+            for step in steps:
+                time.sleep(max(0.0, start + step['at_s'] - time.monotonic()))
+                self._apply(step)
+                self.events.append({**step, 't_s': time.time() - t0_wall})
+            time.sleep(max(0.0, start + self.spec['duration_s'] - time.monotonic()))
+            self.camera.send_signal(signal.SIGINT)
+            self.camera.wait(30)
+            end = time.monotonic() + 30  # let every frame in flight finish
+            while time.monotonic() < end and (self.received == 0 or
+                                              len(self.records) < self.received):
+                time.sleep(0.2)
+            time.sleep(1.5)
+        finally:
+            self._teardown()
+        return self._analyse(t0_wall)
+
+    def _teardown(self) -> None:
+        for proc in self.robot + self.helpers + list(self.loadgens.values()):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.robot + self.helpers + list(self.loadgens.values()):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for worker in self.workers.values():
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGCONT)
+            worker.stop(10)
+        if getattr(self, 'node_log', None):
+            self.node_log.close()
+        self.topology.destroy()
+        if self.quota:
+            self.quota.remove()
+
+    # -- analysis --------------------------------------------------------------------------
+    def _phases(self) -> List[dict]:
+        bounds = [0.0] + [s['at_s'] for s in sorted(self.spec.get('schedule', []),
+                                                    key=lambda s: s['at_s'])]
+        bounds.append(float(self.spec['duration_s']))
+        names = ['start'] + [' '.join(f'{k}={v}' for k, v in s.items() if k != 'at_s')
+                             for s in sorted(self.spec.get('schedule', []),
+                                             key=lambda s: s['at_s'])]
+        return [{'name': n, 'start_s': a, 'end_s': b, 'shade': i % 2 == 1}
+                for i, (n, a, b) in enumerate(zip(names, bounds, bounds[1:]))]
+
+    def _analyse(self, t0: float) -> dict:
+        deadline = float(self.spec.get('robot', {}).get('params', {}).get('deadline_s', 0.25))
+        phases = self._phases()
+        summary = report.summarise(self.records, self.received, deadline, t0, phases)
+        summary.update({'scenario': self.spec['name'], 'policy': self.policy,
+                        'events': self.events,
+                        'machine': {'cpus': os.cpu_count(), 'robot_cores': self.robot_cores,
+                                    'edge_cores': self.edge_cores,
+                                    'robot_cpu_fraction': self.spec.get('robot', {}).get(
+                                        'cpu_fraction')}})
+        summary['checks'] = check(self.spec, summary, self.records, t0) \
+            if self.policy == 'model' else {}
+        summary['passed'] = all(c['ok'] for c in summary['checks'].values())
+        report.write_json(self.out / 'summary.json', summary)
+        (self.out / 'records.jsonl').write_text(
+            ''.join(json.dumps(r) + '\n' for r in self.records))
+        report.plot_timeline(self.records, self.out / 'timeline.png', t0, deadline, phases,
+                             f'{self.spec["name"]} ({self.policy})')
+        return summary
+
+
+def _majority(records: List[dict], t0: float, start: float, end: float):
+    inside = [r.get('planned_target', r['target']) for r in records
+              if start <= r['t_s'] - t0 < end]
+    if not inside:
+        return None, 0.0
+    best = max(set(inside), key=inside.count)
+    return best, inside.count(best) / len(inside)
+
+
+def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str, dict]:
+    """The scenario's assertions, each with the measured value."""
+    expect = spec.get('expect', {})
+    checks = {'frames_without_outcome': {'ok': summary['frames_without_outcome'] == 0
+                                         and summary['frames'] > 0,
+                                         'value': summary['frames_without_outcome'],
+                                         'frames': summary['frames']}}
+    for i, phase in enumerate(expect.get('phases', [])):
+        target, share = _majority(records, t0, phase['from_s'], phase['to_s'])
+        allowed = phase['target'] if isinstance(phase['target'], list) else [phase['target']]
+        checks[f'phase_{i}_{phase["from_s"]}-{phase["to_s"]}s'] = {
+            'ok': target in allowed and share >= phase.get('min_share', 0.8),
+            'expected': phase['target'], 'majority': target, 'share': round(share, 3)}
+    within = expect.get('switch_within_s')
+    for i, switch in enumerate(expect.get('switches', [])):
+        after = [r for r in records if r['t_s'] - t0 >= switch['at_s']
+                 and r.get('planned_target', r['target']) in (
+                     switch['to'] if isinstance(switch['to'], list) else [switch['to']])]
+        delay = after[0]['t_s'] - t0 - switch['at_s'] if after else None
+        checks[f'switch_{i}_at_{switch["at_s"]}s_to_{switch["to"]}'] = {
+            'ok': delay is not None and delay <= switch.get('within_s', within),
+            'delay_s': None if delay is None else round(delay, 3),
+            'limit_s': switch.get('within_s', within)}
+    limit = expect.get('max_switches_per_step')
+    if limit is not None:
+        worst = 0
+        for phase in summary['phases']:
+            n = sum(1 for s in summary['switches']
+                    if phase['start_s'] <= s['t_s'] < phase['end_s'])
+            worst = max(worst, n)
+        checks['max_switches_per_step'] = {'ok': worst <= limit, 'value': worst,
+                                           'limit': limit}
+    return checks
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='offload_scenario', description=__doc__.splitlines()[0])
+    parser.add_argument('scenario')
+    parser.add_argument('--policy', choices=POLICIES, default='model')
+    parser.add_argument('--out', help='default scenario_out/NAME/POLICY')
+    args = parser.parse_args(argv)
+    try:
+        check_capabilities()
+        spec = load_spec(pathlib.Path(args.scenario))
+    except ScenarioUnavailable as e:
+        print(f'offload_scenario: cannot run here: {e}', file=sys.stderr)
+        return 77
+    except ScenarioError as e:
+        print(f'offload_scenario: {e}', file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out or f'scenario_out/{spec["name"]}/{args.policy}')
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    summary = Run(spec, args.policy, out).execute()
+    print(report.table(summary))
+    for name, result in summary['checks'].items():
+        print(f"  {'PASS' if result['ok'] else 'FAIL'} {name}: "
+              f"{ {k: v for k, v in result.items() if k != 'ok'} }")
+    print(f'wrote {out}/summary.json, timeline.png, run.bag')
+    return 0 if summary['passed'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

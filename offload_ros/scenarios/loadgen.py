@@ -1,0 +1,68 @@
+"""offload_loadgen URL --rate R: synthetic tenants sending real inference requests (Poisson,
+open loop) with a real frame, so a worker's load rises as if other robots shared it."""
+import argparse
+import concurrent.futures
+import signal
+import sys
+import threading
+import time
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from offload_ros.inference import models
+from offload_ros.worker.client import CircuitBreaker, WorkerClient, WorkerUnavailable
+
+
+def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, seed: int,
+        stop: threading.Event) -> dict:
+    frame = cv2.resize(cv2.VideoCapture(str(models.cache_dir() / 'media/vtest.avi')).read()[1],
+                       (640, 480))
+    client = WorkerClient(url, client_id=client_id, payload='jpeg', pool_size=32,
+                          breaker=CircuitBreaker(threshold=10 ** 9))
+    tensor = client.encode(frame)
+    rng = np.random.default_rng(seed)
+    sent, failed = 0, 0
+    end = time.monotonic() + duration_s if duration_s else None
+
+    def one():
+        try:
+            client.infer(frame, 10.0, tensor)
+            return True
+        except (WorkerUnavailable, ValueError):
+            return False
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        futures = []
+        due = time.monotonic()
+        while not stop.is_set() and (end is None or time.monotonic() < end):
+            due += rng.exponential(1.0 / rate_hz)
+            if stop.wait(max(0.0, due - time.monotonic())):
+                break
+            futures.append(pool.submit(one))
+            sent += 1
+        failed = sum(1 for f in futures if not f.result())
+    client.close()
+    return {'sent': sent, 'failed': failed}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='offload_loadgen', description=__doc__.splitlines()[0])
+    parser.add_argument('url')
+    parser.add_argument('--rate', type=float, required=True, help='requests per second')
+    parser.add_argument('--duration', type=float)
+    parser.add_argument('--client-id', default='tenant')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    if not args.rate > 0:
+        parser.error('--rate must be > 0')
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    result = run(args.url, args.rate, args.duration, args.client_id, args.seed, stop)
+    print(f"offload_loadgen: sent {result['sent']}, failed {result['failed']}", flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

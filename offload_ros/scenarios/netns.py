@@ -1,0 +1,143 @@
+"""Network namespaces, veth pairs, tbf shaping and a CPU quota, with cleanup on every path.
+
+Only addresses inside the namespaces created here are used (10.x.k.0/30 per robot-edge link).
+"""
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+
+class ScenarioUnavailable(RuntimeError):
+    """This machine cannot run scenarios (not root, no ip/tc, no netns); says why."""
+
+
+def check_capabilities() -> None:
+    if os.geteuid() != 0:
+        raise ScenarioUnavailable('network scenarios need root (ip netns, tc)')
+    for tool in ('ip', 'tc', 'taskset'):
+        if shutil.which(tool) is None:
+            raise ScenarioUnavailable(f'{tool} is not installed (iproute2 / util-linux)')
+    probe = f'ofr_probe_{os.getpid()}'
+    if subprocess.run(['ip', 'netns', 'add', probe], capture_output=True).returncode != 0:
+        raise ScenarioUnavailable('cannot create network namespaces here')
+    subprocess.run(['ip', 'netns', 'del', probe], capture_output=True)
+
+
+def _run(*cmd: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)}: {result.stderr.strip()}')
+
+
+@dataclass
+class Link:
+    edge_ns: str
+    robot_dev: str
+    edge_dev: str
+    robot_ip: str
+    edge_ip: str
+    rate_mbps: float = 0.0
+
+
+@dataclass
+class Topology:
+    """A robot namespace and one edge namespace per worker, each joined by a veth pair."""
+
+    tag: str = field(default_factory=lambda: f'{os.getpid() % 10000}{random.randint(10, 99)}')
+    robot_ns: str = ''
+    links: Dict[str, Link] = field(default_factory=dict)
+    created: List[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.robot_ns = f'ofr{self.tag}_robot'
+        self._subnet = random.randint(64, 250)
+
+    def build(self, workers: List[str]) -> None:
+        _run('ip', 'netns', 'add', self.robot_ns)
+        self.created.append(self.robot_ns)
+        _run('ip', '-n', self.robot_ns, 'link', 'set', 'lo', 'up')
+        for index, name in enumerate(workers, start=1):
+            ns = f'ofr{self.tag}_{name}'
+            _run('ip', 'netns', 'add', ns)
+            self.created.append(ns)
+            _run('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+            robot_dev, edge_dev = f'r{self.tag}e{index}'[:15], f'e{self.tag}r{index}'[:15]
+            _run('ip', 'link', 'add', robot_dev, 'netns', self.robot_ns, 'type', 'veth',
+                 'peer', 'name', edge_dev, 'netns', ns)
+            base = f'10.{self._subnet}.{index}'
+            _run('ip', '-n', self.robot_ns, 'addr', 'add', f'{base}.1/30', 'dev', robot_dev)
+            _run('ip', '-n', ns, 'addr', 'add', f'{base}.2/30', 'dev', edge_dev)
+            _run('ip', '-n', self.robot_ns, 'link', 'set', robot_dev, 'up')
+            _run('ip', '-n', ns, 'link', 'set', edge_dev, 'up')
+            self.links[name] = Link(ns, robot_dev, edge_dev, f'{base}.1', f'{base}.2')
+
+    def shape(self, worker: str, rate_mbps: float) -> None:
+        """Token-bucket rate on both directions (netem is not available in this kernel).
+
+        A 300 ms queue limit models a buffered Wi-Fi link rather than tail-dropping at 50 ms.
+        """
+        link = self.links[worker]
+        # A small bucket (~5 ms of traffic, at least two MTUs): a large one would let short
+        # transfers (probes, the first frame after a step) through at line rate.
+        burst = max(3_000, int(rate_mbps * 1e6 / 8 / 200))
+        verb = 'change' if link.rate_mbps else 'add'
+        for ns, dev in ((self.robot_ns, link.robot_dev), (link.edge_ns, link.edge_dev)):
+            _run('tc', '-n', ns, 'qdisc', verb, 'dev', dev, 'root', 'tbf', 'rate',
+                 f'{rate_mbps}mbit', 'burst', str(burst), 'latency', '300ms')
+        link.rate_mbps = rate_mbps
+
+    def set_link(self, worker: str, up: bool) -> None:
+        link = self.links[worker]
+        _run('ip', '-n', self.robot_ns, 'link', 'set', link.robot_dev, 'up' if up else 'down')
+
+    def exec_prefix(self, ns: str, cores: Optional[str] = None) -> List[str]:
+        prefix = ['ip', 'netns', 'exec', ns]
+        if cores is not None:
+            prefix += ['taskset', '-c', cores]
+        return prefix
+
+    def destroy(self) -> None:
+        for ns in reversed(self.created):
+            subprocess.run(['ip', 'netns', 'del', ns], capture_output=True)
+        self.created.clear()
+
+
+class CpuQuota:
+    """A cgroup (v1 cpu controller, or v2) limiting processes to a fraction of one core:
+    the robot's weaker computer, emulated. Period 10 ms so the quota is smooth at frame
+    scale."""
+
+    def __init__(self, name: str, fraction: float):
+        if not 0.05 <= fraction <= 1.0:
+            raise ValueError(f'cpu fraction must be in [0.05, 1], got {fraction}')
+        self.fraction = fraction
+        v1 = pathlib.Path('/sys/fs/cgroup/cpu')
+        v2 = pathlib.Path('/sys/fs/cgroup')
+        period = 10_000
+        if (v1 / 'cpu.cfs_quota_us').exists():
+            self.path = v1 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / 'cpu.cfs_period_us').write_text(str(period))
+            (self.path / 'cpu.cfs_quota_us').write_text(str(int(period * fraction)))
+        elif (v2 / 'cgroup.controllers').exists() and 'cpu' in (
+                v2 / 'cgroup.controllers').read_text():
+            self.path = v2 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / 'cpu.max').write_text(f'{int(period * fraction)} {period}')
+        else:
+            raise ScenarioUnavailable('no writable cgroup cpu controller for the robot quota')
+
+    def wrap(self, command: List[str]) -> List[str]:
+        """Run command inside the cgroup (the shell joins it, then execs)."""
+        procs = self.path / 'cgroup.procs'
+        return ['sh', '-c', f'echo $$ > {procs} && exec "$@"', 'cpu-quota', *command]
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass  # processes still inside: they are being stopped; the kernel reaps it later
