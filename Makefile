@@ -15,11 +15,16 @@ bootstrap:
 demo: bootstrap
 	$(PY) -m offload_ros.tools.demo --out demo_out
 
+# Scenario tests pin processes to cores: they run after the parallel pass, one at a time.
 test: bootstrap
-	$(PY) -m pytest -n 2 -q test
+	$(PY) -m pytest -n 2 -q -m 'not scenario' test
+	$(PY) -m pytest -q -m scenario test
 
 test-fast: bootstrap
-	$(PY) -m pytest -n 2 -q -m 'not slow' test
+	$(PY) -m pytest -n 2 -q -m 'not slow and not scenario' test
+
+scenarios: bootstrap
+	$(PY) -m offload_ros.scenarios.compare --out scenario_out
 
 lint: bootstrap
 	$(PY) -m flake8 offload_ros test bench setup.py

@@ -23,12 +23,14 @@ def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
 
 
 def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
-    """Changes of the planned target between consecutive frames (by sequence number)."""
+    """Changes of the planned target between consecutive frames (by sequence number), timed
+    when the decision changed (decided_t_s), else when the first such frame finished."""
     out, previous = [], None
     for r in sorted(records, key=lambda r: r['seq']):
         planned = r.get('planned_target', r['target'])
         if previous is not None and planned != previous:
-            out.append({'t_s': round(r['t_s'] - t0_s, 3), 'from': previous, 'to': planned,
+            when = r.get('decided_t_s') or r['t_s']
+            out.append({'t_s': round(when - t0_s, 3), 'from': previous, 'to': planned,
                         'reason': r['reason'], 'seq': r['seq']})
         previous = planned
     return out

@@ -61,6 +61,7 @@ class WorkerState:
     parallelism: int = 1
     total_rate_hz: float = 0.0
     own_rate_hz: float = 0.0
+    queue_length: int = 0
     rtt_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=20))
     server_overhead_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=50))
     bandwidth: BandwidthEstimator = None
@@ -156,8 +157,9 @@ class Planner:
 
     def load_report(self, name: str, rtt_s: float, total_rate_hz: float,
                     service_mean_s: Optional[float], service_var_s2: Optional[float],
-                    parallelism: int, own_rate_hz: float) -> None:
+                    parallelism: int, own_rate_hz: float, queue_length: int = 0) -> None:
         state = self.workers[name]
+        state.queue_length = max(0, queue_length)
         state.rtt_samples.append(rtt_s)
         state.total_rate_hz, state.own_rate_hz = total_rate_hz, own_rate_hz
         if service_mean_s:
@@ -211,8 +213,15 @@ class Planner:
             if not state.available:
                 result[name] = Prediction(math.inf, {'unavailable': math.inf})
                 continue
-            result[name] = predict_offload(rate, self.network_model(name, now_s),
-                                           self.worker_model(name), scv)
+            pred = predict_offload(rate, self.network_model(name, now_s),
+                                   self.worker_model(name), scv)
+            # Transient after a load step: the steady-state M/G/1 wait lags the backlog
+            # already queued; a request sent now waits at least for that backlog to drain.
+            backlog_s = state.queue_length * state.service_mean_s / state.parallelism
+            if pred.stable and backlog_s > pred.terms['queue_wait_s']:
+                terms = {**pred.terms, 'queue_wait_s': backlog_s}
+                pred = Prediction(sum(terms.values()), terms)
+            result[name] = pred
         if self.ingress_samples:
             ingress = statistics.median(self.ingress_samples)
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})

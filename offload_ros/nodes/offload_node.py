@@ -124,6 +124,7 @@ class Frame:
     target: str
     decision_reason: str
     predictions: Dict[str, Prediction]
+    decided_t_s: float = 0.0
 
 
 class OffloadNode(Node):
@@ -155,6 +156,7 @@ class OffloadNode(Node):
         self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
+        self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
         self._finished = set()
@@ -273,7 +275,7 @@ class OffloadNode(Node):
             target = self.planner.route()
             decision = self.planner.decision
         frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
-                      decision.reason, dict(decision.predictions))
+                      decision.reason, dict(decision.predictions), self._decided_t_s)
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
         else:
@@ -324,6 +326,7 @@ class OffloadNode(Node):
             if kind != 'deadline':
                 with self._lock:
                     self.planner.worker_failed(name, f'{kind}: {e}')
+                self._replan()  # leave the failed worker now, not at the next epoch
             self._fallback(frame, f'{name} {kind}')
             return
         now = time.monotonic()
@@ -334,7 +337,7 @@ class OffloadNode(Node):
             self._last_remote_s[name] = now
         predicted = frame.predictions.get(name)
         if predicted is not None and result.round_trip_s > 1.5 * predicted.latency_s:
-            self._on_epoch_now()  # far slower than predicted: re-plan now, not next epoch
+            self._replan()  # far slower than predicted: re-plan now, not at the next epoch
         self._finish(frame, 'detections', name, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s)
 
@@ -368,6 +371,7 @@ class OffloadNode(Node):
         record = {
             'seq': frame.seq, 'stamp_s': frame.capture_s, 'frame_id': frame.header.frame_id,
             't_s': now, 'target': target, 'planned_target': frame.target, 'outcome': kind,
+            'decided_t_s': frame.decided_t_s,
             'reason': reason or frame.decision_reason, 'fallback': fallback,
             'observed_latency_s': now - frame.capture_s,
             'predicted_latency_s': predicted.latency_s if predicted and
@@ -380,9 +384,6 @@ class OffloadNode(Node):
     # -- epoch ------------------------------------------------------------------------------
     def _on_epoch(self) -> None:
         self._apply_pending()
-        self._on_epoch_now()
-
-    def _on_epoch_now(self) -> None:
         with self._lock:
             if self._refreshing:
                 return
@@ -403,7 +404,8 @@ class OffloadNode(Node):
                 with self._lock:
                     self.planner.load_report(name, rtt, load.arrival_rate_hz,
                                              load.service_mean_s, load.service_var_s2,
-                                             load.parallelism, load.own_rate_hz)
+                                             load.parallelism, load.own_rate_hz,
+                                             load.queue_length)
                     now = time.monotonic()
                     idle = now - self._last_remote_s.get(name, -1e9) > self.config['epoch_s']
                     period = self.config['probe_period_s']
@@ -418,15 +420,20 @@ class OffloadNode(Node):
                     if trip is not None:
                         with self._lock:
                             self.planner.probe_done(name, time.monotonic(), size, trip)
-            with self._lock:
-                before = self.planner.decision.target
-                decision = self.planner.evaluate(time.monotonic())
-            if decision.target != before:
-                self.get_logger().info(f'switch {before} -> {decision.target}: '
-                                       f'{decision.reason}')
+            self._replan()
         finally:
             with self._lock:
                 self._refreshing = False
+
+    def _replan(self) -> None:
+        """Evaluate the policy on the current estimates (no I/O: safe from any thread)."""
+        with self._lock:
+            before = self.planner.decision.target
+            decision = self.planner.evaluate(time.monotonic())
+            if decision.target != before:
+                self._decided_t_s = self._now_s()
+        if decision.target != before:
+            self.get_logger().info(f'switch {before} -> {decision.target}: {decision.reason}')
 
     # -- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

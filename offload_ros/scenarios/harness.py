@@ -72,6 +72,7 @@ class Run:
         self.robot: List[subprocess.Popen] = []
         self.helpers: List[subprocess.Popen] = []
         self.quota: Optional[CpuQuota] = None
+        self.worker_quotas: Dict[str, CpuQuota] = {}
         self.records: List[dict] = []
         self.received = 0
         self.events: List[dict] = []
@@ -89,13 +90,22 @@ class Run:
             print(f'[{self.spec["name"]}/{self.policy}] {text}', flush=True)
 
     # -- set-up ---------------------------------------------------------------------------
+    def _worker_core(self, w: dict) -> Optional[str]:
+        return str(w['core']) if 'core' in w and self.edge_cores else self.edge_cores
+
     def _start_worker(self, w: dict) -> None:
         link = self.topology.links[w['name']]
+        prefix = self.topology.exec_prefix(link.edge_ns, self._worker_core(w))
+        if w.get('cpu_fraction'):
+            quota = self.worker_quotas.get(w['name']) or CpuQuota(
+                f'ofr{self.topology.tag}_{w["name"]}', w['cpu_fraction'])
+            self.worker_quotas[w['name']] = quota
+            prefix = quota.wrap(prefix)
         self.workers[w['name']] = WorkerProcess(
             '--host', link.edge_ip, '--port', str(WORKER_PORT),
             '--threads', str(w.get('threads', 1)),
             '--parallelism', str(w.get('parallelism', 1)), env=self.env, bin_dir=self.bin,
-            prefix=self.topology.exec_prefix(link.edge_ns, self.edge_cores))
+            prefix=prefix)
 
     def _params_file(self) -> pathlib.Path:
         base = yaml.safe_load((launch.package_share() / 'config/robot.yaml').read_text())
@@ -179,8 +189,9 @@ class Run:
                 old.wait(30)
             if rate > 0:
                 link = self.topology.links[name]
+                spec = next(w for w in self.spec['workers'] if w['name'] == name)
                 self.loadgens[name] = subprocess.Popen(
-                    self.topology.exec_prefix(link.edge_ns, self.edge_cores)
+                    self.topology.exec_prefix(link.edge_ns, self._worker_core(spec))
                     + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.loadgen',
                        f'http://{link.edge_ip}:{WORKER_PORT}', '--rate', str(rate),
                        '--client-id', f'tenants-{name}'],
@@ -252,8 +263,9 @@ class Run:
         if getattr(self, 'node_log', None):
             self.node_log.close()
         self.topology.destroy()
-        if self.quota:
-            self.quota.remove()
+        for quota in [self.quota, *self.worker_quotas.values()]:
+            if quota:
+                quota.remove()
 
     # -- analysis --------------------------------------------------------------------------
     def _phases(self) -> List[dict]:
@@ -273,7 +285,11 @@ class Run:
         summary.update({'scenario': self.spec['name'], 'policy': self.policy,
                         'events': self.events,
                         'machine': {'cpus': os.cpu_count(), 'robot_cores': self.robot_cores,
-                                    'edge_cores': self.edge_cores,
+                                    'edge_cores': {w['name']: self._worker_core(w)
+                                                   for w in self.spec['workers']},
+                                    'worker_cpu_fraction': {
+                                        w['name']: w.get('cpu_fraction')
+                                        for w in self.spec['workers']},
                                     'robot_cpu_fraction': self.spec.get('robot', {}).get(
                                         'cpu_fraction')}})
         summary['checks'] = check(self.spec, summary, self.records, t0) \
@@ -311,10 +327,15 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
             'expected': phase['target'], 'majority': target, 'share': round(share, 3)}
     within = expect.get('switch_within_s')
     for i, switch in enumerate(expect.get('switches', [])):
-        after = [r for r in records if r['t_s'] - t0 >= switch['at_s']
-                 and r.get('planned_target', r['target']) in (
-                     switch['to'] if isinstance(switch['to'], list) else [switch['to']])]
-        delay = after[0]['t_s'] - t0 - switch['at_s'] if after else None
+        # Timed when the decision changed (decided_t_s), so the wait for the next camera
+        # frame is not counted.
+        after = sorted((r for r in records
+                        if r.get('decided_t_s', r['t_s']) - t0 >= switch['at_s'] - 0.05
+                        and r.get('planned_target', r['target']) in (
+                            switch['to'] if isinstance(switch['to'], list)
+                            else [switch['to']])), key=lambda r: r['seq'])
+        delay = max(0.0, after[0].get('decided_t_s', after[0]['t_s']) - t0 - switch['at_s']) \
+            if after else None
         checks[f'switch_{i}_at_{switch["at_s"]}s_to_{switch["to"]}'] = {
             'ok': delay is not None and delay <= switch.get('within_s', within),
             'delay_s': None if delay is None else round(delay, 3),

@@ -51,7 +51,7 @@ class WorkerConfig:
     score_threshold: float = 0.3
     iou_threshold: float = 0.45
     threads: int = 0
-    load_window_s: float = 10.0
+    load_window_s: float = 5.0
     decode_threads: int = 2
 
     def __post_init__(self):
@@ -426,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-body-bytes', type=int, default=8 * 1024 * 1024)
     p.add_argument('--read-timeout-s', type=float, default=10.0)
     p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
+    p.add_argument('--load-window-s', type=float, default=5.0,
+                   help='sliding window of the /load figures')
     p.add_argument('--score-threshold', type=float, default=0.3)
     p.add_argument('--iou-threshold', type=float, default=0.45)
     p.add_argument('--token-file', help='file holding the bearer token (or set '
@@ -468,7 +470,8 @@ def main(argv=None) -> int:
                               args.parallelism, args.max_queue, args.max_body_bytes,
                               args.read_timeout_s, token=token,
                               score_threshold=args.score_threshold,
-                              iou_threshold=args.iou_threshold, threads=args.threads)
+                              iou_threshold=args.iou_threshold, threads=args.threads,
+                              load_window_s=args.load_window_s)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
     except (ValueError, DetectorError, models.ModelError) as e:
