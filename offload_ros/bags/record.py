@@ -50,7 +50,8 @@ def record(topic_names: List[str], out: str, duration_s: Optional[float] = None,
     end = time.monotonic() + discovery_timeout_s
     while time.monotonic() < end and len(types) < len(wanted):
         for name, kinds in node.get_topic_names_and_types():
-            if name in wanted and kinds:
+            # A topic known only through subscriptions has no publisher QoS to match yet.
+            if name in wanted and kinds and node.get_publishers_info_by_topic(name):
                 types[name] = kinds[0]
         executor.spin_once(timeout_sec=0.1)
     missing = [t for t in wanted if t not in types]
@@ -71,6 +72,8 @@ def record(topic_names: List[str], out: str, duration_s: Optional[float] = None,
             connections = {}
             for topic, msgtype in types.items():
                 ros_qos, bag_qos = _subscription_qos(node, topic)
+                print(f'bag_record: {topic} [{msgtype}] {ros_qos.reliability.name.lower()}, '
+                      f'{ros_qos.durability.name.lower()}', file=sys.stderr)
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store,
                                                            offered_qos_profiles=[bag_qos])
                 node.create_subscription(

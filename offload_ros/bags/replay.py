@@ -61,7 +61,8 @@ def parse_remaps(items: List[str]) -> Dict[str, str]:
 def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
            loop: bool = False, start_s: float = 0.0, duration_s: Optional[float] = None,
            restamp_now: bool = False, topics: Optional[List[str]] = None,
-           wait_for_subscribers_s: float = 0.0, context=None, stop=None) -> dict:
+           wait_for_subscribers_s: float = 0.0, context=None, stop=None,
+           min_subscribers: int = 1) -> dict:
     """Replay; returns timing statistics. `stop`: a threading.Event that ends it early."""
     stop = stop or threading.Event()
     if not rate > 0:
@@ -88,7 +89,8 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
             if wait_for_subscribers_s > 0:
                 end = time.monotonic() + wait_for_subscribers_s
                 while time.monotonic() < end and not all(
-                        p.get_subscription_count() for p, _ in publishers.values()):
+                        p.get_subscription_count() >= min_subscribers
+                        for p, _ in publishers.values()):
                     time.sleep(0.05)
             first_ns = reader.start_time + int(start_s * 1e9)
             last_ns = first_ns + int(duration_s * 1e9) if duration_s else None
@@ -136,6 +138,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--topics', nargs='+', help='only these topics')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='S',
                         help='wait up to S seconds for a subscriber on every topic')
+    parser.add_argument('--min-subscribers', type=int, default=1,
+                        help='subscribers per topic to wait for (e.g. 2: the decision node '
+                        'and the deadline monitor both watch the image topic)')
     parser.add_argument('--stats-json', help='write timing statistics here')
     args = parser.parse_args(argv)
     rclpy.init(args=['--ros-args'])
@@ -145,7 +150,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         stats = replay(args.bag, args.rate, parse_remaps(args.topic_remap), args.loop,
                        args.start, args.duration, args.restamp, args.topics,
-                       args.wait_for_subscribers, stop=stop)
+                       args.wait_for_subscribers, stop=stop,
+                       min_subscribers=args.min_subscribers)
     except (BagError, OSError, ReaderError) as e:
         print(f'bag_replay: {args.bag}: {e}', file=sys.stderr)
         return 2
