@@ -7,7 +7,7 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap demo test test-fast lint bench-worker bench-replay test-triton scenarios clean
+.PHONY: bootstrap demo test test-fast lint bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -34,6 +34,9 @@ bench-worker: bootstrap
 
 bench-replay: bootstrap
 	$(PY) bench/bench_replay.py --out bench/results/replay.json
+
+bench-policy: bootstrap
+	$(PY) bench/bench_policy.py --out bench/results/policy.json
 
 clean:
 	rm -rf build install log demo_out scenario_out .pytest_cache

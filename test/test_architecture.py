@@ -1,6 +1,5 @@
 """Layering rules: the core and the worker import no ROS."""
 import ast
-import pathlib
 
 import pytest
 
@@ -27,3 +26,12 @@ def test_core_has_no_clock_calls():
     for path in (ROOT / 'offload_ros/core').glob('*.py'):
         text = path.read_text()
         assert 'time.time(' not in text and 'time.monotonic(' not in text, path.name
+
+
+def test_flake8_clean():
+    """ament's lint style: flake8 with 99 columns (setup.cfg)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, '-m', 'flake8', 'offload_ros', 'test', 'bench',
+                          'setup.py'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout

@@ -98,8 +98,8 @@ def test_malformed_images_are_counted_not_fatal(ros_context, frames):
             msg.header = header(probe, i)
             probe.comp_pub.publish(msg)
             assert wait_until(lambda: len(probe.records) > i, 20)
-    outcomes = [(r['outcome'], r['reason']) for r in sorted(probe.records,
-                                                                  key=lambda r: r['seq'])]
+    ordered = sorted(probe.records, key=lambda r: r['seq'])
+    outcomes = [(r['outcome'], r['reason']) for r in ordered]
     assert outcomes[0][0] == 'drop' and 'unsupported compressed format' in outcomes[0][1]
     assert outcomes[1][0] == 'drop' and 'empty' in outcomes[1][1]
     assert outcomes[2][0] == 'detections'

@@ -70,8 +70,8 @@ def test_waits_non_decreasing_in_rate(lam1, lam2, mu, var):
     assert queueing.mg1_wait_s(low, mu, var) <= queueing.mg1_wait_s(high, mu, var)
 
 
-@given(mu=st.floats(min_value=0.1, max_value=100.0), excess=st.floats(min_value=1.0,
-                                                                       max_value=10.0))
+@given(mu=st.floats(min_value=0.1, max_value=100.0),
+       excess=st.floats(min_value=1.0, max_value=10.0))
 def test_infinite_at_or_above_capacity(mu, excess):
     lam = mu * excess
     assert queueing.mm1_wait_s(lam, mu) == math.inf

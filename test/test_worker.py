@@ -239,7 +239,8 @@ def test_graceful_shutdown_drains_in_flight(start_worker, person):
     assert 'draining' in w.output
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.binary(max_size=300),
                       st.builds(lambda h: json.dumps(h).encode(),
                                 st.recursive(st.none() | st.integers() | st.text(max_size=8),

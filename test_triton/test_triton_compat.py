@@ -4,7 +4,6 @@ PyTriton ships Triton with its Python backend only, so the exported ONNX file is
 onnxruntime inside a PyTriton function; the HTTP/KServe v2 surface the client meets (binary
 tensors, metadata, cumulative /stats) is Triton's own.
 """
-import os
 import pathlib
 import socket
 import sys

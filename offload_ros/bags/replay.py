@@ -25,6 +25,7 @@ from offload_ros.bags.common import IMAGE_TYPES, BagError, ros_type
 # CDR encapsulation): their stamp can be rewritten without deserialising.
 HEADER_FIRST = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'vision_msgs/msg/Detection2DArray')
 SPIN_WAIT_S = 0.002
+LINGER_S = 0.5
 
 
 def restamp(data: bytes, t_ns: int) -> bytes:
@@ -113,6 +114,9 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
                     published += 1
                 if not loop or stop.is_set():
                     break
+            # Let the last messages leave before the publishers go: destroying them at once
+            # can drop a best-effort message still in flight.
+            stop.wait(LINGER_S)
     finally:
         node.destroy_node()
     return _stats(errors, published)

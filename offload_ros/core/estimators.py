@@ -45,7 +45,6 @@ class ArrivalRateEstimator:
             return n / (now_s - self._times[0])
         return (n - 1) / span_s
 
-
     def interarrival_scv(self, now_s: float) -> Optional[float]:
         """Squared coefficient of variation of the gaps in the window (1 for Poisson,
         0 for a periodic camera); None with fewer than 10 gaps."""

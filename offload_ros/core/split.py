@@ -28,7 +28,7 @@ def _capacity_hz(latency_of: LatencyOfRate, ceiling_hz: float) -> float:
     if not math.isfinite(latency_of(0.0)):
         return 0.0
     low, high = 0.0, ceiling_hz
-    for _ in range(80):
+    for _ in range(40):  # 2^-40 of the ceiling
         mid = 0.5 * (low + high)
         if math.isfinite(latency_of(mid)):
             low = mid
@@ -53,7 +53,7 @@ def _rate_at_marginal(latency_of: LatencyOfRate, nu: float, capacity_hz: float) 
     if _marginal_cost(latency_of, 0.0, capacity_hz) >= nu:
         return 0.0
     low, high = 0.0, capacity_hz * (1.0 - 1e-9)
-    for _ in range(100):
+    for _ in range(40):
         mid = 0.5 * (low + high)
         if _marginal_cost(latency_of, mid, capacity_hz) < nu:
             low = mid
@@ -81,9 +81,13 @@ def optimal_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate])
         high *= 2.0
         if high > 1e12:
             break
-    for _ in range(100):
+    for _ in range(60):
         mid = 0.5 * (low + high)
-        if sum(allocate(mid).values()) < total_rate_hz:
+        total = sum(allocate(mid).values())
+        if abs(total - total_rate_hz) <= 1e-9 * total_rate_hz:
+            high = mid
+            break
+        if total < total_rate_hz:
             low = mid
         else:
             high = mid

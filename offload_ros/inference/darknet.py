@@ -219,8 +219,8 @@ def build_onnx(sections: List[Section], convs: List[ConvWeights], net_size: int 
             g.nodes, 'darknet_raw',
             [helper.make_tensor_value_info('input', TensorProto.FLOAT,
                                            [1, 3, net_size, net_size])],
-            [helper.make_tensor_value_info(outputs[h.layer], TensorProto.FLOAT, [1, None, None, None])
-             for h in heads], g.inits)
+            [helper.make_tensor_value_info(outputs[h.layer], TensorProto.FLOAT,
+                                           [1, None, None, None]) for h in heads], g.inits)
         return _finish(graph)
 
     # Letterbox inside the graph: scale = min(S/H, S/W), resize, pad with 0.5 grey.
@@ -228,8 +228,8 @@ def build_onnx(sections: List[Section], convs: List[ConvWeights], net_size: int 
     shape = g.op('Shape', ['images'])
     hw = g.op('Cast', [g.op('Gather', [shape, g.const([1, 2], 'idx', np.int64)])], to=1)
     scale = g.op('ReduceMin', [g.op('Div', [g.const([size_f, size_f]), hw])], keepdims=1)
-    new_hw = g.op('Cast', [g.op('Floor', [g.op('Add', [g.op('Mul', [hw, scale]),
-                                                          g.const([0.5])])])], to=7)
+    rounded = g.op('Floor', [g.op('Add', [g.op('Mul', [hw, scale]), g.const([0.5])])])
+    new_hw = g.op('Cast', [rounded], to=7)
     pad_total = g.op('Sub', [g.const([net_size, net_size], dtype=np.int64), new_hw])
     pad_begin = g.op('Div', [pad_total, g.const([2, 2], dtype=np.int64)])
     pad_end = g.op('Sub', [pad_total, pad_begin])

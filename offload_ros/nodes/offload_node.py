@@ -455,8 +455,9 @@ class OffloadNode(Node):
                    for n, (ok, why) in workers.items()]
         down = [n for n, (ok, _) in workers.items() if not ok]
         level = DiagnosticStatus.WARN if down or self.malformed else DiagnosticStatus.OK
-        message = f'target {decision.target}' + (f'; unavailable: {", ".join(down)}'
-                                                  if down else '')
+        message = f'target {decision.target}'
+        if down:
+            message += f'; unavailable: {", ".join(down)}'
         if self.malformed:
             message += f'; {sum(self.malformed.values())} malformed images'
         status = DiagnosticStatus(level=level, name=f'{self.get_name()}: offload decision',

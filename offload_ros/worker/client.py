@@ -163,8 +163,8 @@ class WorkerClient:
                 # Safe to retry only if the connection was refused before sending (a stale
                 # keep-alive socket), and only while budget remains.
                 left = None if budget_s is None else budget_s - (time.perf_counter() - start)
-                if attempt == 1 and 'refused' not in str(e).lower() and (left is None or
-                                                                          left > 0.01):
+                stale_socket = 'refused' not in str(e).lower()
+                if attempt == 1 and stale_socket and (left is None or left > 0.01):
                     continue
                 self.breaker.failure()
                 raise WorkerUnavailable(f'{self.url}: {e.__class__.__name__}',

@@ -18,14 +18,14 @@ import signal
 import sys
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import cv2
 import numpy as np
 from aiohttp import web
 
 from offload_ros.inference.detector import (Detector, DetectorError, ServiceProfile,
-                                             postprocess)
+                                            postprocess)
 from offload_ros.worker import protocol
 from offload_ros.worker.load import LoadTracker
 

@@ -1,0 +1,148 @@
+"""make scenarios: every scenario under every policy, compared with the hindsight oracle.
+
+Policies: the model-driven decision, always-local, always-remote (first worker), and a
+FogROS2-LS-style windowed threshold. The oracle knows each phase's best static target in
+hindsight (the lower phase mean of the always-local and always-remote runs). Writes
+scenario_out/NAME/POLICY/{summary.json,timeline.png,run.bag} and
+scenario_out/comparison.{json,md}.
+"""
+import argparse
+import json
+import math
+import pathlib
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+from offload_ros.inference import models  # noqa: F401  (fails early if not provisioned)
+from offload_ros.scenarios import harness
+from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+
+DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'fault_kill', 'fault_linkdown',
+           'fault_hang']
+
+
+def _latencies(records: List[dict], t0: float, start: float, end: float) -> List[float]:
+    return [r['observed_latency_s'] if r['outcome'] == 'detections' else math.inf
+            for r in records if start <= r['t_s'] - t0 < end]
+
+
+def _stats(values: List[float], deadline_s: float) -> dict:
+    finite = np.array([v for v in values if math.isfinite(v)])
+    return {'frames': len(values),
+            'mean_s': float(finite.mean()) if finite.size else None,
+            'p99_s': float(np.percentile(finite, 99)) if finite.size else None,
+            'miss_rate': (sum(1 for v in values if not v <= deadline_s) / len(values))
+            if values else None}
+
+
+def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) -> dict:
+    spec = runs['model']
+    deadline = spec['deadline_s']
+    phases = spec['phases']
+    result = {'scenario': name, 'deadline_s': deadline, 'policies': {}, 'oracle': {}}
+    t0s = {p: min(r['t_s'] for r in recs) for p, recs in records.items() if recs}
+    for policy, recs in records.items():
+        overall = _stats(_latencies(recs, t0s[policy], 0, 1e9), deadline)
+        per_phase = [_stats(_latencies(recs, t0s[policy], ph['start_s'], ph['end_s']),
+                            deadline) for ph in phases]
+        steps = [e['t_s'] for e in runs[policy].get('events', [])]
+        switches = runs[policy]['switches']
+        to_switch = []
+        for i, step in enumerate(steps):  # the first switch before the next change, if any
+            until = steps[i + 1] if i + 1 < len(steps) else math.inf
+            after = [s['t_s'] - step for s in switches if step - 0.05 <= s['t_s'] < until]
+            to_switch.append(round(max(0.0, after[0]), 3) if after else None)
+        result['policies'][policy] = {**overall, 'phases': per_phase,
+                                      'switches': len(switches),
+                                      'time_to_switch_s': to_switch}
+    oracle_phases = []
+    for i, ph in enumerate(phases):
+        static = {p: result['policies'][p]['phases'][i] for p in ('local', 'remote')
+                  if p in result['policies']}
+        best = min(static, key=lambda p: (static[p]['mean_s'] is None,
+                                          static[p]['miss_rate'] or 0,
+                                          static[p]['mean_s'] or math.inf))
+        oracle_phases.append({'phase': ph['name'], 'best': best, **static[best]})
+        model = result['policies']['model']['phases'][i]
+        oracle_phases[-1]['model_mean_s'] = model['mean_s']
+        oracle_phases[-1]['model_vs_oracle'] = (
+            model['mean_s'] / static[best]['mean_s'] - 1.0
+            if model['mean_s'] and static[best]['mean_s'] else None)
+    result['oracle']['phases'] = oracle_phases
+    return result
+
+
+def markdown(results: List[dict]) -> str:
+    def ms(v):
+        return '-' if v is None else f'{v * 1e3:.0f}'
+
+    def pct(v):
+        return '-' if v is None else f'{v:.1%}'
+    lines = ['# Scenario comparison (make scenarios)', '',
+             'Mean and p99 latency over delivered frames, deadline-miss rate over all frames '
+             '(lost frames count as misses), time from each scheduled change to the next '
+             'decision switch.', '']
+    for r in results:
+        lines += [f"## {r['scenario']} (deadline {r['deadline_s'] * 1e3:.0f} ms)", '',
+                  '| policy | mean ms | p99 ms | miss rate | switches | time to switch (s) |',
+                  '|---|---|---|---|---|---|']
+        for policy, s in r['policies'].items():
+            times = ', '.join('-' if t is None else str(t) for t in s['time_to_switch_s'])
+            lines.append(f"| {policy} | {ms(s['mean_s'])} | {ms(s['p99_s'])} | "
+                         f"{pct(s['miss_rate'])} | {s['switches']} | {times} |")
+        lines += ['', 'Oracle: per phase, the better of the always-local and always-remote runs '
+                  '(remote = the first worker; in case 2 the model may also use edge2).', '',
+                  '| phase | oracle target | oracle mean ms | model mean ms | model vs oracle |',
+                  '|---|---|---|---|---|']
+        for ph in r['oracle']['phases']:
+            lines.append(f"| {ph['phase']} | {ph['best']} | {ms(ph['mean_s'])} | "
+                         f"{ms(ph['model_mean_s'])} | {pct(ph['model_vs_oracle'])} |")
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='offload_scenarios', description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='scenario_out')
+    parser.add_argument('--scenarios', nargs='+', default=DEFAULT)
+    parser.add_argument('--policies', nargs='+', default=list(harness.POLICIES))
+    parser.add_argument('--reuse', action='store_true',
+                        help='recompute the comparison from runs already in --out')
+    args = parser.parse_args(argv)
+    if not args.reuse:
+        try:
+            check_capabilities()
+        except ScenarioUnavailable as e:
+            print(f'offload_scenarios: cannot run here: {e}', file=sys.stderr)
+            return 77
+    root = pathlib.Path(args.out)
+    share = harness.launch.package_share()
+    results, failed = [], []
+    for name in args.scenarios:
+        spec = harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
+        runs, records = {}, {}
+        for policy in args.policies:
+            out = root / name / policy
+            if args.reuse:
+                summary = json.loads((out / 'summary.json').read_text())
+            else:
+                summary = harness.Run(spec, policy, out).execute()
+            runs[policy] = summary
+            records[policy] = [json.loads(line) for line in
+                               (out / 'records.jsonl').read_text().splitlines() if line]
+            if policy == 'model' and not summary['passed']:
+                failed.append(name)
+        if {'model', 'local', 'remote'} <= set(runs):
+            results.append(compare(name, runs, records))
+    (root / 'comparison.json').write_text(json.dumps(results, indent=2))
+    (root / 'comparison.md').write_text(markdown(results))
+    print(markdown(results))
+    if failed:
+        print(f'offload_scenarios: assertions failed in {failed}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
