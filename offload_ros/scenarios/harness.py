@@ -68,6 +68,7 @@ class Run:
         self.spec, self.policy, self.out, self.verbose = spec, policy, out, verbose
         self.topology = Topology()
         self.workers: Dict[str, WorkerProcess] = {}
+        self.all_workers: List[WorkerProcess] = []
         self.loadgens: Dict[str, subprocess.Popen] = {}
         self.robot: List[subprocess.Popen] = []
         self.helpers: List[subprocess.Popen] = []
@@ -106,6 +107,7 @@ class Run:
             '--threads', str(w.get('threads', 1)),
             '--parallelism', str(w.get('parallelism', 1)), env=self.env, bin_dir=self.bin,
             prefix=prefix)
+        self.all_workers.append(self.workers[w['name']])  # a restart replaces the entry
 
     def _params_file(self) -> pathlib.Path:
         base = yaml.safe_load((launch.package_share() / 'config/robot.yaml').read_text())
@@ -153,7 +155,8 @@ class Run:
             prefix + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.observe'],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.helpers.append(self.observer)
-        threading.Thread(target=self._read_observer, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_observer, daemon=True)
+        self._reader.start()
         self.bag = self.out / 'run.bag'
         if self.bag.exists():
             shutil.rmtree(self.bag)  # a rerun into the same folder replaces its capture
@@ -256,10 +259,14 @@ class Run:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for worker in self.workers.values():
+        for worker in self.all_workers:
             if worker.proc.poll() is None:
                 worker.proc.send_signal(signal.SIGCONT)
             worker.stop(10)
+        observer = getattr(self, 'observer', None)
+        if observer is not None and observer.stdout:
+            self._reader.join(5)
+            observer.stdout.close()
         if getattr(self, 'node_log', None):
             self.node_log.close()
         self.topology.destroy()

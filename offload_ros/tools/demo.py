@@ -122,8 +122,8 @@ def main(argv=None) -> int:
         received = int(observer.diag_value('offload decision', 'received', '0'))
         with observer.lock:
             records = list(observer.records)
-        deadline_s = records[0]['predictions'] and json.loads(json.dumps(
-            next(iter(observer.deadline), {}))).get('deadline_s', 0.25) or 0.25
+        # The deadline the monitor applied (robot.yaml), as it reported it.
+        deadline_s = observer.deadline[-1]['deadline_s'] if observer.deadline else 0.25
         summary = report.summarise(records, received, deadline_s, t0, phases)
         summary['source'] = source
         summary['worker_url'] = worker.url

@@ -54,5 +54,6 @@ class WorkerProcess:
         return self.proc.returncode
 
     def kill(self) -> None:
+        """SIGKILL (a crash); stop() later still closes the pipe."""
         self.proc.kill()
         self.proc.wait()
