@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from offload_ros import report
 from offload_ros.core.planner import Planner, PlannerConfig
 
 
@@ -49,9 +50,7 @@ def main(argv=None) -> int:
                 'p99_us': round(float(np.percentile(us, 99)), 1), 'runs': runs}
     results['goal_4_workers_us'] = 50
     results['met'] = results['argmin_4_workers']['median_us'] <= 50
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    report.write_json(pathlib.Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0
 
