@@ -20,11 +20,13 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from rosbags.rosbag2 import Reader, ReaderError
 
 from offload_ros.bags.common import IMAGE_TYPES, BagError, ros_type
+from offload_ros.nodes import qos
 
 # Types whose serialised form starts with a std_msgs/Header (stamp right after the 4-byte
 # CDR encapsulation): their stamp can be rewritten without deserialising.
 HEADER_FIRST = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'vision_msgs/msg/Detection2DArray')
 SPIN_WAIT_S = 0.002
+IMAGE_DEADLINE_S = 1.0  # camera_node's default liveness_s
 LINGER_S = 0.5
 
 
@@ -38,7 +40,9 @@ def restamp(data: bytes, t_ns: int) -> bytes:
 
 def qos_for(connection, msgtype: str) -> QoSProfile:
     if msgtype in IMAGE_TYPES:
-        return qos_profile_sensor_data
+        # Offer the camera's liveness deadline, as camera_node does, so the deadline
+        # monitor's watch on the image topic (a QoS deadline request) matches the replay.
+        return qos.with_deadline(qos_profile_sensor_data, IMAGE_DEADLINE_S)
     offered = connection.ext.offered_qos_profiles if connection.ext else []
     reliable = not offered or all(q.reliability.name == 'RELIABLE' for q in offered)
     durable = offered and all(q.durability.name == 'TRANSIENT_LOCAL' for q in offered)
