@@ -88,15 +88,14 @@ class Switch:
 
 
 class Planner:
-    def __init__(self, config: PlannerConfig, worker_names: List[str], local_service_s: float,
-                 local_service_var_s2: float = 0.0):
+    def __init__(self, config: PlannerConfig, worker_names: List[str],
+                 local_service_s: float):
         if len(set(worker_names)) != len(worker_names) or LOCAL in worker_names:
             raise ValueError(f'worker names must be unique and not {LOCAL!r}: {worker_names}')
         self.config = config
         self.arrivals = ArrivalRateEstimator(config.arrival_window_s)
         self.local_service = ServiceTimeEstimator(window=100)
         self.local_service.add(local_service_s)
-        self.local_profile_var_s2 = local_service_var_s2
         self.workers: Dict[str, WorkerState] = {
             n: WorkerState(n, bandwidth=BandwidthEstimator(config.bandwidth_window_s))
             for n in worker_names}

@@ -145,7 +145,7 @@ class OffloadNode(Node):
         self.client_id = self.config['client_id'] or \
             f'{socket.gethostname()}{self.get_fully_qualified_name()}'
         self.worker_clients: Dict[str, WorkerClient] = {}
-        self.planner = Planner(self.config.planner(), [], profile.mean_s, profile.var_s2)
+        self.planner = Planner(self.config.planner(), [], profile.mean_s)
         self._set_workers(parse_workers(self.config['workers']))
         self.local_pool = concurrent.futures.ThreadPoolExecutor(1, 'local')
         self.remote_pool = concurrent.futures.ThreadPoolExecutor(self.config['max_inflight'],

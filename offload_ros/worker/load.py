@@ -49,9 +49,6 @@ class WindowedMoments:
             return 0.0 if n == 1 else None
         return max(0.0, (self.total_sq - self.total * self.total / n) / (n - 1))
 
-    def oldest_s(self) -> Optional[float]:
-        return self._samples[0][0] if self._samples else None
-
 
 @dataclass
 class _Stream:
@@ -117,9 +114,6 @@ class LoadTracker:
             wait = queueing.mg1k_wait_s(rate, mean, var or 0.0, self.parallelism)
         else:
             wait = 0.0
-        for client in list(self._clients):
-            if self._clients[client].arrivals.oldest_s() is None:
-                self._clients[client].arrivals.trim(now_s)
         clients = {}
         for name, stream in self._clients.items():
             stream.arrivals.trim(now_s)
