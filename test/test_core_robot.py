@@ -7,6 +7,7 @@ from offload_ros.core.control import ControllerConfig, command, select_target
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import PolicyConfig
+from offload_ros.core.scenario import ScenarioError, predict_all, scenario_from_estimates
 from offload_ros.core.tracker import Tracker, TrackerConfig
 from offload_ros.core.types import Box, Observation
 
@@ -124,3 +125,37 @@ def test_planner_periodic_arrivals_do_not_queue():
     assert local.terms['queue_wait_s'] == pytest.approx(0.0, abs=1e-6)   # D/D/1
     poisson = make_planner(arrival_model='poisson').predict(5.0)['local']
     assert poisson.terms['queue_wait_s'] == pytest.approx(0.5 * (1 / 10 - 1 / 20))
+
+
+def test_planner_snapshot_replans_to_the_same_predictions():
+    """A record's `estimates` are a complete plan: offload_plan reproduces the decision's
+    predictions from them (up to the common ingress and the transient backlog term)."""
+    planner = make_planner(arrival_model='poisson')
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=4.0, service_mean_s=0.02,
+                        service_var_s2=1e-5, parallelism=1, own_rate_hz=0.0)
+    for i, size in enumerate([40_000, 42_000, 38_000, 41_000, 39_000, 40_000]):
+        planner.remote_done('edge1', 5.0 + 0.01 * i, size, 1_000, round_trip_s=0.050,
+                            server_s=0.022, queue_s=0.001, service_s=0.020)
+    decision = planner.evaluate(5.1)
+    plan = scenario_from_estimates(planner.snapshot(5.1), 'edge1')
+    local, remote = predict_all(plan)
+    assert plan.arrival_scv == 1.0 and plan.workers[0].tenant_rate_hz == pytest.approx(4.0)
+    assert local.latency_s == pytest.approx(decision.predictions['local'].latency_s)
+    assert remote['edge1'].latency_s == pytest.approx(
+        decision.predictions['edge1'].latency_s)
+    # Payload sizes spread by ~3%: the measured uplink is close to deterministic.
+    assert 0.0 < plan.network.request_scv < 0.01
+    with pytest.raises(ScenarioError, match='edge9'):
+        scenario_from_estimates(planner.snapshot(5.1), 'edge9')
+
+
+def test_planner_link_model_measured_halves_the_uplink_wait_of_fixed_payloads():
+    def uplink_wait(link_model):
+        planner = make_planner(arrival_model='poisson', link_model=link_model)
+        planner.load_report('edge1', 0.002, 0.0, 0.01, 0.0, 1, 0.0)
+        for i in range(6):   # fixed-size raw frames: 230 kB in 92 ms (20 Mbit/s)
+            planner.remote_done('edge1', 5.0 + 0.01 * i, 230_400, 1_000,
+                                round_trip_s=0.0952 + 0.012, server_s=0.012,
+                                queue_s=0.001, service_s=0.010)
+        return planner.predict(5.1)['edge1'].terms['uplink_wait_s']
+    assert uplink_wait('measured') == pytest.approx(0.5 * uplink_wait('exponential'))

@@ -37,6 +37,18 @@ def test_bandwidth_ignores_idle_gaps():
     assert est.bandwidth_bps(100.0) == pytest.approx(20e6)   # stale: last estimate kept
 
 
+def test_bandwidth_does_not_count_uploads_queued_behind_each_other_twice():
+    """On a saturated link our uploads queue: the second of two overlapping 50 kB uploads at
+    3.5 Mbit/s takes 179 ms end to end but had the link to itself for only 114 ms."""
+    est = estimators.BandwidthEstimator(window_s=5.0)
+    tx = 50_000 * 8 / 3.5e6
+    est.add_transfer(tx, 50_000, tx, start_s=0.0)
+    est.add_transfer(2 * tx, 50_000, 2 * tx - 0.05, start_s=0.05)
+    assert est.bandwidth_bps(2 * tx) == pytest.approx(3.5e6)
+    naive = 100_000 * 8 / (tx + 2 * tx - 0.05)        # sum of durations: 2.6 Mbit/s
+    assert naive < 0.8 * 3.5e6
+
+
 def test_bandwidth_follows_a_step_within_the_window():
     est = estimators.BandwidthEstimator(window_s=1.0, max_samples=4)
     for i in range(8):
@@ -50,8 +62,16 @@ def test_bandwidth_follows_a_step_within_the_window():
         jump.add_transfer(float(i), 50_000, 0.200)       # 2 Mbit/s
     jump.add_transfer(5.0, 50_000, 0.020)                # one transfer after a step up
     assert jump.bandwidth_bps(5.0) == pytest.approx(20e6)
-    jump.add_transfer(6.0, 50_000, 0.025)                # within the ratio: averaged
-    assert jump.bandwidth_bps(6.0) == pytest.approx(100_000 * 8 / 0.045)
+    jump.add_transfer(6.0, 50_000, 0.025)                # within the ratio: median
+    assert jump.bandwidth_bps(6.0) == pytest.approx(0.5 * (20e6 + 16e6))
+
+
+def test_bandwidth_ignores_one_transfer_stretched_by_a_sender_stall():
+    est = estimators.BandwidthEstimator(window_s=2.0)
+    for i in range(4):
+        est.add_transfer(0.25 * i, 50_000, 0.100)         # 4 Mbit/s
+    est.add_transfer(1.0, 50_000, 0.250)                  # stalled 150 ms by a CPU quota
+    assert est.bandwidth_bps(1.0) == pytest.approx(4e6)
 
 
 def test_service_time_window_and_ewma():

@@ -74,3 +74,17 @@ def test_offload_non_decreasing_in_rate(r1, r2):
     low, high = sorted((r1, r2))
     assert latency.predict_offload(low, NET, WORKER).latency_s <= \
         latency.predict_offload(high, NET, WORKER).latency_s
+
+
+@pytest.mark.parametrize('scv', [0.0, 0.3, 1.0])
+def test_uplink_is_pollaczek_khinchine_in_the_payload_spread(scv):
+    """request_scv 1 is the paper's M/M/1 uplink, 0 the M/D/1 of fixed-size payloads."""
+    network = NetworkModel(10e6, 50_000, 1_000, request_scv=scv)
+    worker = WorkerModel('edge1', 0.01)
+    s = network.transfer_s(50_000)
+    rate = 0.6 / s
+    terms = latency.predict_offload(rate, network, worker).terms
+    pk = queueing.mg1_wait_s(rate, 1.0 / s, scv * s * s)
+    assert terms['uplink_wait_s'] == pytest.approx(pk)
+    if scv == 0.0:
+        assert terms['uplink_wait_s'] == pytest.approx(queueing.md1_wait_s(rate, 1.0 / s))

@@ -10,8 +10,8 @@ from conftest import ROOT
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
 
-SCENARIOS = ['case1_fluctuating', 'case2_multitenant', 'fault_kill', 'fault_linkdown',
-             'fault_hang']
+SCENARIOS = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_kill',
+             'fault_linkdown', 'fault_hang']
 
 
 @pytest.fixture(scope='module')
@@ -46,3 +46,36 @@ def test_invalid_scenario_names_the_field(tmp_path):
                    'schedule: [{at_s: 1, kill: edge9}]\n')
     with pytest.raises(harness.ScenarioError, match=r'schedule\[0\]: unknown worker'):
         harness.load_spec(bad)
+
+
+def _records(rates_and_targets, estimates):
+    """Synthetic decision records: one per second, the given target in each 20 s phase."""
+    records, seq = [], 0
+    for phase, (_, target) in enumerate(rates_and_targets):
+        for k in range(20):
+            seq += 1
+            records.append({'seq': seq, 't_s': 1000.0 + phase * 20 + k, 'target': target,
+                            'planned_target': target, 'estimates': estimates})
+    return records
+
+
+def test_crossover_check_compares_each_phase_with_the_predicted_side():
+    spec = harness.load_spec(ROOT / 'config/scenarios/crossover_rate.yaml')
+    # The plan of the scenario's comment: 175 ms on the robot, 50 kB over 3 Mbit/s.
+    estimates = {'rate_hz': 1.0, 'arrival_scv': 1.0, 'ingress_s': 0.006,
+                 'device': {'service_s': 0.175, 'parallelism': 1},
+                 'networks': {'edge1': {'bandwidth_bps': 3e6, 'request_bytes': 50_000,
+                                        'response_bytes': 500, 'overhead_s': 0.008,
+                                        'request_scv': 1.0}},
+                 'workers': [{'name': 'edge1', 'service_s': 0.057, 'service_var_s2': 1e-5,
+                              'parallelism': 1, 'tenant_rate_hz': 0.0}]}
+    phases = [(1.0, 'local'), (2.5, 'local'), (5.0, 'edge1'), (1.0, 'local')]
+    checks = harness.check_crossover(spec, spec['expect']['crossover'],
+                                     _records(phases, estimates), 1000.0)
+    (found,) = checks['crossover_predicted']['crossovers']
+    assert 2.5 < found['value'] < 5.0 and found['faster_above'] == 'edge1'
+    assert all(c['ok'] for c in checks.values()), checks
+    wrong = harness.check_crossover(spec, spec['expect']['crossover'],
+                                    _records([*phases[:2], (5.0, 'local'), phases[3]],
+                                             estimates), 1000.0)
+    assert not wrong['rate_2_5Hz']['ok'] and wrong['rate_2_5Hz']['majority'] == 'local'

@@ -72,8 +72,9 @@ def crossovers(scenario: Scenario, variable: str, low: float, high: float,
             s = scenario.with_rate(x)
         else:
             s = scenario.with_tenants(x, worker.name)
-        return _sign(predict_offload(s.rate_hz, s.network, s.worker(worker.name)).latency_s,
-                     predict_local(s.rate_hz, s.device).latency_s)
+        return _sign(predict_offload(s.rate_hz, s.network, s.worker(worker.name),
+                                     s.arrival_scv).latency_s,
+                     predict_local(s.rate_hz, s.device, s.arrival_scv).latency_s)
 
     roots = find_sign_changes(sign_of, low, high, log_scale=(variable == 'bandwidth_bps'))
     return [{'value': root,

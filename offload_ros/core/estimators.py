@@ -4,6 +4,7 @@ None of them reads a clock: callers pass `now_s`, so tests and replays are deter
 """
 import collections
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Deque, Iterable, Optional, Sequence, Tuple
 
@@ -61,41 +62,53 @@ class ArrivalRateEstimator:
 
 
 class BandwidthEstimator:
-    """Throughput of recent completed transfers: total bits / total busy time of those transfers.
+    """Throughput of recent completed transfers: the median over a short window of each
+    transfer's bits / the time it had the link alone.
 
-    Only time spent transferring counts, so idle gaps between frames do not dilute it. The
-    window is short (seconds) and capped in samples; a transfer more than `change_ratio` off the
-    current estimate restarts the window, so a bandwidth step shows after one transfer. With no
-    recent transfer the last estimate is kept (not the prior). Transfers below
+    Each transfer is an interval [start, start + duration]; the part of it that earlier
+    transfers already covered is not counted, so uploads queued behind one another (a
+    saturated link) do not read as a slow link, and idle gaps between frames do not dilute the
+    estimate. The median ignores a single transfer stretched by a stall on the sender (a
+    robot throttled by its CPU quota). The window is short (seconds) and capped in samples; a
+    transfer more than `change_ratio` off the current estimate restarts the window, so a
+    bandwidth step shows after one transfer.
+    With no recent transfer the last estimate is kept (not the prior). Transfers below
     `min_bytes` are ignored (they measure latency, not bandwidth).
     """
 
     def __init__(self, window_s: float, min_bytes: int = 1000, max_samples: int = 8,
-                 change_ratio: float = 2.5):
+                 change_ratio: float = 3.0):
         _check_window(window_s)
         if max_samples < 1:
             raise ValueError(f'max_samples must be >= 1, got {max_samples!r}')
         self._window_s = window_s
         self._min_bytes = min_bytes
+        # (start_s, end_s, bits per second while alone on the link)
         self._samples: Deque[Tuple[float, float, float]] = collections.deque(maxlen=max_samples)
         self._last: Optional[float] = None
         self._change_ratio = change_ratio
 
-    def add_transfer(self, now_s: float, payload_bytes: float, duration_s: float) -> None:
+    def add_transfer(self, now_s: float, payload_bytes: float, duration_s: float,
+                     start_s: Optional[float] = None) -> None:
+        """A transfer of `duration_s` seconds that began at `start_s` (default: it ended at
+        `now_s`)."""
         if payload_bytes < self._min_bytes or not duration_s > 0:
             return
-        sample_bps = 8.0 * payload_bytes / duration_s
+        start = now_s - duration_s if start_s is None else start_s
+        interval = (start, start + duration_s)
+        alone_s = duration_s - _covered_s(interval, self._samples)
+        sample_bps = 8.0 * payload_bytes / max(alone_s, 1e-3 * duration_s)
         if self._last and not (self._last / self._change_ratio <= sample_bps
                                <= self._last * self._change_ratio):
             # A step change (the link moved to another rate): forget the old regime at
             # once instead of averaging across it for a whole window.
             self._samples.clear()
-        self._samples.append((now_s, payload_bytes, duration_s))
+        self._samples.append((*interval, sample_bps))
         self._trim(now_s)
-        self._last = 8.0 * sum(s[1] for s in self._samples) / sum(s[2] for s in self._samples)
+        self._last = float(statistics.median(s[2] for s in self._samples))
 
     def _trim(self, now_s: float) -> None:
-        while self._samples and self._samples[0][0] < now_s - self._window_s:
+        while self._samples and self._samples[0][1] < now_s - self._window_s:
             self._samples.popleft()
 
     def bandwidth_bps(self, now_s: float) -> Optional[float]:
@@ -105,6 +118,24 @@ class BandwidthEstimator:
     def sample_count(self, now_s: float) -> int:
         self._trim(now_s)
         return len(self._samples)
+
+
+def _union_s(intervals) -> float:
+    """Total length of the union of [a, b] intervals."""
+    total, end = 0.0, -math.inf
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def _covered_s(interval, samples) -> float:
+    """How much of `interval` earlier transfers already covered."""
+    a, b = interval
+    clipped = [(max(a, s), min(b, e)) for s, e, _ in samples if e > a and s < b]
+    return _union_s(clipped)
 
 
 @dataclass(frozen=True)

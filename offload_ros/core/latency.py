@@ -65,18 +65,25 @@ class DeviceModel:
 
 @dataclass(frozen=True)
 class NetworkModel:
-    """The link between robot and workers: bandwidth, payload sizes and fixed overhead."""
+    """The link between robot and workers: bandwidth, payload sizes and fixed overhead.
+
+    request_scv is the squared coefficient of variation of the upload's transfer time: 1
+    makes the uplink the paper's M/M/1 queue; the measured spread of payload sizes (near 0
+    for raw tensors, small for JPEG) makes it the M/G/1 queue a rate-shaped link really is.
+    """
 
     bandwidth_bps: float
     request_bytes: float
     response_bytes: float
     overhead_s: float = 0.0
+    request_scv: float = 1.0
 
     def __post_init__(self):
         _positive('network.bandwidth_bps', self.bandwidth_bps)
         _positive('network.request_bytes', self.request_bytes)
         _positive('network.response_bytes', self.response_bytes)
         _non_negative('network.overhead_s', self.overhead_s)
+        _non_negative('network.request_scv', self.request_scv)
 
     def transfer_s(self, payload_bytes: float) -> float:
         return payload_bytes * BITS_PER_BYTE / self.bandwidth_bps
@@ -181,9 +188,12 @@ def _edge_stage_terms(rate_hz: float, network: NetworkModel, worker: WorkerModel
     merged_scv = (rate_hz * arrival_scv + worker.tenant_rate_hz) / load.rate_hz \
         if load.rate_hz > 0 else 1.0
     service_scv = load.service_var_s2 / load.service_s ** 2
+    # Pollaczek-Khinchine: an M/G/1 wait is the M/M/1 wait scaled by (1 + cs^2) / 2.
+    uplink_wait_s = queueing.mm1_wait_s(rate_hz, uplink_rate_hz)
+    if network.request_scv != 1.0 and math.isfinite(uplink_wait_s):
+        uplink_wait_s *= 0.5 * (1.0 + network.request_scv)
     return {
-        'uplink_wait_s': _corrected(queueing.mm1_wait_s(rate_hz, uplink_rate_hz),
-                                    arrival_scv, 1.0),
+        'uplink_wait_s': _corrected(uplink_wait_s, arrival_scv, network.request_scv),
         'uplink_transfer_s': network.transfer_s(request_bytes),
         'queue_wait_s': _corrected(queueing.mg1k_wait_s(load.rate_hz, load.service_s,
                                                         load.service_var_s2,

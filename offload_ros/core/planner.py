@@ -35,6 +35,8 @@ class PlannerConfig:
     bandwidth_window_s: float = 1.0
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
+    # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
+    link_model: str = 'measured'
 
     def arrival_scv(self, measured: Optional[float]) -> float:
         if self.arrival_model == 'poisson' or measured is None:
@@ -49,6 +51,9 @@ class PlannerConfig:
         if self.arrival_model not in ('poisson', 'measured'):
             raise ValueError(f"arrival_model must be 'poisson' or 'measured', got "
                              f'{self.arrival_model!r}')
+        if self.link_model not in ('exponential', 'measured'):
+            raise ValueError(f"link_model must be 'exponential' or 'measured', got "
+                             f'{self.link_model!r}')
 
 
 @dataclass
@@ -101,12 +106,14 @@ class Planner:
             for n in worker_names}
         self.request_bytes = 50_000.0
         self.response_bytes = 1_000.0
+        self.request_sizes: Deque[int] = deque(maxlen=50)
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
         self.ingress_samples: Deque[float] = deque(maxlen=100)
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
         self._threshold_checked_s = -math.inf
         self._credit: Dict[str, float] = {}
+        self.estimates: dict = {}     # snapshot() of the last re-plan, set by the caller
 
     # -- observations -------------------------------------------------------------------
     def reconfigure(self, config: PlannerConfig) -> None:
@@ -128,6 +135,7 @@ class Planner:
         self.local_service.add(service_s)
 
     def payload(self, request_bytes: int, response_bytes: int) -> None:
+        self.request_sizes.append(request_bytes)
         self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
         self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
 
@@ -138,7 +146,8 @@ class Planner:
         if server_s is not None and queue_s is not None and service_s is not None:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
-        state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s)
+        state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
+                                     start_s=now_s - round_trip_s)
         self.payload(request_bytes, response_bytes)
 
     def probe_done(self, name: str, now_s: float, payload_bytes: int,
@@ -146,7 +155,8 @@ class Planner:
         state = self.workers[name]
         # Below the timer resolution (loopback) the link is simply fast: clamp, don't drop.
         state.bandwidth.add_transfer(now_s, payload_bytes,
-                                     max(round_trip_s - state.base_rtt_s(), MIN_TRANSFER_S))
+                                     max(round_trip_s - state.base_rtt_s(), MIN_TRANSFER_S),
+                                     start_s=now_s - round_trip_s)
 
     def frame_ingress(self, delay_s: float) -> None:
         """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
@@ -196,10 +206,18 @@ class Planner:
         return WorkerModel(name, state.service_mean_s, state.parallelism, state.service_var_s2,
                            tenants)
 
+    def request_scv(self) -> float:
+        """Squared CV of the upload's transfer time: 1 (exponential, the paper) or the
+        measured spread of recent payload sizes (1 until there are a few)."""
+        if self.config.link_model == 'exponential' or len(self.request_sizes) < 5:
+            return 1.0
+        mean = statistics.fmean(self.request_sizes)
+        return statistics.pvariance(self.request_sizes) / mean ** 2 if mean > 0 else 1.0
+
     def network_model(self, name: str, now_s: float) -> NetworkModel:
         return NetworkModel(self.bandwidth_bps(name, now_s), self.request_bytes,
                             max(self.response_bytes, 1.0),
-                            self.workers[name].fixed_overhead_s())
+                            self.workers[name].fixed_overhead_s(), self.request_scv())
 
     def scv(self, now_s: float) -> float:
         return self.config.arrival_scv(self.arrivals.interarrival_scv(now_s))
@@ -226,6 +244,33 @@ class Planner:
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
                       for n, p in result.items()}
         return result
+
+    def snapshot(self, now_s: float) -> dict:
+        """The online estimates behind a decision, in offload_plan's scenario format (SI
+        units) with one network per worker: `scenario_from_estimates` turns them back into a
+        plan, so a run's records say what the models saw, not only what they predicted."""
+        local = self.local_service.windowed()
+        workers, networks = [], {}
+        for name, state in self.workers.items():
+            if not state.available:
+                continue
+            model = self.worker_model(name)
+            workers.append({'name': name, 'service_s': model.service_s,
+                            'service_var_s2': model.service_var_s2,
+                            'parallelism': model.parallelism,
+                            'tenant_rate_hz': model.tenant_rate_hz,
+                            'queue_length': state.queue_length})
+            net = self.network_model(name, now_s)
+            networks[name] = {'bandwidth_bps': net.bandwidth_bps,
+                              'request_bytes': net.request_bytes,
+                              'response_bytes': net.response_bytes,
+                              'overhead_s': net.overhead_s,
+                              'request_scv': net.request_scv}
+        return {'rate_hz': self.rate_hz(now_s), 'arrival_scv': self.scv(now_s),
+                'ingress_s': statistics.median(self.ingress_samples)
+                if self.ingress_samples else 0.0,
+                'device': {'service_s': local.mean_s, 'parallelism': 1},
+                'networks': networks, 'workers': workers}
 
     def evaluate(self, now_s: float) -> Decision:
         predictions = self.predict(now_s)

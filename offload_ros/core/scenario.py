@@ -17,6 +17,7 @@ class Scenario:
     device: DeviceModel
     network: NetworkModel
     workers: Tuple[WorkerModel, ...] = ()
+    arrival_scv: float = 1.0   # squared CV of inter-arrival gaps; 1: Poisson (the paper)
 
     def worker(self, name: str) -> WorkerModel:
         for worker in self.workers:
@@ -41,8 +42,9 @@ class Scenario:
 
 
 def predict_all(scenario: Scenario) -> Tuple[Prediction, Dict[str, Prediction]]:
-    local = predict_local(scenario.rate_hz, scenario.device)
-    remote = {w.name: predict_offload(scenario.rate_hz, scenario.network, w)
+    local = predict_local(scenario.rate_hz, scenario.device, scenario.arrival_scv)
+    remote = {w.name: predict_offload(scenario.rate_hz, scenario.network, w,
+                                      scenario.arrival_scv)
               for w in scenario.workers}
     return local, remote
 
@@ -95,7 +97,8 @@ def scenario_from_mapping(data: Any) -> Scenario:
                      bandwidth_bps=_number(net, 'bandwidth_bps', 'network.'),
                      request_bytes=_number(net, 'request_bytes', 'network.'),
                      response_bytes=_number(net, 'response_bytes', 'network.'),
-                     overhead_s=_number(net, 'overhead_s', 'network.', 0.0))
+                     overhead_s=_number(net, 'overhead_s', 'network.', 0.0),
+                     request_scv=_number(net, 'request_scv', 'network.', 1.0))
     raw_workers = data.get('workers', [])
     if not isinstance(raw_workers, list):
         raise ScenarioError('workers: must be a list')
@@ -114,4 +117,19 @@ def scenario_from_mapping(data: Any) -> Scenario:
                               parallelism=_number(raw, 'parallelism', path, 1),
                               service_var_s2=_number(raw, 'service_var_s2', path, 0.0),
                               tenant_rate_hz=_number(raw, 'tenant_rate_hz', path, 0.0)))
-    return Scenario(rate_hz, device, network, tuple(workers))
+    arrival_scv = _number(data, 'arrival_scv', '', 1.0)
+    if arrival_scv < 0:
+        raise ScenarioError(f'arrival_scv: must be >= 0, got {arrival_scv!r}')
+    return Scenario(rate_hz, device, network, tuple(workers), arrival_scv)
+
+
+def scenario_from_estimates(estimates: Mapping[str, Any], worker: str) -> Scenario:
+    """The plan one decision record's `estimates` describe for one worker (its own network);
+    the frames' common ingress delay is left out, as it shifts every target alike."""
+    networks = estimates.get('networks', {})
+    if worker not in networks:
+        raise ScenarioError(f'estimates: no estimates for worker {worker!r} (have: '
+                            f'{", ".join(networks) or "none"})')
+    return scenario_from_mapping({**estimates, 'network': networks[worker],
+                                  'workers': [w for w in estimates.get('workers', [])
+                                              if w.get('name') == worker]})

@@ -6,6 +6,7 @@ import time
 
 import cv2
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
@@ -18,8 +19,8 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 SPECS = [
     params.Spec('source', '/dev/video0', 'V4L2 device (/dev/videoN or index), video file or '
                 'image folder.', read_only=True),
-    params.Spec('rate_hz', 0.0, 'Publish rate; 0: the source frame rate.', (0.0, 1000.0),
-                read_only=True),
+    params.Spec('rate_hz', 0.0, 'Publish rate; 0: the source frame rate. Settable at run '
+                'time (takes effect from the next frame).', (0.0, 1000.0)),
     params.Spec('arrival', 'fixed', 'Inter-arrival process.', choices=('fixed', 'poisson'),
                 read_only=True),
     params.Spec('seed', 0, 'Seed of the Poisson arrivals.', (0, 2 ** 31 - 1), read_only=True),
@@ -91,9 +92,8 @@ class CameraNode(Node):
         if not (v['publish_raw'] or v['publish_compressed']):
             raise ValueError('publish_raw and publish_compressed are both false')
         self.source = FrameSource(v['source'], v['loop'])
-        self.rate_hz = v['rate_hz'] or self.source.fps
-        if not self.rate_hz > 0:
-            raise ValueError('rate_hz: 0 and the source has no frame rate; set rate_hz')
+        self.rate_hz = self._rate(v['rate_hz'])
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         profile = qos.with_deadline(qos.SENSOR_DATA, v['liveness_s'])
         self.raw_pub = self.create_publisher(Image, topics.IMAGE, profile) \
             if v['publish_raw'] else None
@@ -105,6 +105,23 @@ class CameraNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name='camera', daemon=False)
         self._thread.start()
+
+    def _rate(self, rate_hz: float) -> float:
+        rate = rate_hz or self.source.fps
+        if not rate > 0:
+            raise ValueError('rate_hz: 0 and the source has no frame rate; set rate_hz')
+        return rate
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        for p in changes:
+            if p.name == 'rate_hz':
+                try:
+                    rate = self._rate(p.value)
+                except ValueError as e:
+                    return SetParametersResult(successful=False, reason=str(e))
+                self.rate_hz = rate
+                self.get_logger().info(f'rate_hz set to {rate:g}')
+        return SetParametersResult(successful=True)
 
     def _gap_s(self) -> float:
         if self.values['arrival'] == 'poisson':

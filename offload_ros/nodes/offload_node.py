@@ -54,11 +54,14 @@ SPECS = [
     params.Spec('arrival_model', 'measured', 'Arrival process in the models: poisson (the '
                 "paper's M/*/1) or measured (Allen-Cunneen GI/G/1 from the frame gaps).",
                 choices=('measured', 'poisson')),
+    params.Spec('link_model', 'measured', "Uplink queue: exponential (the paper's M/M/1) or "
+                'measured (M/G/1 from the spread of payload sizes).',
+                choices=('measured', 'exponential')),
     params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
     params.Spec('probe_period_s', 0.25, 'While nothing is offloaded, upload a probe this '
                 'often to keep the bandwidth estimate fresh (0: never).', (0.0, 60.0)),
-    params.Spec('probe_bytes', 20000, 'Probe upload size (0: the frame payload size).',
+    params.Spec('probe_bytes', 20000, 'Probe upload size (0: the request of the latest frame).',
                 (0, 10_000_000)),
     params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
     params.Spec('max_inflight', 4, 'Concurrent worker requests.', (1, 64), read_only=True),
@@ -108,7 +111,7 @@ class OffloadConfig:
             bandwidth_override_bps=v['bandwidth_override_bps'] or None,
             bandwidth_prior_bps=v['bandwidth_prior_bps'],
             forced_target=v['force_target'] or None,
-            arrival_model=v['arrival_model'])
+            arrival_model=v['arrival_model'], link_model=v['link_model'])
 
     def __getitem__(self, key):
         return self.values[key]
@@ -125,6 +128,7 @@ class Frame:
     decision_reason: str
     predictions: Dict[str, Prediction]
     decided_t_s: float = 0.0
+    estimates: Optional[dict] = None
 
 
 class OffloadNode(Node):
@@ -156,6 +160,7 @@ class OffloadNode(Node):
         self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
+        self._latest_image: Optional[np.ndarray] = None
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
@@ -270,12 +275,15 @@ class OffloadNode(Node):
             self._finish(frame, 'drop', LOCAL, f'malformed image: {e}')
             return
         with self._lock:
+            self._latest_image = image
             self.planner.frame_arrived(time.monotonic())
             self.planner.frame_ingress(self._now_s() - capture_s)
             target = self.planner.route()
             decision = self.planner.decision
+            estimates = self.planner.estimates
         frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
-                      decision.reason, dict(decision.predictions), self._decided_t_s)
+                      decision.reason, dict(decision.predictions), self._decided_t_s,
+                      estimates)
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
         else:
@@ -377,6 +385,7 @@ class OffloadNode(Node):
             'predicted_latency_s': predicted.latency_s if predicted and
             math.isfinite(predicted.latency_s) else None,
             'predictions': {n: p.to_json() for n, p in frame.predictions.items()},
+            'estimates': frame.estimates,
             'detections': len(detections) if detections is not None else 0,
             'service_s': service_s, 'round_trip_s': round_trip_s}
         self.rec_pub.publish(String(data=json.dumps(record, separators=(',', ':'))))
@@ -410,16 +419,25 @@ class OffloadNode(Node):
                     idle = now - self._last_remote_s.get(name, -1e9) > self.config['epoch_s']
                     period = self.config['probe_period_s']
                     due = period > 0 and now - self._last_probe_s.get(name, -1e9) >= period
+                    latest = self._latest_image
                 if idle and due and not self.config['bandwidth_override_bps']:
                     self._last_probe_s[name] = now
-                    size = self.config['probe_bytes'] or int(self.planner.request_bytes)
+                    size, data = self.config['probe_bytes'], None
+                    if not size and latest is not None:
+                        # probe_bytes 0: upload the request the latest frame would make, so
+                        # the payload size and its spread are known before offloading.
+                        data = client.request_body(latest)[0]
+                        size = len(data)
+                    size = size or int(self.planner.request_bytes)
                     try:
-                        trip = client.probe(size, timeout_s=1.0)
+                        trip = client.probe(size, timeout_s=1.0, data=data)
                     except WorkerUnavailable:
                         trip = None
                     if trip is not None:
                         with self._lock:
                             self.planner.probe_done(name, time.monotonic(), size, trip)
+                            if data is not None:
+                                self.planner.payload(size, int(self.planner.response_bytes))
             self._replan()
         finally:
             with self._lock:
@@ -429,7 +447,9 @@ class OffloadNode(Node):
         """Evaluate the policy on the current estimates (no I/O: safe from any thread)."""
         with self._lock:
             before = self.planner.decision.target
-            decision = self.planner.evaluate(time.monotonic())
+            now = time.monotonic()
+            decision = self.planner.evaluate(now)
+            self.planner.estimates = self.planner.snapshot(now)
             if decision.target != before:
                 self._decided_t_s = self._now_s()
         if decision.target != before:

@@ -19,8 +19,8 @@ from offload_ros.inference import models  # noqa: F401  (fails early if not prov
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
 
-DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'fault_kill', 'fault_linkdown',
-           'fault_hang']
+DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_kill',
+           'fault_linkdown', 'fault_hang']
 
 
 def _latencies(records: List[dict], t0: float, start: float, end: float) -> List[float]:

@@ -28,8 +28,8 @@ from offload_ros.tools import launch
 from offload_ros.tools.procs import WorkerProcess
 
 POLICIES = ('model', 'local', 'remote', 'threshold')
-ACTIONS = ('bandwidth_mbps', 'load', 'kill', 'restart', 'link_down', 'link_up', 'hang',
-           'resume')
+ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'link_down', 'link_up',
+           'hang', 'resume')
 WORKER_PORT = 8000
 
 
@@ -54,7 +54,7 @@ def load_spec(path: pathlib.Path) -> dict:
             raise ScenarioError(f'{path}: schedule[{index}]: needs at_s and one of {ACTIONS}')
         value = step[actions[0]]
         target = value.get('worker') if isinstance(value, dict) else value
-        if actions[0] not in ('bandwidth_mbps',) and target not in names:
+        if actions[0] not in ('bandwidth_mbps', 'rate_hz') and target not in names:
             raise ScenarioError(f'{path}: schedule[{index}]: unknown worker {target!r}')
     return spec
 
@@ -77,6 +77,7 @@ class Run:
         self.records: List[dict] = []
         self.received = 0
         self.events: List[dict] = []
+        self.param_errors: List[dict] = []
         two_cores = (os.cpu_count() or 1) >= 2
         self.robot_cores, self.edge_cores = ('0', '1') if two_cores else (None, None)
         self.env = {**os.environ, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
@@ -153,7 +154,8 @@ class Run:
         prefix = self.topology.exec_prefix(self.topology.robot_ns, self.edge_cores)
         self.observer = subprocess.Popen(
             prefix + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.observe'],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
         self.helpers.append(self.observer)
         self._reader = threading.Thread(target=self._read_observer, daemon=True)
         self._reader.start()
@@ -176,6 +178,10 @@ class Run:
                 self.records.append(item['record'])
             elif item['kind'] == 'received':
                 self.received = max(self.received, item['n'])
+            elif item['kind'] == 'param':
+                self.log(f'parameters set: {item}')
+                if not item.get('ok'):
+                    self.param_errors.append(item)
 
     # -- schedule --------------------------------------------------------------------------
     def _apply(self, step: dict) -> None:
@@ -183,7 +189,9 @@ class Run:
         value = step[action]
         if action == 'bandwidth_mbps':
             for name in self.topology.links:
-                self.topology.shape(name, float(value))
+                self.topology.shape(name, float(value), self.queue_ms)
+        elif action == 'rate_hz':
+            self.set_params('camera', {'rate_hz': float(value)})
         elif action == 'load':
             name, rate = value['worker'], float(value['rate_hz'])
             old = self.loadgens.pop(name, None)
@@ -212,25 +220,46 @@ class Run:
         self.log(f't={step["at_s"]:.0f}s {action} {value}')
 
     # -- run -------------------------------------------------------------------------------
-    def execute(self) -> dict:
+    def start(self) -> float:
+        """Build the network, start workers, capture and robot; returns the wall time of the
+        first decision record (t0). Call teardown() on every path after this."""
         self.out.mkdir(parents=True, exist_ok=True)
+        self.topology.build([w['name'] for w in self.spec['workers']])
+        link = self.spec.get('link', {})
+        self.queue_ms = float(link.get('queue_ms', 300.0))
+        for name in self.topology.links:
+            self.topology.shape(name, float(link.get('bandwidth_mbps', 100.0)), self.queue_ms)
+        for w in self.spec['workers']:
+            self._start_worker(w)
+        self._start_capture()
+        self._start_robot()
+        end = time.monotonic() + 120
+        while not self.records and time.monotonic() < end:
+            if any(p.poll() is not None for p in self.robot):
+                break
+            time.sleep(0.1)
+        if not self.records:
+            raise RuntimeError('no decision records within 120 s; see nodes.log')
+        return self.records[0]['t_s']
+
+    def set_params(self, node: str, values: dict) -> None:
+        """Set parameters of a robot node (through the observer; answered asynchronously)."""
+        self.observer.stdin.write(json.dumps({'node': node, 'params': values}) + '\n')
+        self.observer.stdin.flush()
+
+    def drain(self) -> None:
+        """Stop the camera and let every frame in flight finish."""
+        self.camera.send_signal(signal.SIGINT)
+        self.camera.wait(30)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and (self.received == 0 or
+                                          len(self.records) < self.received):
+            time.sleep(0.2)
+        time.sleep(1.5)
+
+    def execute(self) -> dict:
         try:
-            self.topology.build([w['name'] for w in self.spec['workers']])
-            link = self.spec.get('link', {})
-            for name in self.topology.links:
-                self.topology.shape(name, float(link.get('bandwidth_mbps', 100.0)))
-            for w in self.spec['workers']:
-                self._start_worker(w)
-            self._start_capture()
-            self._start_robot()
-            end = time.monotonic() + 120
-            while not self.records and time.monotonic() < end:
-                if any(p.poll() is not None for p in self.robot):
-                    break
-                time.sleep(0.1)
-            if not self.records:
-                raise RuntimeError('no decision records within 120 s; see nodes.log')
-            t0_wall = self.records[0]['t_s']
+            t0_wall = self.start()
             start = time.monotonic()
             steps = sorted(self.spec.get('schedule', []), key=lambda s: s['at_s'])
             for step in steps:
@@ -238,18 +267,12 @@ class Run:
                 self._apply(step)
                 self.events.append({**step, 't_s': time.time() - t0_wall})
             time.sleep(max(0.0, start + self.spec['duration_s'] - time.monotonic()))
-            self.camera.send_signal(signal.SIGINT)
-            self.camera.wait(30)
-            end = time.monotonic() + 30  # let every frame in flight finish
-            while time.monotonic() < end and (self.received == 0 or
-                                              len(self.records) < self.received):
-                time.sleep(0.2)
-            time.sleep(1.5)
+            self.drain()
         finally:
-            self._teardown()
+            self.teardown()
         return self._analyse(t0_wall)
 
-    def _teardown(self) -> None:
+    def teardown(self) -> None:
         for proc in self.robot + self.helpers + list(self.loadgens.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -267,6 +290,7 @@ class Run:
         if observer is not None and observer.stdout:
             self._reader.join(5)
             observer.stdout.close()
+            observer.stdin.close()
         if getattr(self, 'node_log', None):
             self.node_log.close()
         self.topology.destroy()
@@ -301,6 +325,8 @@ class Run:
                                         'cpu_fraction')}})
         summary['checks'] = check(self.spec, summary, self.records, t0) \
             if self.policy == 'model' else {}
+        if self.param_errors:
+            summary['checks']['parameters_set'] = {'ok': False, 'errors': self.param_errors}
         summary['passed'] = all(c['ok'] for c in summary['checks'].values())
         report.write_json(self.out / 'summary.json', summary)
         (self.out / 'records.jsonl').write_text(
@@ -347,6 +373,8 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
             'ok': delay is not None and delay <= switch.get('within_s', within),
             'delay_s': None if delay is None else round(delay, 3),
             'limit_s': switch.get('within_s', within)}
+    if 'crossover' in expect:
+        checks.update(check_crossover(spec, expect['crossover'], records, t0))
     limit = expect.get('max_switches_per_step')
     if limit is not None:
         worst = 0
@@ -356,6 +384,77 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
             worst = max(worst, n)
         checks['max_switches_per_step'] = {'ok': worst <= limit, 'value': worst,
                                            'limit': limit}
+    return checks
+
+
+def rate_phases(spec: dict) -> List[dict]:
+    """The camera rate in force between schedule steps."""
+    steps = sorted(spec.get('schedule', []), key=lambda s: s['at_s'])
+    rate = float(spec.get('camera', {}).get('rate_hz', 0.0))
+    bounds = [0.0] + [s['at_s'] for s in steps] + [float(spec['duration_s'])]
+    phases = []
+    for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
+        if i > 0 and 'rate_hz' in steps[i - 1]:
+            rate = float(steps[i - 1]['rate_hz'])
+        phases.append({'start_s': start, 'end_s': end, 'rate_hz': rate})
+    return phases
+
+
+def predicted_crossover(records: List[dict], worker: str, low: float,
+                        high: float) -> Optional[dict]:
+    """Where `offload_plan crossover --vary rate_hz` puts the trade-off for the estimates of
+    the last record that has them for `worker`."""
+    from offload_ros.core import crossover as crossover_mod
+    from offload_ros.core.scenario import ScenarioError as PlanError, scenario_from_estimates
+    for record in reversed(records):
+        estimates = record.get('estimates') or {}
+        if worker not in estimates.get('networks', {}):
+            continue
+        try:
+            plan = scenario_from_estimates(estimates, worker)
+            found = crossover_mod.crossovers(plan, 'rate_hz', low, high, worker)
+        except PlanError:
+            continue
+        return {'seq': record['seq'], 'crossovers': found,
+                'estimates': {k: estimates[k] for k in ('device', 'arrival_scv')}
+                | {'network': estimates['networks'][worker],
+                   'worker': next(w for w in estimates['workers'] if w['name'] == worker)}}
+    return None
+
+
+def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) -> Dict[str, dict]:
+    """Rising frame rate moves the choice as offload_plan crossover predicts: the crossover
+    is computed from the online estimates at the end of the first (lowest-rate) phase, before
+    the rate rises, and every later phase clear of it by `margin` must choose its side."""
+    phases = rate_phases(spec)
+    worker, margin = expect['worker'], float(expect.get('margin', 0.15))
+    low, high = expect.get('range', [0.1, 20.0])
+    first = phases[0]
+    before = [r for r in records if first['start_s'] <= r['t_s'] - t0 < first['end_s']]
+    found = predicted_crossover(before, worker, low, high)
+    checks = {'crossover_predicted': {
+        'ok': bool(found and len(found['crossovers']) == 1),
+        'crossovers': found and found['crossovers'], 'estimates': found and found['estimates']}}
+    if not checks['crossover_predicted']['ok']:
+        return checks
+    x = found['crossovers'][0]['value']
+    above = found['crossovers'][0]['faster_above']
+    below = 'local' if above != 'local' else worker
+    for i, phase in enumerate(phases):
+        rate = phase['rate_hz']
+        if abs(rate - x) < margin * x:
+            continue
+        expected = above if rate > x else below
+        settle = float(expect.get('settle_s', 3.0))
+        target, share = _majority(records, t0, phase['start_s'] + settle, phase['end_s'])
+        in_phase = [r for r in records if phase['start_s'] <= r['t_s'] - t0 < phase['end_s']]
+        own = predicted_crossover(in_phase, worker, low, high)
+        checks[f'rate_{i}_{rate:g}Hz'] = {
+            'ok': target == expected and share >= expect.get('min_share', 0.8),
+            'crossover_hz': round(x, 3), 'expected': expected, 'majority': target,
+            'share': round(share, 3),
+            'crossover_from_this_phase_hz': [round(c['value'], 3)
+                                             for c in own['crossovers']] if own else None}
     return checks
 
 

@@ -75,10 +75,11 @@ class Topology:
             _run('ip', '-n', ns, 'link', 'set', edge_dev, 'up')
             self.links[name] = Link(ns, robot_dev, edge_dev, f'{base}.1', f'{base}.2')
 
-    def shape(self, worker: str, rate_mbps: float) -> None:
+    def shape(self, worker: str, rate_mbps: float, queue_ms: float = 300.0) -> None:
         """Token-bucket rate on both directions (netem is not available in this kernel).
 
-        A 300 ms queue limit models a buffered Wi-Fi link rather than tail-dropping at 50 ms.
+        The default 300 ms queue limit models a buffered Wi-Fi link rather than tail-dropping
+        at 50 ms; queueing experiments raise it so the link queues instead of dropping.
         """
         link = self.links[worker]
         # A small bucket (~5 ms of traffic, at least two MTUs): a large one would let short
@@ -87,7 +88,7 @@ class Topology:
         verb = 'change' if link.rate_mbps else 'add'
         for ns, dev in ((self.robot_ns, link.robot_dev), (link.edge_ns, link.edge_dev)):
             _run('tc', '-n', ns, 'qdisc', verb, 'dev', dev, 'root', 'tbf', 'rate',
-                 f'{rate_mbps}mbit', 'burst', str(burst), 'latency', '300ms')
+                 f'{rate_mbps}mbit', 'burst', str(burst), 'latency', f'{queue_ms:g}ms')
         link.rate_mbps = rate_mbps
 
     def set_link(self, worker: str, up: bool) -> None:

@@ -1,12 +1,17 @@
 """A live feed of a run for the scenario harness: runs inside the robot's namespace and prints
-one JSON line per decision record and per offload diagnostics update."""
+one JSON line per decision record and per offload diagnostics update. It also takes commands
+on stdin, one JSON line each: {"node": "camera", "params": {"rate_hz": 5.0}} sets parameters
+(answered by a {"kind": "param", ...} line)."""
 import json
 import signal
 import sys
+import threading
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import String
 
 from offload_ros.nodes import qos, topics
@@ -29,6 +34,23 @@ def main() -> int:
                 values = {kv.key: kv.value for kv in status.values}
                 emit('received', {'n': int(values.get('received', 0))})
     node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, 50)
+    clients = {}
+
+    def commands():
+        for line in sys.stdin:
+            try:
+                command = json.loads(line)
+                name, values = command['node'], dict(command['params'])
+            except (ValueError, KeyError, TypeError) as e:
+                emit('param', {'ok': False, 'error': f'bad command {line.strip()!r}: {e}'})
+                continue
+            client = clients.setdefault(name, AsyncParameterClient(node, name))
+            future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+            future.add_done_callback(lambda f, n=name, v=values: emit('param', {
+                'node': n, 'params': v,
+                'ok': f.result() is not None and all(r.successful for r in f.result().results),
+                'reasons': [r.reason for r in f.result().results] if f.result() else []}))
+    threading.Thread(target=commands, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
         rclpy.spin(node)

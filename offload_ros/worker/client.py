@@ -9,7 +9,7 @@ its cumulative /stats, with the variance taken from a service-time assumption.
 import dataclasses
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -135,6 +135,16 @@ class WorkerClient:
         return protocol.Tensor('images', 'UINT8', [1, *image_bgr.shape],
                                np.ascontiguousarray(image_bgr))
 
+    def request_body(self, image_bgr: np.ndarray,
+                     tensor: Optional[protocol.Tensor] = None) -> Tuple[bytes, int]:
+        """The inference request for a frame: (body, JSON header length)."""
+        tensor = tensor or self.encode(image_bgr)
+        outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
+        return protocol.encode(
+            {'id': f'{self.client_id}', 'outputs': [{'name': n, 'parameters':
+                                                     {'binary_data': True}} for n in outputs]},
+            [tensor], 'inputs')
+
     def infer(self, image_bgr: np.ndarray, budget_s: Optional[float] = None,
               tensor: Optional[protocol.Tensor] = None) -> InferResult:
         """Run detection remotely. budget_s: time left before the frame's deadline."""
@@ -142,12 +152,7 @@ class WorkerClient:
             raise WorkerUnavailable('no deadline budget left', 'deadline')
         if not self.breaker.allow():
             raise WorkerUnavailable(f'{self.url}: circuit breaker open', 'breaker_open')
-        tensor = tensor or self.encode(image_bgr)
-        outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
-        body, head_len = protocol.encode(
-            {'id': f'{self.client_id}', 'outputs': [{'name': n, 'parameters':
-                                                     {'binary_data': True}} for n in outputs]},
-            [tensor], 'inputs')
+        body, head_len = self.request_body(image_bgr, tensor)
         headers = {protocol.HEADER_LENGTH: str(head_len),
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
@@ -217,13 +222,15 @@ class WorkerClient:
                 last = e
         raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', 'connection')
 
-    def probe(self, payload_bytes: int, timeout_s: float = 1.0) -> Optional[float]:
-        """Upload payload_bytes to the probe route; returns the round trip, or None where the
-        server has no probe route (Triton)."""
+    def probe(self, payload_bytes: int, timeout_s: float = 1.0,
+              data: Optional[bytes] = None) -> Optional[float]:
+        """Upload payload_bytes (or `data`, e.g. a real frame's request) to the probe route;
+        returns the round trip, or None where the server has no probe route (Triton)."""
         start = time.perf_counter()
         try:
             response = self.session.post(f'{self.url}/v2/offload/probe',
-                                         data=bytes(int(payload_bytes)), timeout=timeout_s)
+                                         data=bytes(int(payload_bytes)) if data is None
+                                         else data, timeout=timeout_s)
         except (requests.ConnectionError, requests.Timeout) as e:
             raise WorkerUnavailable(f'{self.url}: probe {e.__class__.__name__}',
                                     'connection') from e

@@ -1,0 +1,278 @@
+"""make bench-fidelity: predicted vs observed mean latency over a matrix of cells.
+
+One robot node set (robot.launch.xml, camera on real footage with Poisson arrivals) runs in a
+robot namespace pinned to core 0, one gpu_worker in an edge namespace on core 1, joined by a
+tbf-shaped veth pair (offload_ros.scenarios). Cells: bandwidth x frame rate x target
+(forced: local or the worker) x payload (JPEG or raw uint8 tensor), changed live through
+parameters and `tc`, so the node keeps its estimators running as a robot would.
+
+Per cell: warm-up (the rate estimator's window), then frames until the 95% confidence
+half-width of the observed mean (batch means over consecutive frames) is under 2% or the time
+cap is reached. The prediction is the mean of the node's own per-frame predictions for the
+target (its offload/decisions records): nothing is fitted to the cell's observations. A cell
+is run only where the node's estimates say every stage is below `--max-utilisation`.
+
+Writes bench/results/fidelity.json (schema in docs/validation.md) and, with --report, the
+scatter plot docs/img/fidelity_scatter.png and the table docs/fidelity.md.
+"""
+import argparse
+import math
+import os
+import pathlib
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+from offload_ros import report
+from offload_ros.scenarios import harness
+from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+
+BANDWIDTHS_MBPS = (50, 20, 10, 5, 2)
+RATES_HZ = (1, 2, 4, 8)
+PAYLOADS = ('jpeg', 'raw')
+WIDTH, HEIGHT = 320, 240          # QVGA: raw frames are 230 kB, JPEG ~12 kB
+
+
+def batch_half_width(values: List[float], batches: int = 10) -> float:
+    """95% half-width of the mean from batch means (consecutive latencies are correlated)."""
+    if len(values) < 2 * batches:
+        return math.inf
+    means = np.array([b.mean() for b in np.array_split(np.asarray(values), batches)])
+    t975 = {10: 2.262, 8: 2.365, 5: 2.776}.get(batches, 2.262)
+    return float(t975 * means.std(ddof=1) / math.sqrt(batches))
+
+
+def utilisation(estimates: dict, target: str, rate_hz: float) -> Optional[dict]:
+    """Each stage's utilisation at `rate_hz` by the node's own estimates."""
+    if target == 'local':
+        return {'robot': rate_hz * estimates['device']['service_s']}
+    net = estimates.get('networks', {}).get(target)
+    worker = next((w for w in estimates.get('workers', []) if w['name'] == target), None)
+    if net is None or worker is None:
+        return None
+    return {'uplink': rate_hz * net['request_bytes'] * 8 / net['bandwidth_bps'],
+            'worker': (rate_hz + worker['tenant_rate_hz']) * worker['service_s']
+            / worker['parallelism']}
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.spec = {
+            'name': 'fidelity', 'duration_s': 0,
+            'camera': {'rate_hz': 1.0, 'width': WIDTH, 'height': HEIGHT,
+                       'arrival': 'poisson', 'seed': 11},
+            # No quota: the robot gets core 0, the worker core 1.
+            'robot': {'params': {'deadline_s': 10.0, 'request_timeout_s': 10.0,
+                                 'epoch_s': 0.25, 'force_target': 'local',
+                                 'probe_bytes': 0, 'probe_period_s': 1.0,
+                                 'max_local_queue': 64}},
+            'workers': [{'name': 'edge1', 'threads': 1}],
+            'link': {'bandwidth_mbps': BANDWIDTHS_MBPS[0], 'queue_ms': 5000}}
+        self.run = harness.Run(self.spec, 'model', pathlib.Path(args.work), verbose=False)
+        self.cells: List[dict] = []
+
+    def log(self, text: str) -> None:
+        print(f'[fidelity {time.strftime("%H:%M:%S")}] {text}', flush=True)
+
+    def plan(self) -> List[dict]:
+        cells = [{'target': 'local', 'payload': 'jpeg', 'bandwidth_mbps': BANDWIDTHS_MBPS[0],
+                  'rate_hz': r} for r in RATES_HZ]
+        for bw in BANDWIDTHS_MBPS:
+            for payload in PAYLOADS:
+                cells += [{'target': 'edge1', 'payload': payload, 'bandwidth_mbps': bw,
+                           'rate_hz': r} for r in RATES_HZ]
+        if self.args.limit:
+            cells = cells[:self.args.limit]
+        return cells
+
+    def _records_since(self, start_s: float) -> List[dict]:
+        return [r for r in list(self.run.records) if r['t_s'] >= start_s]
+
+    def measure(self, cell: dict) -> dict:
+        run, a = self.run, self.args
+        if cell['bandwidth_mbps'] != self.bandwidth:
+            run.topology.shape('edge1', float(cell['bandwidth_mbps']), run.queue_ms)
+            self.bandwidth = cell['bandwidth_mbps']
+        run.set_params('offload', {'force_target': cell['target'], 'payload': cell['payload']})
+        run.set_params('camera', {'rate_hz': float(cell['rate_hz'])})
+        warm_s = max(a.warmup_s, 6.0 / cell['rate_hz'])
+        time.sleep(warm_s)
+        begin = time.time()
+        recent = self._records_since(begin - 2.0)
+        estimates = next((r['estimates'] for r in reversed(recent) if r.get('estimates')), {})
+        rho = utilisation(estimates, cell['target'], cell['rate_hz']) if estimates else None
+        result = {**cell, 'utilisation': rho}
+        if rho is None or max(rho.values()) >= a.max_utilisation:
+            result['stable'] = False
+            return result
+        deadline = begin + a.cell_s
+        while True:
+            time.sleep(1.0)
+            done = [r for r in self._records_since(begin)
+                    if r['target'] == cell['target'] and r['outcome'] == 'detections'
+                    and not r['fallback'] and r['stamp_s'] >= begin]
+            observed = [r['observed_latency_s'] for r in done]
+            if len(observed) >= a.min_frames:
+                mean = float(np.mean(observed))
+                if batch_half_width(observed) < a.half_width * mean:
+                    break
+            if time.time() >= deadline:
+                break
+        records = [r for r in self._records_since(begin) if r['stamp_s'] >= begin]
+        predicted = [r['predictions'][cell['target']]['latency_s'] for r in done
+                     if r['predictions'].get(cell['target'], {}).get('latency_s')]
+        if not observed or not predicted:
+            result['stable'] = False
+            return result
+        mean, hw = float(np.mean(observed)), batch_half_width(observed)
+        pred = float(np.mean(predicted))
+        last = done[-1]['estimates'] or {}
+        terms = {k: float(np.mean([r['predictions'][cell['target']]['terms'].get(k) or 0.0
+                                   for r in done])) for k in
+                 done[-1]['predictions'][cell['target']]['terms']}
+        result.update({
+            'stable': True, 'frames': len(observed),
+            'frames_other': len(records) - len(done),
+            'observed_mean_s': mean, 'observed_p95_s': float(np.percentile(observed, 95)),
+            'half_width_pct': 100.0 * hw / mean if math.isfinite(hw) else None,
+            'predicted_mean_s': pred, 'error_pct': 100.0 * (pred - mean) / mean,
+            'terms_s': terms, 'measured_s': round(time.time() - begin, 1),
+            'utilisation': utilisation(last, cell['target'], cell['rate_hz']) or rho,
+            'estimates': last})
+        return result
+
+    def execute(self) -> dict:
+        cells = self.plan()
+        self.bandwidth = BANDWIDTHS_MBPS[0]
+        started = time.time()
+        try:
+            self.run.start()
+            for i, cell in enumerate(cells):
+                result = self.measure(cell)
+                self.cells.append(result)
+                if result['stable']:
+                    self.log(f'{i + 1}/{len(cells)} {cell["target"]:5s} {cell["payload"]:4s} '
+                             f'{cell["bandwidth_mbps"]:>2} Mbit/s {cell["rate_hz"]} Hz: '
+                             f'observed {result["observed_mean_s"] * 1e3:.1f} ms '
+                             f'+-{result["half_width_pct"] or math.nan:.1f}% (n '
+                             f'{result["frames"]}), predicted '
+                             f'{result["predicted_mean_s"] * 1e3:.1f} '
+                             f'({result["error_pct"]:+.1f}%)')
+                else:
+                    rho = result.get('utilisation') or {}
+                    self.log(f'{i + 1}/{len(cells)} {cell["target"]} {cell["payload"]} '
+                             f'{cell["bandwidth_mbps"]} Mbit/s {cell["rate_hz"]} Hz: '
+                             f'skipped (utilisation '
+                             f'{ {k: round(v, 2) for k, v in rho.items()} })')
+        finally:
+            self.run.teardown()
+        return summarise(self.cells, {
+            'cpus': os.cpu_count(), 'robot_core': self.run.robot_cores,
+            'worker_core': self.run.edge_cores, 'wall_s': round(time.time() - started),
+            'settings': {k: v for k, v in vars(self.args).items()
+                         if k not in ('out', 'report', 'work')}})
+
+
+def summarise(cells: List[dict], machine: dict) -> dict:
+    stable = [c for c in cells if c['stable']]
+    errors = np.array([abs(c['error_pct']) for c in stable]) if stable else np.array([])
+    return {
+        'cells': cells, 'stable_cells': len(stable), 'machine': machine,
+        'mape_pct': float(errors.mean()) if errors.size else None,
+        'within_5_pct': float(100.0 * (errors <= 5).mean()) if errors.size else None,
+        'within_10_pct': float(100.0 * (errors <= 10).mean()) if errors.size else None,
+        'half_width_met_pct': float(100.0 * np.mean([
+            (c['half_width_pct'] or math.inf) < 2.0 for c in stable])) if stable else None,
+        'worst': sorted(({k: c[k] for k in ('target', 'payload', 'bandwidth_mbps', 'rate_hz',
+                                            'error_pct', 'utilisation')} for c in stable),
+                        key=lambda c: -abs(c['error_pct']))[:5],
+        'goal': {'mape_pct': 2.0, 'within_5_pct': 92.0, 'within_10_pct': 100.0}}
+
+
+def plot(result: dict, path: pathlib.Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    stable = [c for c in result['cells'] if c['stable']]
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    top = max(max(c['observed_mean_s'], c['predicted_mean_s']) for c in stable) * 1.1e3
+    ax.fill_between([1, top], [0.95, 0.95 * top], [1.05, 1.05 * top], color='0.85',
+                    label='within 5%')
+    ax.plot([1, top], [1, top], color='0.4', lw=0.8)
+    styles = {('local', 'jpeg'): ('o', 'tab:orange', 'local'),
+              ('edge1', 'jpeg'): ('s', 'tab:blue', 'remote, JPEG'),
+              ('edge1', 'raw'): ('^', 'tab:green', 'remote, raw tensor')}
+    for key, (marker, colour, label) in styles.items():
+        sel = [c for c in stable if (c['target'], c['payload']) == key]
+        if sel:
+            ax.errorbar([c['observed_mean_s'] * 1e3 for c in sel],
+                        [c['predicted_mean_s'] * 1e3 for c in sel],
+                        xerr=[(c['half_width_pct'] or 0) / 100 * c['observed_mean_s'] * 1e3
+                              for c in sel], fmt=marker, color=colour, label=label, ms=5)
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('observed mean latency (ms, 95% CI)')
+    ax.set_ylabel('predicted mean latency (ms)')
+    ax.set_title(f'Fidelity: {result["stable_cells"]} cells, MAPE '
+                 f'{result["mape_pct"]:.1f}%, {result["within_5_pct"]:.0f}% within 5%')
+    ax.legend(loc='upper left')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: dict) -> str:
+    lines = ['| target | payload | Mbit/s | Hz | n | observed ms | +-% | predicted ms | '
+             'error % | utilisation |', '|---|---|---|---|---|---|---|---|---|---|']
+    for c in result['cells']:
+        rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
+        if not c['stable']:
+            lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
+                         f'{c["rate_hz"]} | - | unstable/skipped | | | | {rho} |')
+            continue
+        lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
+                     f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
+                     f'{c["half_width_pct"] or math.nan:.1f} | '
+                     f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | {rho} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='bench/results/fidelity.json')
+    parser.add_argument('--report', action='store_true',
+                        help='write docs/img/fidelity_scatter.png and docs/fidelity.md')
+    parser.add_argument('--work', default='bench_out/fidelity')
+    parser.add_argument('--quick', action='store_true', help='short cells (development)')
+    parser.add_argument('--cell-s', type=float, default=45.0, help='time cap per cell')
+    parser.add_argument('--warmup-s', type=float, default=6.0)
+    parser.add_argument('--min-frames', type=int, default=40)
+    parser.add_argument('--half-width', type=float, default=0.02)
+    parser.add_argument('--max-utilisation', type=float, default=0.85)
+    parser.add_argument('--limit', type=int, default=0, help='first N cells only')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cell_s, args.warmup_s, args.min_frames = 10.0, 4.0, 20
+    try:
+        check_capabilities()
+    except ScenarioUnavailable as e:
+        print(f'bench-fidelity: cannot run here: {e}', file=sys.stderr)
+        return 77
+    result = Bench(args).execute()
+    report.write_json(pathlib.Path(args.out), result)
+    print(f'fidelity: {result["stable_cells"]} stable cells, MAPE '
+          f'{result["mape_pct"]:.2f}%, within 5%: {result["within_5_pct"]:.0f}%, within 10%: '
+          f'{result["within_10_pct"]:.0f}%; wrote {args.out}')
+    if args.report and result['stable_cells']:
+        plot(result, pathlib.Path('docs/img/fidelity_scatter.png'))
+        pathlib.Path('docs/fidelity.md').write_text(
+            '# Fidelity matrix (generated by `make bench-fidelity`)\n\n' + markdown(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
