@@ -7,7 +7,8 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap demo test test-fast lint bench-worker bench-replay bench-policy test-triton scenarios clean
+.PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-decisions bench-overhead \
+	bench-soak bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -38,8 +39,25 @@ bench-replay: bootstrap
 bench-policy: bootstrap
 	$(PY) bench/bench_policy.py --out bench/results/policy.json
 
+# Validation benchmarks (need root for netns + tc). BENCH_ARGS=--quick for development.
+bench: bench-fidelity bench-decisions bench-overhead
+	$(PY) bench/validation_report.py
+
+bench-fidelity: bootstrap
+	$(PY) bench/bench_fidelity.py --report $(BENCH_ARGS)
+
+bench-decisions: bootstrap
+	$(PY) bench/bench_decisions.py $(BENCH_ARGS)
+
+bench-overhead: bootstrap
+	$(PY) bench/bench_overhead.py $(BENCH_ARGS)
+
+# 30 minutes by default; SOAK_MINUTES=5 for a short run.
+bench-soak: bootstrap
+	$(PY) bench/bench_soak.py --minutes $(or $(SOAK_MINUTES),30)
+
 clean:
-	rm -rf build install log demo_out scenario_out .pytest_cache
+	rm -rf build install log demo_out scenario_out bench_out .pytest_cache
 
 # Opt-in: a real Triton (nvidia-pytriton, ~470 MB) needs a venv from Debian's python3.11.
 test-triton: bootstrap

@@ -16,6 +16,7 @@ Writes bench/results/fidelity.json (schema in docs/validation.md) and, with --re
 scatter plot docs/img/fidelity_scatter.png and the table docs/fidelity.md.
 """
 import argparse
+import json
 import math
 import os
 import pathlib
@@ -100,10 +101,17 @@ class Bench:
         run.set_params('camera', {'rate_hz': float(cell['rate_hz'])})
         warm_s = max(a.warmup_s, 6.0 / cell['rate_hz'])
         time.sleep(warm_s)
-        begin = time.time()
-        recent = self._records_since(begin - 2.0)
-        estimates = next((r['estimates'] for r in reversed(recent) if r.get('estimates')), {})
-        rho = utilisation(estimates, cell['target'], cell['rate_hz']) if estimates else None
+        rho = None
+        for _ in range(5):   # right after a switch the worker's estimates may lag a frame
+            begin = time.time()
+            recent = self._records_since(begin - 2.0)
+            estimates = next((r['estimates'] for r in reversed(recent)
+                              if r.get('estimates')), {})
+            rho = utilisation(estimates, cell['target'], cell['rate_hz']) \
+                if estimates else None
+            if rho is not None:
+                break
+            time.sleep(1.0)
         result = {**cell, 'utilisation': rho}
         if rho is None or max(rho.values()) >= a.max_utilisation:
             result['stable'] = False
@@ -144,6 +152,11 @@ class Bench:
             'estimates': last})
         return result
 
+    def save_records(self) -> None:
+        path = pathlib.Path(self.args.work) / 'records.jsonl'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(''.join(json.dumps(r) + '\n' for r in self.run.records))
+
     def execute(self) -> dict:
         cells = self.plan()
         self.bandwidth = BANDWIDTHS_MBPS[0]
@@ -169,6 +182,7 @@ class Bench:
                              f'{ {k: round(v, 2) for k, v in rho.items()} })')
         finally:
             self.run.teardown()
+            self.save_records()
         return summarise(self.cells, {
             'cpus': os.cpu_count(), 'robot_core': self.run.robot_cores,
             'worker_core': self.run.edge_cores, 'wall_s': round(time.time() - started),
@@ -248,7 +262,7 @@ def main(argv=None) -> int:
                         help='write docs/img/fidelity_scatter.png and docs/fidelity.md')
     parser.add_argument('--work', default='bench_out/fidelity')
     parser.add_argument('--quick', action='store_true', help='short cells (development)')
-    parser.add_argument('--cell-s', type=float, default=45.0, help='time cap per cell')
+    parser.add_argument('--cell-s', type=float, default=30.0, help='time cap per cell')
     parser.add_argument('--warmup-s', type=float, default=6.0)
     parser.add_argument('--min-frames', type=int, default=40)
     parser.add_argument('--half-width', type=float, default=0.02)

@@ -28,16 +28,12 @@ def planner_with(workers: int, mode: str) -> Planner:
     return planner
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='bench/results/policy.json')
-    parser.add_argument('--runs', type=int, default=3000)
-    args = parser.parse_args(argv)
+def measure(runs_argmin: int = 3000) -> dict:
     results = {}
     for mode in ('argmin', 'split'):
         for workers in (1, 4, 16):
             planner = planner_with(workers, mode)
-            runs = args.runs if mode == 'argmin' else max(50, args.runs // 30)
+            runs = runs_argmin if mode == 'argmin' else max(50, runs_argmin // 30)
             samples = []
             for i in range(runs):
                 now = 10.0 + i * 1e-4
@@ -50,6 +46,15 @@ def main(argv=None) -> int:
                 'p99_us': round(float(np.percentile(us, 99)), 1), 'runs': runs}
     results['goal_4_workers_us'] = 50
     results['met'] = results['argmin_4_workers']['median_us'] <= 50
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='bench/results/policy.json')
+    parser.add_argument('--runs', type=int, default=3000)
+    args = parser.parse_args(argv)
+    results = measure(args.runs)
     report.write_json(pathlib.Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0

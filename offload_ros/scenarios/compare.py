@@ -103,6 +103,31 @@ def markdown(results: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def run_all(scenarios: List[str], policies: List[str], root: pathlib.Path,
+            reuse: bool = False):
+    """Run (or with reuse, reload) every scenario under every policy; returns the
+    comparisons and the scenarios whose model run failed its assertions."""
+    share = harness.launch.package_share()
+    results, failed = [], []
+    for name in scenarios:
+        spec = harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
+        runs, records = {}, {}
+        for policy in policies:
+            out = root / name / policy
+            if reuse:
+                summary = json.loads((out / 'summary.json').read_text())
+            else:
+                summary = harness.Run(spec, policy, out).execute()
+            runs[policy] = summary
+            records[policy] = [json.loads(line) for line in
+                               (out / 'records.jsonl').read_text().splitlines() if line]
+            if policy == 'model' and not summary['passed']:
+                failed.append(name)
+        if {'model', 'local', 'remote'} <= set(runs):
+            results.append(compare(name, runs, records))
+    return results, failed
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='offload_scenarios', description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='scenario_out')
@@ -117,25 +142,9 @@ def main(argv=None) -> int:
         except ScenarioUnavailable as e:
             print(f'offload_scenarios: cannot run here: {e}', file=sys.stderr)
             return 77
+    results, failed = run_all(args.scenarios, args.policies, pathlib.Path(args.out),
+                              args.reuse)
     root = pathlib.Path(args.out)
-    share = harness.launch.package_share()
-    results, failed = [], []
-    for name in args.scenarios:
-        spec = harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
-        runs, records = {}, {}
-        for policy in args.policies:
-            out = root / name / policy
-            if args.reuse:
-                summary = json.loads((out / 'summary.json').read_text())
-            else:
-                summary = harness.Run(spec, policy, out).execute()
-            runs[policy] = summary
-            records[policy] = [json.loads(line) for line in
-                               (out / 'records.jsonl').read_text().splitlines() if line]
-            if policy == 'model' and not summary['passed']:
-                failed.append(name)
-        if {'model', 'local', 'remote'} <= set(runs):
-            results.append(compare(name, runs, records))
     (root / 'comparison.json').write_text(json.dumps(results, indent=2))
     (root / 'comparison.md').write_text(markdown(results))
     print(markdown(results))

@@ -148,7 +148,8 @@ class Run:
                 command = self.quota.wrap(command)
             self.robot.append(subprocess.Popen(command, env=self.env, stdout=self.node_log,
                                                stderr=subprocess.STDOUT))
-        self.camera = self.robot[[n.name for n in nodes].index('camera')]
+        self.robot_names = [n.name for n in nodes]
+        self.camera = self.robot[self.robot_names.index('camera')]
 
     def _start_capture(self) -> None:
         prefix = self.topology.exec_prefix(self.topology.robot_ns, self.edge_cores)

@@ -1,7 +1,8 @@
 """gpu_worker: a KServe v2 (Open Inference Protocol) HTTP inference server for the detector.
 
-Runs on GPU machines with or without ROS. Inference runs from one FIFO queue per model with k
-concurrent executions, so the worker is the queue the decision models describe; HTTP handling
+Runs on GPU machines with or without ROS. Inference runs from one queue per model (FIFO; EDF
+or per-client fair share with --scheduling) with k concurrent executions, so the worker is
+the queue the decision models describe; HTTP handling
 and JPEG decoding run in parallel outside that queue. Extension route /v2/models/{m}/load
 reports the live load (arrival rate, service mean and variance, M/G/1 predicted wait), overall
 and per client, for the robots' decisions.
@@ -28,6 +29,7 @@ from offload_ros.inference.detector import (Detector, DetectorError, ServiceProf
                                             postprocess)
 from offload_ros.worker import protocol
 from offload_ros.worker.load import LoadTracker
+from offload_ros.worker.scheduling import DISCIPLINES, JobQueue
 
 LOG = logging.getLogger('gpu_worker')
 OUTPUT_NAMES = ('detections', 'boxes', 'scores')
@@ -53,6 +55,7 @@ class WorkerConfig:
     threads: int = 0
     load_window_s: float = 5.0
     decode_threads: int = 2
+    scheduling: str = 'fifo'
 
     def __post_init__(self):
         for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
@@ -61,6 +64,9 @@ class WorkerConfig:
         for name in ('read_timeout_s', 'keepalive_timeout_s', 'load_window_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        if self.scheduling not in DISCIPLINES:
+            raise ValueError(f'scheduling must be one of {DISCIPLINES}, got '
+                             f'{self.scheduling!r}')
 
 
 class HttpError(Exception):
@@ -102,14 +108,17 @@ class Stats:
 
 
 class ModelRuntime:
-    """One model: its detector, FIFO queue with k executors, load tracker and statistics."""
+    """One model: its detector, a queue (FIFO, EDF or per-client fair) drained by k
+    executors, load tracker and statistics."""
 
     def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic,
                  profile: Optional[ServiceProfile] = None):
         self.config = config
         self.detector = detector
         self.clock = clock
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: JobQueue[Job] = JobQueue(config.scheduling)
+        self._queued = asyncio.Semaphore(0)
+        self.dropped_expired = 0
         self.in_service = 0
         self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
                                 profile.mean_s if profile else None,
@@ -130,13 +139,14 @@ class ModelRuntime:
         self.executor.shutdown(wait=True)
 
     def queue_length(self) -> int:
-        return self.queue.qsize()
+        return len(self.queue)
 
     def submit(self, job: Job) -> None:
-        if self.queue.qsize() >= self.config.max_queue:
+        if len(self.queue) >= self.config.max_queue:
             raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
         self.load.arrival(job.enqueued_s, job.client)
-        self.queue.put_nowait(job)
+        self.queue.push(job, job.client, job.deadline_s)
+        self._queued.release()
 
     def _infer(self, job: Job) -> dict:
         start = time.perf_counter()
@@ -160,12 +170,14 @@ class ModelRuntime:
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            job: Job = await self.queue.get()
+            await self._queued.acquire()
+            job: Job = self.queue.pop()
             if job.future.done() or (job.transport is not None and job.transport.is_closing()):
                 continue  # the client went away: do not spend the accelerator on it
             started = self.clock()
             if job.deadline_s is not None and started > job.deadline_s:
                 self.stats.add('queue', started - job.enqueued_s)
+                self.dropped_expired += 1
                 job.future.set_exception(DeadlineExpired())
                 continue
             self.in_service += 1
@@ -423,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--model-name', default='yolov3_tiny')
     p.add_argument('--parallelism', type=int, default=1, help='concurrent executions k')
     p.add_argument('--max-queue', type=int, default=64)
+    p.add_argument('--scheduling', choices=DISCIPLINES, default='fifo',
+                   help='queue discipline: fifo, edf (earliest deadline first) or fair '
+                   '(per-client round robin)')
     p.add_argument('--max-body-bytes', type=int, default=8 * 1024 * 1024)
     p.add_argument('--read-timeout-s', type=float, default=10.0)
     p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
@@ -471,7 +486,8 @@ def main(argv=None) -> int:
                               args.read_timeout_s, token=token,
                               score_threshold=args.score_threshold,
                               iou_threshold=args.iou_threshold, threads=args.threads,
-                              load_window_s=args.load_window_s)
+                              load_window_s=args.load_window_s,
+                              scheduling=args.scheduling)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
     except (ValueError, DetectorError, models.ModelError) as e:

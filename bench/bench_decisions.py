@@ -1,0 +1,77 @@
+"""make bench-decisions: the model-driven policy against always-local, always-remote, a
+FogROS2-LS-style windowed threshold and the hindsight oracle, on the network-emulated
+scenarios (offload_ros.scenarios; each run as in `make scenarios`).
+
+Goals, checked per scenario: mean latency within 5% of the oracle in every phase; deadline-miss
+rate at most half the best static policy's; a switch within 1 s of every change after which
+the oracle's target changes. Writes bench/results/decisions.json and the per-run folders
+under bench_out/decisions/.
+"""
+import argparse
+import pathlib
+import sys
+from typing import List
+
+from offload_ros import report
+from offload_ros.scenarios import compare
+from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+
+# Within 45 minutes for make bench: one fault scenario; make scenarios runs all six.
+DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_kill']
+ALL = compare.DEFAULT
+
+
+def goals(result: dict) -> dict:
+    policies = result['policies']
+    model = policies['model']
+    phases = result['oracle']['phases']
+    gaps = [p['model_vs_oracle'] for p in phases]
+    static = {p: policies[p]['miss_rate'] for p in ('local', 'remote')}
+    best_static = min(static.values())
+    changes: List[dict] = []
+    for i, step_to_switch in enumerate(model['time_to_switch_s']):
+        # Change i starts phase i + 1; a switch is due where the oracle's target changes.
+        if i + 1 < len(phases) and phases[i + 1]['best'] != phases[i]['best']:
+            changes.append({'phase': phases[i + 1]['phase'], 'time_to_switch_s': step_to_switch,
+                            'ok': step_to_switch is not None and step_to_switch <= 1.0})
+    return {
+        'mean_within_5pct_of_oracle': {
+            'ok': all(g is not None and g <= 0.05 for g in gaps),
+            'per_phase': [None if g is None else round(g, 4) for g in gaps]},
+        'miss_rate_at_most_half_best_static': {
+            'ok': model['miss_rate'] <= 0.5 * best_static if best_static > 0
+            else model['miss_rate'] == 0.0,
+            'model': model['miss_rate'], 'best_static': best_static},
+        'switch_within_1s': {'ok': all(c['ok'] for c in changes), 'changes': changes}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='bench/results/decisions.json')
+    parser.add_argument('--work', default='bench_out/decisions')
+    parser.add_argument('--all', action='store_true', help='every scenario (adds two faults)')
+    parser.add_argument('--quick', action='store_true', help='Case 1 only')
+    parser.add_argument('--reuse', action='store_true', help='recompute from --work')
+    args = parser.parse_args(argv)
+    scenarios = ['case1_fluctuating'] if args.quick else ALL if args.all else DEFAULT
+    if not args.reuse:
+        try:
+            check_capabilities()
+        except ScenarioUnavailable as e:
+            print(f'bench-decisions: cannot run here: {e}', file=sys.stderr)
+            return 77
+    results, failed = compare.run_all(scenarios, ['model', 'local', 'remote', 'threshold'],
+                                      pathlib.Path(args.work), args.reuse)
+    for result in results:
+        result['goals'] = goals(result)
+        met = {k: v['ok'] for k, v in result['goals'].items()}
+        print(f"[decisions] {result['scenario']}: {met}", flush=True)
+    report.write_json(pathlib.Path(args.out), {'scenarios': results,
+                                               'assertions_failed': failed})
+    pathlib.Path(args.work, 'comparison.md').write_text(compare.markdown(results))
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

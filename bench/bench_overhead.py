@@ -1,0 +1,110 @@
+"""make bench-overhead: what the decision machinery itself costs.
+
+1. One policy evaluation (predict every target + decide) for 1, 4 and 16 workers (pure core;
+   bench_policy.py). Goal: <= 50 us median for 4 workers.
+2. The node graph's own latency, camera publish to detections publish, excluding inference
+   and transfer (observed latency - worker round trip, per frame), at 15 and 30 fps for raw
+   and compressed images. Goal: p50 <= 3 ms. The robot's nodes run in a robot namespace on
+   core 0, the gpu_worker on core 1 over an unshaped veth (offload_ros.scenarios harness).
+3. CPU share of each process at 15 fps (raw), from /proc via psutil over the measurement.
+
+Writes bench/results/overhead.json.
+"""
+import argparse
+import pathlib
+import sys
+import time
+
+import numpy as np
+import psutil
+
+from offload_ros import report
+from offload_ros.scenarios import harness
+from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench_policy  # noqa: E402
+
+
+def percentiles(values) -> dict:
+    v = np.asarray(values) * 1e3
+    return {'n': int(v.size), 'p50_ms': round(float(np.median(v)), 3),
+            'p99_ms': round(float(np.percentile(v, 99)), 3),
+            'mean_ms': round(float(v.mean()), 3)}
+
+
+def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> dict:
+    camera = {'rate_hz': float(rates[0]), 'width': 640, 'height': 480,
+              'publish_raw': transport == 'raw', 'publish_compressed': transport != 'raw'}
+    spec = {'name': f'overhead_{transport}', 'duration_s': 0, 'camera': camera,
+            'robot': {'params': {'force_target': 'edge1', 'deadline_s': 5.0,
+                                 'request_timeout_s': 5.0}},
+            'workers': [{'name': 'edge1', 'threads': 1}], 'link': {'bandwidth_mbps': 1000}}
+    run = harness.Run(spec, 'model', work / transport, verbose=False)
+    result = {}
+    try:
+        run.start()
+        for rate in rates:
+            run.set_params('camera', {'rate_hz': float(rate)})
+            time.sleep(3.0)
+            procs = {name: psutil.Process(p.pid) for name, p in zip(run.robot_names, run.robot)}
+            procs['gpu_worker'] = psutil.Process(run.workers['edge1'].proc.pid)
+            before = {n: sum(p.cpu_times()[:2]) for n, p in procs.items()}
+            begin, wall = time.time(), time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - wall
+            cpu = {n: round(100.0 * (sum(p.cpu_times()[:2]) - before[n]) / elapsed, 1)
+                   for n, p in procs.items()}
+            done = [r for r in list(run.records) if r['stamp_s'] >= begin
+                    and r['target'] == 'edge1' and r['outcome'] == 'detections'
+                    and r.get('round_trip_s')]
+            own = [r['observed_latency_s'] - r['round_trip_s'] for r in done]
+            ingress = [r['predictions']['edge1']['terms'].get('ingress_s', 0.0) for r in done]
+            result[f'{rate}_fps'] = {
+                'graph_latency': percentiles(own), 'frames': len(done),
+                'ingress_median': percentiles(ingress),
+                'round_trip': percentiles([r['round_trip_s'] for r in done]),
+                'cpu_percent_of_one_core': cpu}
+            print(f'[overhead] {transport} {rate} fps: graph p50 '
+                  f'{result[f"{rate}_fps"]["graph_latency"]["p50_ms"]:.2f} ms, p99 '
+                  f'{result[f"{rate}_fps"]["graph_latency"]["p99_ms"]:.2f} ms over '
+                  f'{len(done)} frames; CPU {cpu}', flush=True)
+    finally:
+        run.teardown()
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='bench/results/overhead.json')
+    parser.add_argument('--seconds', type=float, default=20.0, help='per rate')
+    parser.add_argument('--work', default='bench_out/overhead')
+    parser.add_argument('--quick', action='store_true')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 6.0
+    print('[overhead] policy evaluation', flush=True)
+    policy = bench_policy.measure(1000 if args.quick else 3000)
+    result = {'policy': policy}
+    try:
+        check_capabilities()
+    except ScenarioUnavailable as e:
+        print(f'bench-overhead: node-graph part cannot run here: {e}', file=sys.stderr)
+        result['graph'] = {'skipped': str(e)}
+    else:
+        result['graph'] = {t: graph_latency(t, (15, 30), args.seconds, pathlib.Path(args.work))
+                           for t in ('raw', 'compressed')}
+        worst = max(v['graph_latency']['p50_ms'] for g in result['graph'].values()
+                    for v in g.values())
+        result['goals'] = {'policy_4_workers_us': {'goal': 50, 'median_us':
+                                                   policy['argmin_4_workers']['median_us'],
+                                                   'met': policy['met']},
+                           'graph_p50_ms': {'goal': 3.0, 'worst_p50_ms': worst,
+                                            'met': worst <= 3.0}}
+    report.write_json(pathlib.Path(args.out), result)
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
