@@ -149,3 +149,45 @@ def test_tracker_and_controller_nodes(ros_context):
         # No more tracks: within stale_after_s the robot stops.
         assert wait_until(lambda: probe.cmd and probe.cmd[-1].angular.z == 0.0 and
                           probe.cmd[-1].linear.x == 0.0, 3)
+
+
+def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker, frames):
+    """Forced onto a worker that stops answering, each frame is raced locally: exactly one
+    outcome per frame, the robot's answer kept, the worker told to drop the queued request."""
+    import signal
+    import time
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
+                        force_target='edge1', deadline_s=1.0, request_timeout_s=5.0,
+                        hedge_miss_probability=0.2)
+    probe = Probe(ros_context)
+    try:
+        with spinning(ros_context, node, probe):
+            assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+            assert wait_until(lambda: node.planner.decision.target == 'edge1'
+                              and node.planner.workers['edge1'].available, 10)
+            for i, frame in enumerate(frames[:4]):        # a healthy worker: no hedge
+                probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
+                assert wait_until(lambda: len(probe.records) > i, 10)
+            worker.proc.send_signal(signal.SIGSTOP)       # accepts, never answers
+            start = time.monotonic()
+            for i, frame in enumerate(frames[4:], start=4):
+                probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
+                assert wait_until(lambda: len(probe.records) > i, 10)
+            elapsed = time.monotonic() - start
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    assert sorted(r['seq'] for r in probe.records) == list(range(1, len(frames) + 1))
+    healthy, hung = probe.records[:4], probe.records[4:]
+    assert all(r['target'] == 'edge1' and r['hedge'] is None for r in healthy), [
+        (r['target'], r['hedge'], r['reason']) for r in healthy]
+    # The hung worker's predicted miss probability rises (observed latencies, then the
+    # timeouts): its frames are hedged and answered by the robot within the deadline.
+    hedged = [r for r in hung if r['hedge'] and r['hedge']['winner'] == 'local']
+    assert len(hedged) >= len(hung) - 1, [(r['target'], r['outcome'], r['hedge'], r['reason'],
+                                           r['observed_latency_s']) for r in hung]
+    assert all(r['outcome'] == 'detections' and r['observed_latency_s'] <= 1.0
+               for r in hedged)
+    assert elapsed < 2.0 * len(hung)          # never waited out the 5 s request timeout
+    assert node.hedges['won_local'] == len(hedged)
+    assert node.hedges['local_started'] + node.hedges['local_after_failure'] >= len(hedged)

@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Deque, Dict, List, Mapping, Optional
 
+from offload_ros.core import energy as energy_mod
+from offload_ros.core import hedging
 from offload_ros.core import split as split_mod
 from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimator,
                                          ServiceTimeEstimator)
@@ -37,6 +39,8 @@ class PlannerConfig:
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
     link_model: str = 'measured'
+    energy: energy_mod.EnergyModel = energy_mod.EnergyModel()
+    energy_weights: energy_mod.EnergyWeights = energy_mod.EnergyWeights()
 
     def arrival_scv(self, measured: Optional[float]) -> float:
         if self.arrival_model == 'poisson' or measured is None:
@@ -282,6 +286,11 @@ class Planner:
             decision = Decision(forced, 'forced by parameter', predictions)
         elif self.config.policy.mode == 'threshold':
             decision = self._threshold(now_s, predictions)
+        elif self.config.policy.mode == 'energy' and (chosen := energy_mod.choose(
+                predictions, self.energies(predictions), self.config.energy_weights,
+                self.config.policy.deadline_s, self.config.policy.hysteresis,
+                self.decision.target)):
+            decision = Decision(chosen[0], chosen[1], predictions)
         else:
             decision = decide(predictions, self.config.policy, self.decision.target, fractions)
         if decision.target != self.decision.target:
@@ -289,6 +298,27 @@ class Planner:
                                         decision.reason))
         self.decision = replace(decision, predictions=predictions)
         return self.decision
+
+    def miss_probability(self, target: str, predictions: Mapping[str, Prediction],
+                         window_s: float = 30.0, recent: int = 50) -> float:
+        """P(a frame on `target` misses the deadline): the exponential tail of its
+        prediction, corrected by the latencies recently observed there (core.hedging)."""
+        if not self.observed:
+            observed = []
+        else:
+            newest = self.observed[-1][0]
+            observed = [lat for t, tgt, lat in self.observed
+                        if tgt == target and t >= newest - window_s][-recent:]
+        return hedging.miss_probability(predictions[target], self.config.policy.deadline_s,
+                                        observed)
+
+    def energies(self, predictions: Mapping[str, Prediction]
+                 ) -> Dict[str, energy_mod.FrameEnergy]:
+        """Energy per frame on every target (platform model of the config)."""
+        return {name: energy_mod.frame_energy(
+            name, p, self.config.energy, self.request_bytes, self.response_bytes,
+            self.workers[name].parallelism if name in self.workers else 1)
+            for name, p in predictions.items()}
 
     def _threshold(self, now_s: float, predictions) -> Decision:
         """FogROS2-LS-style baseline: every 3 s, leave the current target if its observed

@@ -6,6 +6,8 @@ Modes:
   worker cost); else the fastest feasible worker; else the fastest target.
 - 'split': the delay-optimal rate split across targets (see core.split); frames are then
   assigned by a deterministic weighted round-robin over the split fractions.
+- 'energy': the least weighted score of robot energy, total energy and latency among the
+  targets predicted to meet the deadline (see core.energy; computed by the Planner).
 - 'threshold': a baseline without models, in the style of FogROS2-LS: switch between the
   first worker and the robot when the observed mean latency over a 15 s window (checked
   every 3 s) exceeds the deadline (see Planner).
@@ -20,7 +22,7 @@ from typing import Dict, Mapping, Optional
 from offload_ros.core.latency import Prediction
 
 LOCAL = 'local'
-MODES = ('argmin', 'deadline', 'split', 'threshold')
+MODES = ('argmin', 'deadline', 'split', 'energy', 'threshold')
 
 
 @dataclass(frozen=True)

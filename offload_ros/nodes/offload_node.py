@@ -23,8 +23,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
+from offload_ros.core import hedging
 from offload_ros.core.latency import Prediction
 from offload_ros.core.planner import Planner, PlannerConfig
+from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.policy import LOCAL, MODES, PolicyConfig
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector
@@ -54,6 +56,26 @@ SPECS = [
     params.Spec('arrival_model', 'measured', 'Arrival process in the models: poisson (the '
                 "paper's M/*/1) or measured (Allen-Cunneen GI/G/1 from the frame gaps).",
                 choices=('measured', 'poisson')),
+    params.Spec('energy_compute_w', 6.0, 'Robot power while inferring (W), energy model.',
+                (0.0, 1e4)),
+    params.Spec('energy_idle_w', 2.5, 'Robot power while waiting for a worker (W).',
+                (0.0, 1e4)),
+    params.Spec('energy_tx_j_per_byte', 8e-8, 'Radio energy per transmitted byte (J).',
+                (0.0, 1.0)),
+    params.Spec('energy_rx_j_per_byte', 4e-8, 'Radio energy per received byte (J).',
+                (0.0, 1.0)),
+    params.Spec('energy_worker_w', 70.0, "Worker accelerator power while inferring (W).",
+                (0.0, 1e5)),
+    params.Spec('energy_weight_robot', 0.6, 'policy_mode energy: weight of robot energy '
+                '(the three weights sum to 1).', (0.0, 1.0)),
+    params.Spec('energy_weight_total', 0.2, 'policy_mode energy: weight of total energy.',
+                (0.0, 1.0)),
+    params.Spec('energy_weight_latency', 0.2, 'policy_mode energy: weight of latency.',
+                (0.0, 1.0)),
+    params.Spec('hedge_miss_probability', 0.0, 'Deadline hedging: when a remote frame\'s '
+                'predicted probability of missing the deadline exceeds this, start it on the '
+                'robot too at the latest safe moment and keep the first answer (0: off).',
+                (0.0, 1.0)),
     params.Spec('link_model', 'measured', "Uplink queue: exponential (the paper's M/M/1) or "
                 'measured (M/G/1 from the spread of payload sizes).',
                 choices=('measured', 'exponential')),
@@ -111,7 +133,12 @@ class OffloadConfig:
             bandwidth_override_bps=v['bandwidth_override_bps'] or None,
             bandwidth_prior_bps=v['bandwidth_prior_bps'],
             forced_target=v['force_target'] or None,
-            arrival_model=v['arrival_model'], link_model=v['link_model'])
+            arrival_model=v['arrival_model'], link_model=v['link_model'],
+            energy=EnergyModel(v['energy_compute_w'], v['energy_idle_w'],
+                               v['energy_tx_j_per_byte'], v['energy_rx_j_per_byte'],
+                               v['energy_worker_w']),
+            energy_weights=EnergyWeights(v['energy_weight_robot'], v['energy_weight_total'],
+                                         v['energy_weight_latency']))
 
     def __getitem__(self, key):
         return self.values[key]
@@ -129,6 +156,19 @@ class Frame:
     predictions: Dict[str, Prediction]
     decided_t_s: float = 0.0
     estimates: Optional[dict] = None
+    energy: Optional[dict] = None
+    hedge: Optional['Hedge'] = None
+
+
+@dataclasses.dataclass
+class Hedge:
+    """A frame raced on the robot and a worker: the first answer within the deadline wins."""
+    miss_probability: float
+    start_at_s: float                 # latest safe local start (ROS clock seconds)
+    timer: Optional[threading.Timer] = None
+    local_started: bool = False
+    remote_failed: bool = False
+    request_id: str = ''
 
 
 class OffloadNode(Node):
@@ -161,6 +201,9 @@ class OffloadNode(Node):
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
         self._latest_image: Optional[np.ndarray] = None
+        self._energy: Optional[dict] = None
+        self.hedges: Counter = Counter()
+        self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
@@ -280,14 +323,36 @@ class OffloadNode(Node):
             self.planner.frame_ingress(self._now_s() - capture_s)
             target = self.planner.route()
             decision = self.planner.decision
-            estimates = self.planner.estimates
+            estimates, energy = self.planner.estimates, self._energy
         frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
                       decision.reason, dict(decision.predictions), self._decided_t_s,
-                      estimates)
+                      estimates, energy)
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
-        else:
-            self.remote_pool.submit(self._run_remote, frame)
+            return
+        threshold = self.config['hedge_miss_probability']
+        local = frame.predictions.get(LOCAL)
+        if threshold > 0 and local is not None and local.stable:
+            with self._lock:
+                p_miss = self.planner.miss_probability(target, frame.predictions)
+            if p_miss > threshold:
+                start_at = hedging.latest_local_start_s(capture_s, self.config['deadline_s'],
+                                                        local)
+                frame.hedge = Hedge(p_miss, start_at, request_id=f'{self._node_id}-{frame.seq}')
+                frame.hedge.timer = threading.Timer(max(0.0, start_at - self._now_s()),
+                                                    self._hedge_local, (frame,))
+                frame.hedge.timer.daemon = True
+                frame.hedge.timer.start()
+        self.remote_pool.submit(self._run_remote, frame)
+
+    def _hedge_local(self, frame: Frame) -> None:
+        """The latest safe moment came and the worker has not answered: run it here too."""
+        with self._lock:
+            if frame.seq in self._finished or frame.hedge.local_started:
+                return
+            frame.hedge.local_started = True
+            self.hedges['local_started'] += 1
+        self._submit_local(frame, fallback=False, reason='hedge: robot answered first')
 
     def _submit_local(self, frame: Frame, fallback: bool, reason: str) -> None:
         with self._lock:
@@ -303,6 +368,8 @@ class OffloadNode(Node):
 
     def _run_local(self, frame: Frame, fallback: bool, reason: str) -> None:
         try:
+            if frame.hedge is not None and self._is_finished(frame):
+                return  # the worker answered while this hedge waited for the detector
             if self.config['drop_late'] and self._now_s() > frame.deadline_at_s:
                 self._finish(frame, 'drop', LOCAL, 'deadline passed in queue',
                              fallback=fallback)
@@ -328,9 +395,12 @@ class OffloadNode(Node):
         try:
             if client is None:
                 raise WorkerUnavailable(f'worker {name} was removed', 'connection')
-            result = client.infer(frame.image, min(budget, self.config['request_timeout_s']))
+            result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
+                                  request_id=frame.hedge.request_id if frame.hedge else '')
         except (WorkerUnavailable, WorkerRequestError) as e:
             kind = getattr(e, 'kind', 'request')
+            if frame.hedge is not None and self._is_finished(frame):
+                return  # the robot answered first and cancelled this request
             if kind != 'deadline':
                 with self._lock:
                     self.planner.worker_failed(name, f'{kind}: {e}')
@@ -349,7 +419,20 @@ class OffloadNode(Node):
         self._finish(frame, 'detections', name, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s)
 
+    def _is_finished(self, frame: Frame) -> bool:
+        with self._lock:
+            return frame.seq in self._finished
+
     def _fallback(self, frame: Frame, why: str) -> None:
+        if frame.hedge is not None:
+            with self._lock:
+                started = frame.hedge.local_started
+                frame.hedge.local_started = True   # the fallback is the hedge's local run
+            frame.hedge.timer.cancel()
+            if started:
+                return  # the hedge's local run is already on its way to an outcome
+            with self._lock:
+                self.hedges['local_after_failure'] += 1
         remaining = frame.deadline_at_s - self._now_s()
         local = frame.predictions.get(LOCAL)
         needed = local.latency_s if local is not None else 0.0
@@ -364,6 +447,9 @@ class OffloadNode(Node):
                 round_trip_s: float = None) -> None:
         with self._lock:
             if frame.seq in self._finished:
+                if frame.hedge is not None:
+                    self.hedges['discarded'] += 1   # the slower side of a hedge
+                    return
                 raise RuntimeError(f'frame {frame.seq} finished twice')  # a bug, loudly
             self._finished.add(frame.seq)
             if len(self._finished) > 10000:
@@ -385,10 +471,24 @@ class OffloadNode(Node):
             'predicted_latency_s': predicted.latency_s if predicted and
             math.isfinite(predicted.latency_s) else None,
             'predictions': {n: p.to_json() for n, p in frame.predictions.items()},
-            'estimates': frame.estimates,
+            'estimates': frame.estimates, 'energy': frame.energy,
             'detections': len(detections) if detections is not None else 0,
-            'service_s': service_s, 'round_trip_s': round_trip_s}
+            'service_s': service_s, 'round_trip_s': round_trip_s,
+            'hedge': None if frame.hedge is None else {
+                'miss_probability': round(frame.hedge.miss_probability, 4),
+                'local_started': frame.hedge.local_started, 'winner': target}}
+        if frame.hedge is not None:
+            self._settle_hedge(frame, target)
         self.rec_pub.publish(String(data=json.dumps(record, separators=(',', ':'))))
+
+    def _settle_hedge(self, frame: Frame, winner: str) -> None:
+        """The first answer is in: stop the other side."""
+        frame.hedge.timer.cancel()
+        with self._lock:
+            self.hedges[f'won_{"local" if winner == LOCAL else "remote"}'] += 1
+        client = self.worker_clients.get(frame.target)
+        if winner == LOCAL and client is not None:
+            self.io_pool.submit(client.cancel, frame.hedge.request_id)
 
     # -- epoch ------------------------------------------------------------------------------
     def _on_epoch(self) -> None:
@@ -450,6 +550,8 @@ class OffloadNode(Node):
             now = time.monotonic()
             decision = self.planner.evaluate(now)
             self.planner.estimates = self.planner.snapshot(now)
+            self._energy = {n: e.to_json() for n, e in
+                            self.planner.energies(decision.predictions).items()}
             if decision.target != before:
                 self._decided_t_s = self._now_s()
         if decision.target != before:
@@ -462,6 +564,7 @@ class OffloadNode(Node):
             decision = self.planner.decision
             workers = {n: (s.available, s.reason) for n, s in self.planner.workers.items()}
             switches = len(self.planner.switches)
+            hedges = dict(self.hedges)
         values = [KeyValue(key='target', value=decision.target),
                   KeyValue(key='reason', value=decision.reason),
                   KeyValue(key='switches', value=str(switches)),
@@ -469,6 +572,7 @@ class OffloadNode(Node):
                   KeyValue(key='received', value=str(self._seq))]
         values += [KeyValue(key=f'outcome/{t}/{k}', value=str(n))
                    for (t, k), n in sorted(outcomes.items())]
+        values += [KeyValue(key=f'hedge/{k}', value=str(n)) for k, n in sorted(hedges.items())]
         values += [KeyValue(key=f'malformed/{k}', value=str(n))
                    for k, n in sorted(self.malformed.items())]
         values += [KeyValue(key=f'worker/{n}', value='ok' if ok else why)

@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='offload_scenarios', description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='scenario_out')
     parser.add_argument('--scenarios', nargs='+', default=DEFAULT)
-    parser.add_argument('--policies', nargs='+', default=list(harness.POLICIES))
+    parser.add_argument('--policies', nargs='+',
+                        default=['model', 'local', 'remote', 'threshold'])
     parser.add_argument('--reuse', action='store_true',
                         help='recompute the comparison from runs already in --out')
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ from offload_ros.scenarios.netns import CpuQuota, ScenarioUnavailable, Topology,
 from offload_ros.tools import launch
 from offload_ros.tools.procs import WorkerProcess
 
-POLICIES = ('model', 'local', 'remote', 'threshold')
+POLICIES = ('model', 'local', 'remote', 'threshold', 'energy')
 ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'link_down', 'link_up',
            'hang', 'resume')
 WORKER_PORT = 8000
@@ -122,7 +122,8 @@ class Run:
         first = self.spec['workers'][0]['name']
         policy = {'model': {}, 'local': {'force_target': 'local'},
                   'remote': {'force_target': first},
-                  'threshold': {'policy_mode': 'threshold'}}[self.policy]
+                  'threshold': {'policy_mode': 'threshold'},
+                  'energy': {'policy_mode': 'energy'}}[self.policy]
         overrides['/**/offload'].update(policy)
         for node, values in overrides.items():
             base.setdefault(node, {'ros__parameters': {}})['ros__parameters'].update(values)
@@ -301,14 +302,7 @@ class Run:
 
     # -- analysis --------------------------------------------------------------------------
     def _phases(self) -> List[dict]:
-        bounds = [0.0] + [s['at_s'] for s in sorted(self.spec.get('schedule', []),
-                                                    key=lambda s: s['at_s'])]
-        bounds.append(float(self.spec['duration_s']))
-        names = ['start'] + [' '.join(f'{k}={v}' for k, v in s.items() if k != 'at_s')
-                             for s in sorted(self.spec.get('schedule', []),
-                                             key=lambda s: s['at_s'])]
-        return [{'name': n, 'start_s': a, 'end_s': b, 'shade': i % 2 == 1}
-                for i, (n, a, b) in enumerate(zip(names, bounds, bounds[1:]))]
+        return schedule_phases(self.spec)
 
     def _analyse(self, t0: float) -> dict:
         deadline = float(self.spec.get('robot', {}).get('params', {}).get('deadline_s', 0.25))
@@ -335,6 +329,16 @@ class Run:
         report.plot_timeline(self.records, self.out / 'timeline.png', t0, deadline, phases,
                              f'{self.spec["name"]} ({self.policy})')
         return summary
+
+
+def schedule_phases(spec: dict) -> List[dict]:
+    """The run's phases: from the start, then from each scheduled change."""
+    steps = sorted(spec.get('schedule', []), key=lambda s: s['at_s'])
+    bounds = [0.0] + [s['at_s'] for s in steps] + [float(spec['duration_s'])]
+    names = ['start'] + [' '.join(f'{k}={v}' for k, v in s.items() if k != 'at_s')
+                         for s in steps]
+    return [{'name': n, 'start_s': a, 'end_s': b, 'shade': i % 2 == 1}
+            for i, (n, a, b) in enumerate(zip(names, bounds, bounds[1:]))]
 
 
 def _majority(records: List[dict], t0: float, start: float, end: float):

@@ -135,24 +135,24 @@ class WorkerClient:
         return protocol.Tensor('images', 'UINT8', [1, *image_bgr.shape],
                                np.ascontiguousarray(image_bgr))
 
-    def request_body(self, image_bgr: np.ndarray,
-                     tensor: Optional[protocol.Tensor] = None) -> Tuple[bytes, int]:
+    def request_body(self, image_bgr: np.ndarray, tensor: Optional[protocol.Tensor] = None,
+                     request_id: str = '') -> Tuple[bytes, int]:
         """The inference request for a frame: (body, JSON header length)."""
         tensor = tensor or self.encode(image_bgr)
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
-        return protocol.encode(
-            {'id': f'{self.client_id}', 'outputs': [{'name': n, 'parameters':
-                                                     {'binary_data': True}} for n in outputs]},
-            [tensor], 'inputs')
+        header = {'id': request_id or self.client_id,
+                  'outputs': [{'name': n, 'parameters': {'binary_data': True}}
+                              for n in outputs]}
+        return protocol.encode(header, [tensor], 'inputs')
 
     def infer(self, image_bgr: np.ndarray, budget_s: Optional[float] = None,
-              tensor: Optional[protocol.Tensor] = None) -> InferResult:
+              tensor: Optional[protocol.Tensor] = None, request_id: str = '') -> InferResult:
         """Run detection remotely. budget_s: time left before the frame's deadline."""
         if budget_s is not None and budget_s <= 0:
             raise WorkerUnavailable('no deadline budget left', 'deadline')
         if not self.breaker.allow():
             raise WorkerUnavailable(f'{self.url}: circuit breaker open', 'breaker_open')
-        body, head_len = self.request_body(image_bgr, tensor)
+        body, head_len = self.request_body(image_bgr, tensor, request_id)
         headers = {protocol.HEADER_LENGTH: str(head_len),
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
@@ -237,6 +237,16 @@ class WorkerClient:
         if response.status_code != 200:
             return None
         return time.perf_counter() - start
+
+    def cancel(self, request_id: str, timeout_s: float = 0.5) -> bool:
+        """Ask the worker to drop our queued request `request_id`; True if it was dropped
+        (False: already running or done, or a server without the route, e.g. Triton)."""
+        try:
+            response = self.session.post(f'{self.url}/v2/offload/cancel',
+                                         json={'id': request_id}, timeout=timeout_s)
+        except (requests.ConnectionError, requests.Timeout):
+            return False
+        return response.status_code == 200 and bool(response.json().get('cancelled'))
 
     def ready(self, timeout_s: float = 0.5) -> bool:
         try:

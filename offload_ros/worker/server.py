@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import uuid
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -80,6 +80,10 @@ class DeadlineExpired(Exception):
     """The request's deadline passed while it waited in the queue."""
 
 
+class RequestCancelled(Exception):
+    """The client cancelled the request while it waited in the queue."""
+
+
 @dataclasses.dataclass
 class Job:
     image: np.ndarray
@@ -89,6 +93,7 @@ class Job:
     future: asyncio.Future
     enqueued_s: float
     transport: object = None
+    request_id: str = ''
 
 
 class Stats:
@@ -119,6 +124,8 @@ class ModelRuntime:
         self.queue: JobQueue[Job] = JobQueue(config.scheduling)
         self._queued = asyncio.Semaphore(0)
         self.dropped_expired = 0
+        self.cancelled = 0
+        self.waiting: Dict[Tuple[str, str], Job] = {}   # (client, request id) -> queued job
         self.in_service = 0
         self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
                                 profile.mean_s if profile else None,
@@ -146,7 +153,19 @@ class ModelRuntime:
             raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
         self.load.arrival(job.enqueued_s, job.client)
         self.queue.push(job, job.client, job.deadline_s)
+        if job.request_id:
+            self.waiting[(job.client, job.request_id)] = job
         self._queued.release()
+
+    def cancel(self, client: str, request_id: str) -> bool:
+        """Drop a queued request of this client; False if it is not waiting (running or
+        done: a started inference is not interrupted)."""
+        job = self.waiting.pop((client, request_id), None)
+        if job is None or job.future.done():
+            return False
+        self.cancelled += 1
+        job.future.set_exception(RequestCancelled())
+        return True
 
     def _infer(self, job: Job) -> dict:
         start = time.perf_counter()
@@ -172,6 +191,7 @@ class ModelRuntime:
         while True:
             await self._queued.acquire()
             job: Job = self.queue.pop()
+            self.waiting.pop((job.client, job.request_id), None)
             if job.future.done() or (job.transport is not None and job.transport.is_closing()):
                 continue  # the client went away: do not spend the accelerator on it
             started = self.clock()
@@ -230,6 +250,7 @@ class WorkerApp:
             web.get('/v2/models/{model}/stats', self.stats),
             web.get('/v2/models/{model}/load', self.load),
             web.post('/v2/offload/probe', self.probe),
+            web.post('/v2/offload/cancel', self.cancel),
         ])
         self.app.on_startup.append(self._startup)
         self.app.on_cleanup.append(self._cleanup)
@@ -313,6 +334,17 @@ class WorkerApp:
         body = await self._read_body(request)
         return web.json_response({'bytes': len(body)})
 
+    async def cancel(self, request: web.Request):
+        """Extension: {"id": ...} drops that queued request of the calling client (its
+        X-Offload-Client); a robot that got its answer elsewhere frees the worker."""
+        try:
+            request_id = (await request.json())['id']
+        except (ValueError, KeyError, TypeError) as e:
+            raise HttpError(400, 'cancel: body must be JSON {"id": "<request id>"}') from e
+        client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
+        return web.json_response({'id': str(request_id),
+                                  'cancelled': self.runtime.cancel(client, str(request_id))})
+
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
         if length is not None and length > self.config.max_body_bytes:
@@ -381,14 +413,18 @@ class WorkerApp:
         self.runtime.stats.add('compute_input', time.perf_counter() - decode_start)
         client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
         future = asyncio.get_running_loop().create_future()
+        request_id = header.get('id') if isinstance(header.get('id'), str) else ''
         job = Job(image, client, deadline, outputs, future, self.runtime.clock(),
-                  request.transport)
+                  request.transport, request_id[:128])
         self.runtime.submit(job)
         try:
             result = await future
         except DeadlineExpired:
             self.runtime.stats.add('fail', time.perf_counter() - received)
             return _error(504, 'deadline passed before inference started')
+        except RequestCancelled:
+            self.runtime.stats.add('fail', time.perf_counter() - received)
+            return _error(409, 'cancelled by the client before inference started')
         except Exception:  # the runtime logged it; the client gets a clean 500
             self.runtime.stats.add('fail', time.perf_counter() - received)
             return _error(500, 'inference failed')
