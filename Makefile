@@ -8,7 +8,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-decisions bench-overhead \
-	bench-soak bench-worker bench-replay bench-policy test-triton scenarios clean
+	bench-soak bench-energy bench-hedging bench-scheduling bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -51,6 +51,16 @@ bench-decisions: bootstrap
 
 bench-overhead: bootstrap
 	$(PY) bench/bench_overhead.py $(BENCH_ARGS)
+
+# Issue 7 capabilities, each measured.
+bench-energy: bootstrap
+	$(PY) bench/bench_energy.py $(BENCH_ARGS)
+
+bench-hedging: bootstrap
+	$(PY) bench/bench_hedging.py $(BENCH_ARGS)
+
+bench-scheduling: bootstrap
+	$(PY) bench/bench_scheduling.py $(BENCH_ARGS)
 
 # 30 minutes by default; SOAK_MINUTES=5 for a short run.
 bench-soak: bootstrap

@@ -27,7 +27,7 @@ from offload_ros.scenarios.netns import CpuQuota, ScenarioUnavailable, Topology,
 from offload_ros.tools import launch
 from offload_ros.tools.procs import WorkerProcess
 
-POLICIES = ('model', 'local', 'remote', 'threshold', 'energy')
+POLICIES = ('model', 'local', 'remote', 'threshold', 'energy', 'hedge')
 ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'link_down', 'link_up',
            'hang', 'resume')
 WORKER_PORT = 8000
@@ -123,7 +123,8 @@ class Run:
         policy = {'model': {}, 'local': {'force_target': 'local'},
                   'remote': {'force_target': first},
                   'threshold': {'policy_mode': 'threshold'},
-                  'energy': {'policy_mode': 'energy'}}[self.policy]
+                  'energy': {'policy_mode': 'energy'},
+                  'hedge': {'hedge_miss_probability': 0.1}}[self.policy]
         overrides['/**/offload'].update(policy)
         for node, values in overrides.items():
             base.setdefault(node, {'ros__parameters': {}})['ros__parameters'].update(values)

@@ -12,11 +12,14 @@ import cv2
 import numpy as np
 
 from offload_ros.inference import models
-from offload_ros.worker.client import CircuitBreaker, WorkerClient, WorkerUnavailable
+from offload_ros.worker.client import (CircuitBreaker, WorkerClient, WorkerRequestError,
+                                       WorkerUnavailable)
 
 
 def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, seed: int,
-        stop: threading.Event) -> dict:
+        stop: threading.Event, deadline_s: Optional[float] = None) -> dict:
+    """Send until stopped; returns counts and each answered request's latency (requests
+    with a deadline carry it, so the worker may schedule by it or drop them unrun)."""
     frame = cv2.resize(cv2.VideoCapture(str(models.cache_dir() / 'media/vtest.avi')).read()[1],
                        (640, 480))
     client = WorkerClient(url, client_id=client_id, payload='jpeg', pool_size=32,
@@ -27,11 +30,12 @@ def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, s
     end = time.monotonic() + duration_s if duration_s else None
 
     def one():
+        start = time.perf_counter()
         try:
-            client.infer(frame, 10.0, tensor)
-            return True
-        except (WorkerUnavailable, ValueError):
-            return False
+            client.infer(frame, deadline_s or 10.0, tensor)
+            return time.perf_counter() - start
+        except (WorkerUnavailable, WorkerRequestError, ValueError):
+            return None
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         futures = []
         due = time.monotonic()
@@ -41,9 +45,10 @@ def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, s
                 break
             futures.append(pool.submit(one))
             sent += 1
-        failed = sum(1 for f in futures if not f.result())
+        latencies = [f.result() for f in futures]
+        failed = sum(1 for x in latencies if x is None)
     client.close()
-    return {'sent': sent, 'failed': failed}
+    return {'sent': sent, 'failed': failed, 'latencies_s': latencies}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,208 @@
+"""Regenerate the benchmark part of docs/validation.md from bench/results/*.json.
+
+Everything between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers is rewritten;
+the hand-written parts around it stay. Scenario timelines of the decisions benchmark are
+copied to docs/img/. Run by `make bench`; safe to run alone (missing results are named).
+"""
+import json
+import pathlib
+import shutil
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / 'bench/results'
+BEGIN, END = '<!-- bench:begin -->', '<!-- bench:end -->'
+
+
+def load(name: str):
+    path = RESULTS / f'{name}.json'
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def ms(v, digits=0):
+    return '-' if v is None else f'{v * 1e3:.{digits}f}'
+
+
+def pct(v, digits=1):
+    return '-' if v is None else f'{v * 100:.{digits}f}%'
+
+
+def fidelity_section(f) -> list:
+    if not f:
+        return ['### Fidelity matrix', '', 'Not run yet (`make bench-fidelity`).', '']
+    stable = [c for c in f['cells'] if c['stable']]
+    hw = [c['half_width_pct'] for c in stable if c.get('half_width_pct') is not None]
+    lines = ['### Fidelity matrix (`make bench-fidelity`)', '',
+             f"{len(f['cells'])} cells tried, {f['stable_cells']} stable (every stage below "
+             f"85% utilisation by the node's own estimates). Prediction = mean of the node's "
+             f"per-frame predictions (its `offload/decisions` records); nothing fitted to the "
+             f"cell. Full table: [fidelity.md](fidelity.md).", '',
+             '| metric | measured | goal |', '|---|---|---|',
+             f"| MAPE of the mean | {f['mape_pct']:.2f}% | <= 2.0% |",
+             f"| cells within +-5% | {f['within_5_pct']:.0f}% | >= 92% |",
+             f"| cells within +-10% | {f['within_10_pct']:.0f}% | 100% |",
+             f"| stable cells | {f['stable_cells']} | >= 40 |",
+             f"| 95% CI half-width of the observed mean | median "
+             f"{sorted(hw)[len(hw) // 2]:.1f}%, {f['half_width_met_pct']:.0f}% of cells under "
+             f"2% | < 2% in every cell |" if hw else '| CI half-width | - | < 2% |', '',
+             '![fidelity scatter](img/fidelity_scatter.png)', '',
+             'Worst cells:', '', '| target | payload | Mbit/s | Hz | error | utilisation |',
+             '|---|---|---|---|---|---|']
+    for c in f['worst']:
+        rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
+        lines.append(f"| {c['target']} | {c['payload']} | {c['bandwidth_mbps']} | "
+                     f"{c['rate_hz']} | {c['error_pct']:+.1f}% | {rho} |")
+    machine = f.get('machine', {})
+    lines += ['', f"Machine: {machine.get('cpus')} CPUs; robot nodes on core "
+              f"{machine.get('robot_core')}, worker on core {machine.get('worker_core')}; "
+              f"{machine.get('wall_s')} s in all.", '']
+    return lines
+
+
+def decisions_section(d) -> list:
+    if not d:
+        return ['### Decision quality', '', 'Not run yet (`make bench-decisions`).', '']
+    lines = ['### Decision quality (`make bench-decisions`)', '',
+             'Model policy vs always-local, always-remote, FogROS2-LS-style threshold and the '
+             'hindsight oracle (best static target per phase, from the local and remote runs). '
+             'Miss rate over all frames (lost frames count).', '']
+    for r in d['scenarios']:
+        g = r.get('goals', {})
+        lines += [f"#### {r['scenario']} (deadline {ms(r['deadline_s'])} ms)", '',
+                  '| policy | mean ms | p99 ms | miss rate | switches | time to switch (s) |',
+                  '|---|---|---|---|---|---|']
+        for policy, s in r['policies'].items():
+            times = ', '.join('-' if t is None else f'{t:.2f}' for t in s['time_to_switch_s'])
+            lines.append(f"| {policy} | {ms(s['mean_s'])} | {ms(s['p99_s'])} | "
+                         f"{pct(s['miss_rate'])} | {s['switches']} | {times} |")
+        gaps = g.get('mean_within_5pct_of_oracle', {}).get('per_phase', [])
+        misses = g.get('miss_rate_at_most_half_best_static', {})
+        best_static = misses.get('best_static')
+        lines += ['', '| goal | met | measured |', '|---|---|---|',
+                  f"| phase means within 5% of the oracle | "
+                  f"{g.get('mean_within_5pct_of_oracle', {}).get('ok')} | "
+                  + ', '.join('-' if x is None else f'{x:+.1%}' for x in gaps) + ' |',
+                  f"| miss rate <= half the best static | "
+                  f"{misses.get('ok')} | model {pct(misses.get('model'))}, best "
+                  f"static {pct(best_static)} |",
+                  f"| switch within 1 s of a change | "
+                  f"{g.get('switch_within_1s', {}).get('ok')} | " + ', '.join(
+                      f"{c['time_to_switch_s']}" for c in
+                      g.get('switch_within_1s', {}).get('changes', [])) + ' |', '']
+        img = ROOT / 'bench_out/decisions' / r['scenario'] / 'model/timeline.png'
+        if img.exists():
+            shutil.copy(img, ROOT / f"docs/img/decisions_{r['scenario']}.png")
+        if (ROOT / f"docs/img/decisions_{r['scenario']}.png").exists():
+            lines += [f"![{r['scenario']}](img/decisions_{r['scenario']}.png)", '']
+    return lines
+
+
+def overhead_section(o) -> list:
+    if not o:
+        return ['### Overheads', '', 'Not run yet (`make bench-overhead`).', '']
+    p = o['policy']
+    lines = ['### Overheads (`make bench-overhead`)', '',
+             '| measure | median | p99 | goal |', '|---|---|---|---|']
+    for n in (1, 4, 16):
+        v = p[f'argmin_{n}_workers']
+        goal = '<= 50 us' if n == 4 else ''
+        lines.append(f'| policy evaluation, {n} worker(s) | {v["median_us"]} us | '
+                     f'{v["p99_us"]} us | {goal} |')
+    for transport, rates in o.get('graph', {}).items():
+        if not isinstance(rates, dict) or 'skipped' in rates:
+            continue
+        for rate, v in rates.items():
+            g = v['graph_latency']
+            lines.append(f"| node graph, {transport}, {rate.replace('_', ' ')} (camera publish "
+                         f"-> detections publish minus worker round trip; {g['n']} frames) | "
+                         f"{g['p50_ms']:.2f} ms | {g['p99_ms']:.2f} ms | p50 <= 3 ms |")
+    cpu = o.get('graph', {}).get('raw', {}).get('15_fps', {}).get('cpu_percent_of_one_core')
+    if cpu:
+        lines += ['', 'CPU share at 15 fps (raw), % of one core: ' + ', '.join(
+            f'{k} {v}' for k, v in cpu.items()) + '.']
+    return lines + ['']
+
+
+def soak_section(s) -> list:
+    if not s:
+        return ['### Endurance', '', 'Not run yet (`make bench-soak`).', '']
+    lines = [f"### Endurance (`make bench-soak`, {s['minutes']:g} min)", '',
+             f"{s['frames']} frames, {s['frames_without_outcome']} without outcome; events: "
+             + ', '.join(f"{k}={v}" for e in s['events'] for k, v in e.items()
+                         if k not in ('at_s', 't_s')) + '.', '',
+             '| process | RSS from -> to (MB) | growth | fds from -> to |', '|---|---|---|---|']
+    for name, g in s['growth'].items():
+        if g:
+            lines.append(f"| {name} | {g['rss_start_mb']} -> {g['rss_end_mb']} | "
+                         f"{g['rss_growth_pct']:+.1f}% | {g['fds_start']} -> {g['fds_end']} |")
+    lines += ['', 'Miss rate per window: ' + ', '.join(
+        f"{w['from_s'] / 60:.0f} min: {pct(w['miss_rate'])}" for w in s['windows']) + '.',
+        '', f"Goals: {s['goals']}", '']
+    return lines
+
+
+def issue7_section() -> list:
+    lines = ['### Energy, hedging, worker scheduling', '']
+    e = load('energy')
+    if e:
+        lines += [f"Energy (`make bench-energy`, {e['scenario']}, energy from "
+                  f"{e['energy_source']}):", '',
+                  '| policy | robot mJ/frame | total mJ/frame | mean ms | p99 ms | misses |',
+                  '|---|---|---|---|---|---|']
+        for p, v in e['policies'].items():
+            lines.append(f"| {p} | {ms(v['robot_j_per_frame'])} | {ms(v['total_j_per_frame'])}"
+                         f" | {ms(v['mean_latency_s'])} | {ms(v['p99_latency_s'])} | "
+                         f"{pct(v['miss_rate'])} |")
+        lines += ['', f"Goal (energy mode: misses no worse, less robot energy than the latency "
+                  f"mode): {e['goal']}", '']
+    h = load('hedging')
+    if h:
+        lines += ['Deadline hedging (`make bench-hedging`):', '',
+                  '| scenario | hedging | miss rate | p99 ms | hedged frames | local runs '
+                  'started | wasted |', '|---|---|---|---|---|---|---|']
+        for name, v in h.items():
+            for mode in ('none', 'hedging'):
+                m = v.get(mode)
+                if m:
+                    lines.append(f"| {name} | {mode} | {pct(m['miss_rate'])} | "
+                                 f"{ms(m['p99_s'])} | {m['hedged_frames']} | "
+                                 f"{m['local_runs_started']} | {m['wasted_local_runs']} |")
+        lines.append('')
+    s = load('scheduling')
+    if s:
+        lines += [f"Worker scheduling (`make bench-scheduling`, service "
+                  f"{s['service_s'] * 1e3:.0f} ms; robot tenant deadline 3 service times, "
+                  f"fleet 15):", '',
+                  '| utilisation | discipline | robot miss | fleet miss | robot mean ms | '
+                  'fleet mean ms | FCFS model ms |', '|---|---|---|---|---|---|---|']
+        for p in s['points']:
+            t = p['tenants']
+            lines.append(f"| {p['utilisation']:.2f} | {p['discipline']} | "
+                         f"{pct(t['robot']['miss_rate'])} | {pct(t['fleet']['miss_rate'])} | "
+                         f"{ms(t['robot']['mean_latency_s'])} | "
+                         f"{ms(t['fleet']['mean_latency_s'])} | "
+                         f"{ms(p['fcfs_predicted_latency_s'])} |")
+        lines.append('')
+    return lines
+
+
+def main() -> int:
+    body = ['## Validation benchmarks (generated by `make bench` from bench/results/)', '']
+    body += fidelity_section(load('fidelity'))
+    body += decisions_section(load('decisions'))
+    body += overhead_section(load('overhead'))
+    body += soak_section(load('soak'))
+    body += issue7_section()
+    path = ROOT / 'docs/validation.md'
+    text = path.read_text()
+    if BEGIN not in text:
+        text = text.rstrip() + f'\n\n{BEGIN}\n{END}\n'
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(head + BEGIN + '\n' + '\n'.join(body) + '\n' + END + tail)
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
