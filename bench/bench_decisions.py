@@ -14,7 +14,7 @@ from typing import List
 
 from offload_ros import report
 from offload_ros.scenarios import compare
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 # Within 45 minutes for make bench: one fault scenario; make scenarios runs all six.
 DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_kill']
@@ -55,10 +55,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     scenarios = ['case1_fluctuating'] if args.quick else ALL if args.all else DEFAULT
     if not args.reuse:
-        try:
-            check_capabilities()
-        except ScenarioUnavailable as e:
-            print(f'bench-decisions: cannot run here: {e}', file=sys.stderr)
+        if not capable('bench-decisions'):
             return 77
     results, failed = compare.run_all(scenarios, ['model', 'local', 'remote', 'threshold'],
                                       pathlib.Path(args.work), args.reuse)

@@ -17,7 +17,7 @@ import numpy as np
 
 from offload_ros import report
 from offload_ros.scenarios import harness
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 POLICIES = ('local', 'remote', 'model', 'energy')
 
@@ -51,10 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument('--quick', action='store_true', help='accepted for make bench; same')
     args = parser.parse_args(argv)
     if not args.reuse:
-        try:
-            check_capabilities()
-        except ScenarioUnavailable as e:
-            print(f'bench-energy: cannot run here: {e}', file=sys.stderr)
+        if not capable('bench-energy'):
             return 77
     spec = harness.load_spec(harness.launch.package_share()
                              / 'config/scenarios/case1_fluctuating.yaml')

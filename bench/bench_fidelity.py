@@ -28,7 +28,7 @@ import numpy as np
 
 from offload_ros import report
 from offload_ros.scenarios import harness
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 BANDWIDTHS_MBPS = (50, 20, 10, 5, 2)
 RATES_HZ = (1, 2, 4, 8)
@@ -271,10 +271,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.cell_s, args.warmup_s, args.min_frames = 10.0, 4.0, 20
-    try:
-        check_capabilities()
-    except ScenarioUnavailable as e:
-        print(f'bench-fidelity: cannot run here: {e}', file=sys.stderr)
+    if not capable('bench-fidelity'):
         return 77
     result = Bench(args).execute()
     report.write_json(pathlib.Path(args.out), result)

@@ -15,7 +15,7 @@ import numpy as np
 
 from offload_ros import report
 from offload_ros.scenarios import harness
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 SCENARIOS = ('fault_hang', 'case1_fluctuating')
 
@@ -43,10 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument('--quick', action='store_true', help='the fault only')
     args = parser.parse_args(argv)
     if not args.reuse:
-        try:
-            check_capabilities()
-        except ScenarioUnavailable as e:
-            print(f'bench-hedging: cannot run here: {e}', file=sys.stderr)
+        if not capable('bench-hedging'):
             return 77
     result = {}
     for name in SCENARIOS[:1] if args.quick else SCENARIOS:

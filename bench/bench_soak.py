@@ -19,7 +19,7 @@ import psutil
 
 from offload_ros import report
 from offload_ros.scenarios import harness
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 
 def sample(run: harness.Run) -> dict:
@@ -59,10 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--work', default='bench_out/soak')
     args = parser.parse_args(argv)
-    try:
-        check_capabilities()
-    except ScenarioUnavailable as e:
-        print(f'bench-soak: cannot run here: {e}', file=sys.stderr)
+    if not capable('bench-soak'):
         return 77
     total_s = args.minutes * 60.0
     period_s = min(60.0, total_s / 10.0)

@@ -212,6 +212,7 @@ class OffloadNode(Node):
         self._latest_image: Optional[np.ndarray] = None
         self._energy: Optional[dict] = None
         self.hedges: Counter = Counter()
+        self._inflight: Counter = Counter()    # worker requests in flight, per worker
         self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
@@ -399,6 +400,15 @@ class OffloadNode(Node):
 
     def _run_remote(self, frame: Frame) -> None:
         name = frame.target
+        with self._lock:
+            self._inflight[name] += 1
+        try:
+            self._remote(frame, name)
+        finally:
+            with self._lock:
+                self._inflight[name] -= 1
+
+    def _remote(self, frame: Frame, name: str) -> None:
         client = self.worker_clients.get(name)
         budget = frame.deadline_at_s - self._now_s()
         try:
@@ -516,6 +526,10 @@ class OffloadNode(Node):
                     load = client.fetch_load(timeout_s=min(0.5, self.config['epoch_s']))
                 except (WorkerUnavailable, KeyError, ValueError) as e:
                     with self._lock:
+                        # A poll stuck behind our own uploads on a busy link is no fault:
+                        # those requests' own timeouts tell a dead worker soon enough.
+                        if getattr(e, 'kind', '') == 'timeout' and self._inflight[name] > 0:
+                            continue
                         self.planner.worker_failed(name, f'load: {e}')
                     continue
                 rtt = time.perf_counter() - start

@@ -17,7 +17,7 @@ import numpy as np
 
 from offload_ros.inference import models  # noqa: F401  (fails early if not provisioned)
 from offload_ros.scenarios import harness
-from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.scenarios.netns import capable
 
 DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_kill',
            'fault_linkdown', 'fault_hang']
@@ -138,10 +138,7 @@ def main(argv=None) -> int:
                         help='recompute the comparison from runs already in --out')
     args = parser.parse_args(argv)
     if not args.reuse:
-        try:
-            check_capabilities()
-        except ScenarioUnavailable as e:
-            print(f'offload_scenarios: cannot run here: {e}', file=sys.stderr)
+        if not capable('offload_scenarios'):
             return 77
     results, failed = run_all(args.scenarios, args.policies, pathlib.Path(args.out),
                               args.reuse)

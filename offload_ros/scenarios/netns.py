@@ -7,6 +7,7 @@ import pathlib
 import random
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -142,3 +143,14 @@ class CpuQuota:
             self.path.rmdir()
         except OSError:
             pass  # processes still inside: they are being stopped; the kernel reaps it later
+
+
+def capable(prog: str) -> bool:
+    """check_capabilities() for a command line: False, with the reason on stderr, where
+    network scenarios cannot run (the caller exits 77, the "skipped" status)."""
+    try:
+        check_capabilities()
+    except ScenarioUnavailable as e:
+        print(f'{prog}: cannot run here: {e}', file=sys.stderr)
+        return False
+    return True

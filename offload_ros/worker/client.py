@@ -220,7 +220,10 @@ class WorkerClient:
                 return self.session.get(f'{self.url}{path}', timeout=timeout_s)
             except (requests.ConnectionError, requests.Timeout) as e:
                 last = e
-        raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', 'connection')
+        # Connected but no answer in time ('timeout': maybe stuck behind our own uploads on a
+        # busy link) differs from not reachable at all ('connection').
+        kind = 'timeout' if isinstance(last, requests.ReadTimeout) else 'connection'
+        raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', kind)
 
     def probe(self, payload_bytes: int, timeout_s: float = 1.0,
               data: Optional[bytes] = None) -> Optional[float]:
