@@ -191,3 +191,36 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
     assert elapsed < 2.0 * len(hung)          # never waited out the 5 s request timeout
     assert node.hedges['won_local'] == len(hedged)
     assert node.hedges['local_started'] + node.hedges['local_after_failure'] >= len(hedged)
+
+
+def test_camera_rate_is_settable_live(ros_context, media_dir, tmp_path):
+    """rate_hz changes the publish rate from the next frame; a rate the source cannot give
+    (0 on an image folder, which has no frame rate) is refused with the reason."""
+    import time
+    from offload_ros.nodes.camera_node import CameraNode
+    cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
+    camera = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(tmp_path)), Parameter('rate_hz', value=4.0),
+        Parameter('width', value=160), Parameter('height', value=120)])
+    probe = Probe(ros_context)
+    stamps = []
+    probe.create_subscription(Image, topics.IMAGE, lambda m: stamps.append(time.monotonic()),
+                              qos.SENSOR_DATA)
+    client = AsyncParameterClient(probe, 'camera')
+    try:
+        with spinning(ros_context, camera, probe):
+            assert wait_until(lambda: len(stamps) >= 6, 10)
+            slow = len(stamps)
+            future = client.set_parameters([Parameter('rate_hz', value=20.0)])
+            assert wait_until(future.done, 5) and future.result().results[0].successful
+            assert wait_until(lambda: len(stamps) >= slow + 25, 10)
+            refused = client.set_parameters([Parameter('rate_hz', value=0.0)])
+            assert wait_until(refused.done, 5)
+            result = refused.result().results[0]
+            assert not result.successful and 'rate_hz' in result.reason
+    finally:
+        camera.close()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert 0.2 < sorted(gaps[:5])[2] < 0.3                   # 4 Hz
+    assert 0.03 < sorted(gaps[-20:])[10] < 0.07              # 20 Hz
+    assert camera.rate_hz == 20.0

@@ -264,3 +264,25 @@ def test_fuzz_never_5xx(worker, body, header_length, deadline):
     assert r.status_code < 500, (r.status_code, r.text)
     if r.status_code >= 400:
         assert 'error' in r.json()
+
+
+def test_load_poll_tells_a_slow_answer_from_no_worker(start_worker):
+    """A worker that accepts but does not answer (stalled, or behind our own uploads) is a
+    'timeout'; nothing listening is a 'connection' failure (the node treats them apart)."""
+    import signal
+    w = start_worker('--threads', '1')
+    client = WorkerClient(w.url)
+    assert client.fetch_load(timeout_s=2.0).service_mean_s > 0
+    w.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(WorkerUnavailable) as stalled:
+            client.fetch_load(timeout_s=0.2)
+        assert stalled.value.kind == 'timeout'
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    with pytest.raises(WorkerUnavailable) as refused:
+        WorkerClient(f'http://127.0.0.1:{port}').fetch_load(timeout_s=0.2)
+    assert refused.value.kind == 'connection'
