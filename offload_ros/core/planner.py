@@ -114,6 +114,10 @@ class Planner:
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
         self.ingress_samples: Deque[float] = deque(maxlen=100)
+        # The node's own handling of a frame outside inference and transfer (image
+        # conversion, encoding, publishing), measured per frame, local and remote apart.
+        self.handling_samples: Dict[str, Deque[float]] = {
+            'local': deque(maxlen=100), 'remote': deque(maxlen=100)}
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
         self._threshold_checked_s = -math.inf
         self._credit: Dict[str, float] = {}
@@ -161,6 +165,15 @@ class Planner:
         state.bandwidth.add_transfer(now_s, payload_bytes,
                                      max(round_trip_s - state.base_rtt_s(), MIN_TRANSFER_S),
                                      start_s=now_s - round_trip_s)
+
+    def frame_handled(self, target: str, handling_s: float) -> None:
+        """Time the node spent on a frame besides the detector or the worker round trip."""
+        if 0.0 <= handling_s < 10.0:
+            self.handling_samples[LOCAL if target == LOCAL else 'remote'].append(handling_s)
+
+    def handling_s(self, target: str) -> float:
+        samples = self.handling_samples[LOCAL if target == LOCAL else 'remote']
+        return statistics.median(samples) if samples else 0.0
 
     def frame_ingress(self, delay_s: float) -> None:
         """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
@@ -247,6 +260,12 @@ class Planner:
             ingress = statistics.median(self.ingress_samples)
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
                       for n, p in result.items()}
+        handled = {}
+        for n, p in result.items():
+            h = self.handling_s(n)
+            handled[n] = Prediction(p.latency_s + h, {**p.terms, 'handling_s': h}) \
+                if h > 0.0 else p
+        result = handled
         return result
 
     def snapshot(self, now_s: float) -> dict:
@@ -273,6 +292,8 @@ class Planner:
         return {'rate_hz': self.rate_hz(now_s), 'arrival_scv': self.scv(now_s),
                 'ingress_s': statistics.median(self.ingress_samples)
                 if self.ingress_samples else 0.0,
+                'handling_s': {'local': self.handling_s(LOCAL),
+                               'remote': self.handling_s('remote')},
                 'device': {'service_s': local.mean_s, 'parallelism': 1},
                 'networks': networks, 'workers': workers}
 

@@ -167,6 +167,9 @@ class Frame:
     estimates: Optional[dict] = None
     energy: Optional[dict] = None
     hedge: Optional['Hedge'] = None
+    received_mono: float = 0.0        # monotonic: receipt, hand-over to a pool, pool start
+    submitted_mono: float = 0.0
+    started_mono: float = 0.0
 
 
 @dataclasses.dataclass
@@ -315,6 +318,7 @@ class OffloadNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, msg) -> None:
+        received = time.monotonic()
         self._seq += 1
         capture_s = conversions.stamp_to_s(msg.header.stamp)
         deadline_at = capture_s + self.config['deadline_s']
@@ -336,7 +340,8 @@ class OffloadNode(Node):
             estimates, energy = self.planner.estimates, self._energy
         frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
                       decision.reason, dict(decision.predictions), self._decided_t_s,
-                      estimates, energy)
+                      estimates, energy, received_mono=received)
+        frame.submitted_mono = time.monotonic()
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
             return
@@ -380,6 +385,7 @@ class OffloadNode(Node):
         try:
             if frame.hedge is not None and self._is_finished(frame):
                 return  # the worker answered while this hedge waited for the detector
+            frame.started_mono = time.monotonic()
             if self.config['drop_late'] and self._now_s() > frame.deadline_at_s:
                 self._finish(frame, 'drop', LOCAL, 'deadline passed in queue',
                              fallback=fallback)
@@ -409,6 +415,7 @@ class OffloadNode(Node):
                 self._inflight[name] -= 1
 
     def _remote(self, frame: Frame, name: str) -> None:
+        frame.started_mono = time.monotonic()
         client = self.worker_clients.get(name)
         budget = frame.deadline_at_s - self._now_s()
         try:
@@ -477,9 +484,16 @@ class OffloadNode(Node):
         if kind == 'detections':
             self.det_pub.publish(conversions.detections_to_msg(detections, frame.header))
         now = self._now_s()
+        done = time.monotonic()
+        core = service_s if target == LOCAL else round_trip_s
         with self._lock:
-            self.planner.outcome(time.monotonic(), target, now - frame.capture_s
+            self.planner.outcome(done, target, now - frame.capture_s
                                  if kind == 'detections' else math.inf)
+            if kind == 'detections' and not fallback and core is not None \
+                    and frame.received_mono and frame.hedge is None:
+                # What the node itself added: all but the pool wait and inference/transfer.
+                self.planner.frame_handled(target, done - frame.received_mono - core - (
+                    frame.started_mono - frame.submitted_mono))
         predicted = frame.predictions.get(target)
         record = {
             'seq': frame.seq, 'stamp_s': frame.capture_s, 'frame_id': frame.header.frame_id,
