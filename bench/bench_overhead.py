@@ -3,9 +3,14 @@
 1. One policy evaluation (predict every target + decide) for 1, 4 and 16 workers (pure core;
    bench_policy.py). Goal: <= 50 us median for 4 workers.
 2. The node graph's own latency, camera publish to detections publish, excluding inference
-   and transfer (observed latency - worker round trip, per frame), at 15 and 30 fps for raw
-   and compressed images. Goal: p50 <= 3 ms. The robot's nodes run in a robot namespace on
-   core 0, the gpu_worker on core 1 over an unshaped veth (offload_ros.scenarios harness).
+   and transfer, at 15 and 30 fps for raw and compressed images. Goal: p50 <= 3 ms. Per frame,
+   from the decision record: ingress (capture stamp -> receipt by the decision node: DDS and
+   deserialisation) + handling (receipt -> detections published, minus the wait for a free
+   request slot and the worker round trip: image conversion, the offload payload, publishing).
+   The worker on this CPU saturates near 15 fps, so waits for it are excluded rather than
+   counted as graph latency. The robot's nodes run in a robot namespace on core 0, the
+   gpu_worker on core 1 over an unshaped veth (offload_ros.scenarios harness); raw tensors
+   are offloaded, so no JPEG encoding is counted.
 3. CPU share of each process at 15 fps (raw), from /proc via psutil over the measurement.
 
 Writes bench/results/overhead.json.
@@ -37,8 +42,8 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
     camera = {'rate_hz': float(rates[0]), 'width': 640, 'height': 480,
               'publish_raw': transport == 'raw', 'publish_compressed': transport != 'raw'}
     spec = {'name': f'overhead_{transport}', 'duration_s': 0, 'camera': camera,
-            'robot': {'params': {'force_target': 'edge1', 'deadline_s': 5.0,
-                                 'request_timeout_s': 5.0}},
+            'robot': {'params': {'force_target': 'edge1', 'deadline_s': 30.0,
+                                 'request_timeout_s': 30.0, 'payload': 'raw'}},
             'workers': [{'name': 'edge1', 'threads': 1}], 'link': {'bandwidth_mbps': 1000}}
     run = harness.Run(spec, 'model', work / transport, verbose=False)
     result = {}
@@ -58,11 +63,13 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
             done = [r for r in list(run.records) if r['stamp_s'] >= begin
                     and r['target'] == 'edge1' and r['outcome'] == 'detections'
                     and r.get('round_trip_s')]
-            own = [r['observed_latency_s'] - r['round_trip_s'] for r in done]
-            ingress = [r['predictions']['edge1']['terms'].get('ingress_s', 0.0) for r in done]
+            done = [r for r in done if r.get('handling_s') is not None]
+            own = [r['ingress_s'] + r['handling_s'] for r in done]
+            ingress = [r['ingress_s'] for r in done]
             result[f'{rate}_fps'] = {
                 'graph_latency': percentiles(own), 'frames': len(done),
-                'ingress_median': percentiles(ingress),
+                'ingress': percentiles(ingress),
+                'handling': percentiles([r['handling_s'] for r in done]),
                 'round_trip': percentiles([r['round_trip_s'] for r in done]),
                 'cpu_percent_of_one_core': cpu}
             print(f'[overhead] {transport} {rate} fps: graph p50 '

@@ -170,6 +170,7 @@ class Frame:
     received_mono: float = 0.0        # monotonic: receipt, hand-over to a pool, pool start
     submitted_mono: float = 0.0
     started_mono: float = 0.0
+    ingress_s: Optional[float] = None  # capture stamp -> receipt here
 
 
 @dataclasses.dataclass
@@ -334,13 +335,15 @@ class OffloadNode(Node):
         with self._lock:
             self._latest_image = image
             self.planner.frame_arrived(time.monotonic())
-            self.planner.frame_ingress(self._now_s() - capture_s)
+            ingress = self._now_s() - capture_s
+            self.planner.frame_ingress(ingress)
             target = self.planner.route()
             decision = self.planner.decision
             estimates, energy = self.planner.estimates, self._energy
         frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
                       decision.reason, dict(decision.predictions), self._decided_t_s,
                       estimates, energy, received_mono=received)
+        frame.ingress_s = ingress
         frame.submitted_mono = time.monotonic()
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
@@ -486,14 +489,16 @@ class OffloadNode(Node):
         now = self._now_s()
         done = time.monotonic()
         core = service_s if target == LOCAL else round_trip_s
+        handling = None
+        if kind == 'detections' and core is not None and frame.received_mono:
+            # What the node itself added: all but the pool wait and inference/transfer.
+            handling = done - frame.received_mono - core - (
+                frame.started_mono - frame.submitted_mono)
         with self._lock:
             self.planner.outcome(done, target, now - frame.capture_s
                                  if kind == 'detections' else math.inf)
-            if kind == 'detections' and not fallback and core is not None \
-                    and frame.received_mono and frame.hedge is None:
-                # What the node itself added: all but the pool wait and inference/transfer.
-                self.planner.frame_handled(target, done - frame.received_mono - core - (
-                    frame.started_mono - frame.submitted_mono))
+            if handling is not None and not fallback and frame.hedge is None:
+                self.planner.frame_handled(target, handling)
         predicted = frame.predictions.get(target)
         record = {
             'seq': frame.seq, 'stamp_s': frame.capture_s, 'frame_id': frame.header.frame_id,
@@ -507,6 +512,7 @@ class OffloadNode(Node):
             'estimates': frame.estimates, 'energy': frame.energy,
             'detections': len(detections) if detections is not None else 0,
             'service_s': service_s, 'round_trip_s': round_trip_s,
+            'ingress_s': frame.ingress_s, 'handling_s': handling,
             'hedge': None if frame.hedge is None else {
                 'miss_probability': round(frame.hedge.miss_probability, 4),
                 'local_started': frame.hedge.local_started, 'winner': target}}
