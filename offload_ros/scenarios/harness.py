@@ -276,6 +276,18 @@ class Run:
         return self._analyse(t0_wall)
 
     def teardown(self) -> None:
+        """Stop everything and remove the namespaces and cgroups; a second Ctrl-C (or a
+        `timeout` wrapper forwarding the signal) cannot cut it short."""
+        main = threading.current_thread() is threading.main_thread()
+        saved = [(sig, signal.signal(sig, signal.SIG_IGN))
+                 for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
+        try:
+            self._teardown()
+        finally:
+            for sig, handler in saved:
+                signal.signal(sig, handler)
+
+    def _teardown(self) -> None:
         for proc in self.robot + self.helpers + list(self.loadgens.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
