@@ -111,6 +111,7 @@ class Planner:
         self.request_bytes = 50_000.0
         self.response_bytes = 1_000.0
         self.request_sizes: Deque[int] = deque(maxlen=50)
+        self._size_scv = 1.0
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
         self.ingress_samples: Deque[float] = deque(maxlen=100)
@@ -144,6 +145,11 @@ class Planner:
 
     def payload(self, request_bytes: int, response_bytes: int) -> None:
         self.request_sizes.append(request_bytes)
+        sizes = self.request_sizes
+        if len(sizes) >= 5:   # kept here, per frame, not recomputed in every prediction
+            mean = sum(sizes) / len(sizes)
+            self._size_scv = (sum((x - mean) ** 2 for x in sizes) / len(sizes) / mean ** 2
+                              if mean > 0 else 1.0)
         self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
         self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
 
@@ -226,10 +232,9 @@ class Planner:
     def request_scv(self) -> float:
         """Squared CV of the upload's transfer time: 1 (exponential, the paper) or the
         measured spread of recent payload sizes (1 until there are a few)."""
-        if self.config.link_model == 'exponential' or len(self.request_sizes) < 5:
+        if self.config.link_model == 'exponential':
             return 1.0
-        mean = statistics.fmean(self.request_sizes)
-        return statistics.pvariance(self.request_sizes) / mean ** 2 if mean > 0 else 1.0
+        return self._size_scv
 
     def network_model(self, name: str, now_s: float) -> NetworkModel:
         return NetworkModel(self.bandwidth_bps(name, now_s), self.request_bytes,
