@@ -120,6 +120,8 @@ class Planner:
         self.handling_samples: Dict[str, Deque[float]] = {
             'local': deque(maxlen=100), 'remote': deque(maxlen=100)}
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
+        # The last 50 per target, so the per-frame hedging check does not scan `observed`.
+        self.recent_by_target: Dict[str, Deque[tuple]] = {}
         self._threshold_checked_s = -math.inf
         self._credit: Dict[str, float] = {}
         self.estimates: dict = {}     # snapshot() of the last re-plan, set by the caller
@@ -205,6 +207,7 @@ class Planner:
         """Observed end-to-end latency of a frame (inf for a lost one); used by the
         threshold baseline, which decides from observations instead of models."""
         self.observed.append((now_s, target, latency_s))
+        self.recent_by_target.setdefault(target, deque(maxlen=50)).append((now_s, latency_s))
 
     def worker_failed(self, name: str, reason: str) -> None:
         state = self.workers[name]
@@ -265,12 +268,11 @@ class Planner:
             ingress = statistics.median(self.ingress_samples)
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
                       for n, p in result.items()}
-        handled = {}
+        handling = {LOCAL: self.handling_s(LOCAL), 'remote': self.handling_s('remote')}
         for n, p in result.items():
-            h = self.handling_s(n)
-            handled[n] = Prediction(p.latency_s + h, {**p.terms, 'handling_s': h}) \
-                if h > 0.0 else p
-        result = handled
+            h = handling[LOCAL if n == LOCAL else 'remote']
+            if h > 0.0:
+                result[n] = Prediction(p.latency_s + h, {**p.terms, 'handling_s': h})
         return result
 
     def snapshot(self, now_s: float) -> dict:
@@ -326,15 +328,14 @@ class Planner:
         return self.decision
 
     def miss_probability(self, target: str, predictions: Mapping[str, Prediction],
-                         window_s: float = 30.0, recent: int = 50) -> float:
+                         window_s: float = 30.0) -> float:
         """P(a frame on `target` misses the deadline): the exponential tail of its
         prediction, corrected by the latencies recently observed there (core.hedging)."""
-        if not self.observed:
-            observed = []
-        else:
+        observed = []
+        if self.observed:
             newest = self.observed[-1][0]
-            observed = [lat for t, tgt, lat in self.observed
-                        if tgt == target and t >= newest - window_s][-recent:]
+            observed = [lat for t, lat in self.recent_by_target.get(target, ())
+                        if t >= newest - window_s]
         return hedging.miss_probability(predictions[target], self.config.policy.deadline_s,
                                         observed)
 

@@ -406,15 +406,13 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
 
 
 def rate_phases(spec: dict) -> List[dict]:
-    """The camera rate in force between schedule steps."""
+    """The camera rate in force in each schedule phase."""
     steps = sorted(spec.get('schedule', []), key=lambda s: s['at_s'])
     rate = float(spec.get('camera', {}).get('rate_hz', 0.0))
-    bounds = [0.0] + [s['at_s'] for s in steps] + [float(spec['duration_s'])]
     phases = []
-    for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
-        if i > 0 and 'rate_hz' in steps[i - 1]:
-            rate = float(steps[i - 1]['rate_hz'])
-        phases.append({'start_s': start, 'end_s': end, 'rate_hz': rate})
+    for step, phase in zip([{}] + steps, schedule_phases(spec)):
+        rate = float(step.get('rate_hz', rate))
+        phases.append({'start_s': phase['start_s'], 'end_s': phase['end_s'], 'rate_hz': rate})
     return phases
 
 
