@@ -179,8 +179,11 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
         worker.proc.send_signal(signal.SIGCONT)
     assert sorted(r['seq'] for r in probe.records) == list(range(1, len(frames) + 1))
     healthy, hung = probe.records[:4], probe.records[4:]
-    assert all(r['target'] == 'edge1' and r['hedge'] is None for r in healthy), [
-        (r['target'], r['hedge'], r['reason']) for r in healthy]
+    # A healthy worker answers its own frames. A hedge may be armed on them (the
+    # miss probability rests on a handful of frames and on a machine the parallel test pass
+    # shares; CI once saw 0.26 on the fourth), but the worker must win it.
+    assert all(r['target'] == 'edge1' and (r['hedge'] is None or r['hedge']['winner'] == 'edge1')
+               for r in healthy), [(r['target'], r['hedge'], r['reason']) for r in healthy]
     # The hung worker's predicted miss probability rises (observed latencies, then the
     # timeouts): its frames are hedged and answered by the robot within the deadline.
     hedged = [r for r in hung if r['hedge'] and r['hedge']['winner'] == 'local']
