@@ -198,6 +198,39 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
     assert node.hedges['local_started'] + node.hedges['local_after_failure'] >= len(hedged)
 
 
+def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
+                                                                    start_worker, frames):
+    """Forced onto split@7: every frame's head runs on the robot (its time recorded), the
+    tail on the worker, detections as from the whole model; the planner predicts the split
+    target from the worker's tail profile."""
+    worker = start_worker('--threads', '1', '--split-layers', '7')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
+                        split_layers='7', force_target='edge1/split@7')
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: node.planner.decision.target == 'edge1/split@7', 10)
+        for i, frame in enumerate(frames[:6]):
+            probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
+            assert wait_until(lambda: len(probe.records) > i, 10)
+    assert sorted(r['seq'] for r in probe.records) == list(range(1, 7))
+    assert all(r['target'] == 'edge1/split@7' and r['outcome'] == 'detections'
+               for r in probe.records), [(r['target'], r['reason']) for r in probe.records]
+    assert all(0 < r['head_s'] < r['observed_latency_s'] for r in probe.records)
+    assert all(r['predicted_latency_s'] and 'device_service_s' in
+               r['predictions']['edge1/split@7']['terms'] for r in probe.records)
+    assert min(r['detections'] for r in probe.records) >= 2     # people in the street
+    assert len(node.planner.request_sizes) == 0    # tail requests are not image payloads
+
+
+def test_split_parameters_are_checked(ros_context):
+    with pytest.raises(Exception, match='split_layers'):
+        offload_node(ros_context, split_layers='7,x')
+    with pytest.raises(Exception, match='force_target'):
+        offload_node(ros_context, workers=['edge1=http://127.0.0.1:9'], split_layers='7',
+                     force_target='edge1/split@5')
+
+
 def test_camera_rate_is_settable_live(ros_context, media_dir, tmp_path):
     """rate_hz changes the publish rate from the next frame; a rate the source cannot give
     (0 on an image folder, which has no frame rate) is refused with the reason."""

@@ -70,9 +70,11 @@ def frame_energy(target: str, prediction: Prediction, model: EnergyModel,
         robot = model.compute_w * terms.get('service_s', prediction.latency_s)
         return FrameEnergy(robot, robot)
     own_transfer = terms.get('uplink_transfer_s', 0.0) + terms.get('downlink_transfer_s', 0.0)
-    waiting = max(0.0, prediction.latency_s - terms.get('ingress_s', 0.0) - own_transfer)
+    head = terms.get('device_service_s', 0.0)   # a split target's head runs on the robot
+    waiting = max(0.0, prediction.latency_s - terms.get('ingress_s', 0.0) - own_transfer
+                  - head)
     robot = (model.tx_j_per_byte * request_bytes + model.rx_j_per_byte * response_bytes
-             + model.idle_w * waiting)
+             + model.idle_w * waiting + model.compute_w * head)
     worker = model.worker_w * terms.get('service_s', 0.0) / max(worker_parallelism, 1.0)
     return FrameEnergy(robot, robot + worker)
 

@@ -220,13 +220,16 @@ def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel,
 
 
 def predict_split(rate_hz: float, head: DeviceModel, network: NetworkModel,
-                  tail: WorkerModel, intermediate_bytes: float) -> Prediction:
+                  tail: WorkerModel, intermediate_bytes: float,
+                  arrival_scv: float = 1.0) -> Prediction:
     """Collaborative inference: device stage (head layers) in tandem with the edge stage (tail).
 
-    The intermediate tensor of intermediate_bytes replaces the request payload.
+    The intermediate tensor of intermediate_bytes replaces the request payload. The head's
+    departures feed the uplink as if they kept the frames' arrival process (exact for Poisson
+    arrivals into an M/M/1 head by Burke's theorem; an approximation for a deterministic head).
     """
     _positive('intermediate_bytes', intermediate_bytes)
-    device = predict_local(rate_hz, head)
+    device = predict_local(rate_hz, head, arrival_scv)
     terms = {'device_' + name: value for name, value in device.terms.items()}
-    terms.update(_edge_stage_terms(rate_hz, network, tail, intermediate_bytes))
+    terms.update(_edge_stage_terms(rate_hz, network, tail, intermediate_bytes, arrival_scv))
     return _sum_terms(terms)

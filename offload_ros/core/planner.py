@@ -22,8 +22,9 @@ from offload_ros.core import split as split_mod
 from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimator,
                                          ServiceTimeEstimator)
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
-                                      predict_local, predict_offload)
-from offload_ros.core.policy import LOCAL, Decision, PolicyConfig, decide
+                                      predict_local, predict_offload, predict_split)
+from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, decide, parse_target,
+                                     split_target)
 
 MIN_TRANSFER_S = 1e-4  # resolution of transfer-time measurements
 
@@ -74,6 +75,7 @@ class WorkerState:
     rtt_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=20))
     server_overhead_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=50))
     bandwidth: BandwidthEstimator = None
+    tail_service_s: Dict[int, float] = field(default_factory=dict)   # split layer -> tail
 
     def base_rtt_s(self) -> float:
         """Round trip of a small request with empty queues: the minimum of recent ones.
@@ -86,6 +88,14 @@ class WorkerState:
         server = statistics.median(self.server_overhead_samples) \
             if self.server_overhead_samples else 0.0
         return rtt + server
+
+
+@dataclass
+class SplitPoint:
+    """A split candidate on the robot: its head's service time and the bytes it sends."""
+    layer: int
+    intermediate_bytes: int
+    head: ServiceTimeEstimator
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class Planner:
         self._threshold_checked_s = -math.inf
         self._credit: Dict[str, float] = {}
         self.estimates: dict = {}     # snapshot() of the last re-plan, set by the caller
+        self.split_points: Dict[int, SplitPoint] = {}
 
     # -- observations -------------------------------------------------------------------
     def reconfigure(self, config: PlannerConfig) -> None:
@@ -145,6 +156,18 @@ class Planner:
     def local_done(self, service_s: float) -> None:
         self.local_service.add(service_s)
 
+    def set_split_points(self, profiles: Mapping[int, tuple]) -> None:
+        """{layer: (head service s, intermediate bytes)} from the robot's profile; each
+        worker serving that layer's tail adds a `worker/split@layer` target."""
+        self.split_points = {}
+        for layer, (head_s, size) in profiles.items():
+            estimator = ServiceTimeEstimator(window=100)
+            estimator.add(head_s)
+            self.split_points[layer] = SplitPoint(layer, int(size), estimator)
+
+    def head_done(self, layer: int, service_s: float) -> None:
+        self.split_points[layer].head.add(service_s)
+
     def payload(self, request_bytes: int, response_bytes: int) -> None:
         self.request_sizes.append(request_bytes)
         sizes = self.request_sizes
@@ -157,14 +180,18 @@ class Planner:
 
     def remote_done(self, name: str, now_s: float, request_bytes: int, response_bytes: int,
                     round_trip_s: float, server_s: Optional[float],
-                    queue_s: Optional[float], service_s: Optional[float]) -> None:
+                    queue_s: Optional[float], service_s: Optional[float],
+                    whole_frame: bool = True) -> None:
+        """A worker answered; whole_frame False for a split's tail (its bytes say nothing
+        of the image payload, but time the link all the same)."""
         state = self.workers[name]
         if server_s is not None and queue_s is not None and service_s is not None:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
                                      start_s=now_s - round_trip_s)
-        self.payload(request_bytes, response_bytes)
+        if whole_frame:
+            self.payload(request_bytes, response_bytes)
 
     def probe_done(self, name: str, now_s: float, payload_bytes: int,
                    round_trip_s: float) -> None:
@@ -191,8 +218,10 @@ class Planner:
 
     def load_report(self, name: str, rtt_s: float, total_rate_hz: float,
                     service_mean_s: Optional[float], service_var_s2: Optional[float],
-                    parallelism: int, own_rate_hz: float, queue_length: int = 0) -> None:
+                    parallelism: int, own_rate_hz: float, queue_length: int = 0,
+                    tail_service_s: Optional[Mapping[int, float]] = None) -> None:
         state = self.workers[name]
+        state.tail_service_s = dict(tail_service_s or {})
         state.queue_length = max(0, queue_length)
         state.rtt_samples.append(rtt_s)
         state.total_rate_hz, state.own_rate_hz = total_rate_hz, own_rate_hz
@@ -255,15 +284,20 @@ class Planner:
             if not state.available:
                 result[name] = Prediction(math.inf, {'unavailable': math.inf})
                 continue
-            pred = predict_offload(rate, self.network_model(name, now_s),
-                                   self.worker_model(name), scv)
-            # Transient after a load step: the steady-state M/G/1 wait lags the backlog
-            # already queued; a request sent now waits at least for that backlog to drain.
-            backlog_s = state.queue_length * state.service_mean_s / state.parallelism
-            if pred.stable and backlog_s > pred.terms['queue_wait_s']:
-                terms = {**pred.terms, 'queue_wait_s': backlog_s}
-                pred = Prediction(sum(terms.values()), terms)
-            result[name] = pred
+            network, worker = self.network_model(name, now_s), self.worker_model(name)
+            result[name] = self._with_backlog(state, predict_offload(rate, network, worker,
+                                                                     scv))
+            for layer, tail_s in state.tail_service_s.items():
+                point = self.split_points.get(layer)
+                if point is None:
+                    continue
+                # Fixed-size tensors: deterministic transfers unless the paper's M/M/1 link.
+                link = replace(network, request_bytes=float(point.intermediate_bytes),
+                               request_scv=1.0 if self.config.link_model == 'exponential'
+                               else 0.0)
+                result[split_target(name, layer)] = self._with_backlog(state, predict_split(
+                    rate, DeviceModel(point.head.windowed().mean_s), link,
+                    replace(worker, service_s=tail_s), point.intermediate_bytes, scv))
         if self.ingress_samples:
             ingress = statistics.median(self.ingress_samples)
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
@@ -274,6 +308,16 @@ class Planner:
             if h > 0.0:
                 result[n] = Prediction(p.latency_s + h, {**p.terms, 'handling_s': h})
         return result
+
+    @staticmethod
+    def _with_backlog(state: WorkerState, pred: Prediction) -> Prediction:
+        """Transient after a load step: the steady-state M/G/1 wait lags the backlog already
+        queued; a request sent now waits at least for that backlog to drain."""
+        backlog_s = state.queue_length * state.service_mean_s / state.parallelism
+        if pred.stable and backlog_s > pred.terms['queue_wait_s']:
+            terms = {**pred.terms, 'queue_wait_s': backlog_s}
+            return Prediction(sum(terms.values()), terms)
+        return pred
 
     def snapshot(self, now_s: float) -> dict:
         """The online estimates behind a decision, in offload_plan's scenario format (SI
@@ -310,7 +354,7 @@ class Planner:
         if self.config.policy.mode == 'split':
             fractions = self._split(now_s, predictions)
         forced = self.config.forced_target
-        if forced and (forced == LOCAL or forced in self.workers):
+        if forced and (forced == LOCAL or forced in predictions):
             decision = Decision(forced, 'forced by parameter', predictions)
         elif self.config.policy.mode == 'threshold':
             decision = self._threshold(now_s, predictions)
@@ -342,10 +386,15 @@ class Planner:
     def energies(self, predictions: Mapping[str, Prediction]
                  ) -> Dict[str, energy_mod.FrameEnergy]:
         """Energy per frame on every target (platform model of the config)."""
-        return {name: energy_mod.frame_energy(
-            name, p, self.config.energy, self.request_bytes, self.response_bytes,
-            self.workers[name].parallelism if name in self.workers else 1)
-            for name, p in predictions.items()}
+        result = {}
+        for name, p in predictions.items():
+            worker, layer = parse_target(name)
+            sent = self.request_bytes if layer is None or layer not in self.split_points \
+                else self.split_points[layer].intermediate_bytes
+            result[name] = energy_mod.frame_energy(
+                name, p, self.config.energy, sent, self.response_bytes,
+                self.workers[worker].parallelism if worker in self.workers else 1)
+        return result
 
     def _threshold(self, now_s: float, predictions) -> Decision:
         """FogROS2-LS-style baseline: every 3 s, leave the current target if its observed

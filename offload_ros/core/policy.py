@@ -17,12 +17,24 @@ infeasible.
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from offload_ros.core.latency import Prediction
 
 LOCAL = 'local'
 MODES = ('argmin', 'deadline', 'split', 'energy', 'threshold')
+SPLIT_MARK = '/split@'
+
+
+def split_target(worker: str, layer: int) -> str:
+    """The target of running the head on the robot and the tail after `layer` on `worker`."""
+    return f'{worker}{SPLIT_MARK}{layer}'
+
+
+def parse_target(target: str) -> Tuple[str, Optional[int]]:
+    """(worker or 'local', split layer or None) of a target name."""
+    worker, mark, layer = target.partition(SPLIT_MARK)
+    return (worker, int(layer)) if mark else (target, None)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Darknet semantics followed here (darknet src/): batch norm is gamma*(x-mean)/(sq
 0.1; YOLO boxes are (sigmoid(t) + cell) * stride and exp(t) * anchor.
 """
 import dataclasses
+import json
 import pathlib
 from typing import Dict, List, Sequence, Tuple
 
@@ -20,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
 BN_EPSILON = 1e-6
+LAYERS_METADATA = 'darknet_layers'   # JSON [[output tensor, section kind], ...] per layer
 
 
 class DarknetError(ValueError):
@@ -244,6 +246,7 @@ def build_onnx(sections: List[Section], convs: List[ConvWeights], net_size: int 
     pads = g.op('Concat', [zeros, pad_begin, zeros, pad_end], axis=0)
     x = g.op('Pad', [x, pads, g.const(0.5)], mode='constant')
     outputs = _network(g, x, sections, convs)
+    layers = [[name, section.kind] for name, section in zip(outputs, sections[1:])]
 
     boxes, scores = [], []
     for head in heads:
@@ -284,7 +287,8 @@ def build_onnx(sections: List[Section], convs: List[ConvWeights], net_size: int 
         [helper.make_tensor_value_info('boxes', TensorProto.FLOAT, [1, 'boxes', 4]),
          helper.make_tensor_value_info('scores', TensorProto.FLOAT, [1, 'boxes', classes])],
         g.inits)
-    return _finish(graph)
+    # The tensor each Darknet layer outputs, so split inference can cut after a layer.
+    return _finish(graph, {LAYERS_METADATA: json.dumps(layers)})
 
 
 def _stride_of(sections: List[Section], head: YoloHead) -> int:
@@ -304,9 +308,11 @@ def _stride_of(sections: List[Section], head: YoloHead) -> int:
     return strides[head.layer]
 
 
-def _finish(graph) -> onnx.ModelProto:
+def _finish(graph, metadata: Dict[str, str] = None) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)],
                               producer_name='offload_ros.darknet')
+    if metadata:
+        helper.set_model_props(model, metadata)
     model.ir_version = 8  # readable by older ONNX Runtime builds (Triton's included)
     onnx.checker.check_model(model)
     return model

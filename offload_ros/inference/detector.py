@@ -116,6 +116,22 @@ def letterbox(image_bgr: np.ndarray, size: int) -> Tuple[np.ndarray, float, Tupl
     return np.ascontiguousarray(tensor), scale, (left, top)
 
 
+def make_session(model, threads: int = 0, providers: Optional[Sequence[str]] = None,
+                 label: str = 'model') -> ort.InferenceSession:
+    """An onnxruntime session for a model file path or serialized bytes."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle intra-op threads spin by default, stealing the cores that HTTP handling, JPEG
+    # decoding and the ROS executor need between inferences (measured on 2 cores).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    try:
+        return ort.InferenceSession(model, options,
+                                    providers=list(providers or choose_providers()))
+    except Exception as e:  # onnxruntime raises its own untyped errors on bad files
+        raise DetectorError(f'{label}: onnxruntime cannot load it ({e})') from e
+
+
 class Detector:
     """A detector over an ONNX model in one of the supported output layouts.
 
@@ -138,18 +154,11 @@ class Detector:
         model_path = pathlib.Path(model_path)
         if not model_path.is_file():
             raise DetectorError(f'model file not found: {model_path}')
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle intra-op threads spin by default, stealing the cores that HTTP handling, JPEG
-        # decoding and the ROS executor need between inferences (measured on 2 cores).
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        try:
-            self.session = ort.InferenceSession(str(model_path), options,
-                                                providers=list(providers or choose_providers()))
-        except Exception as e:  # onnxruntime raises its own untyped errors on bad files
-            raise DetectorError(f'{model_path}: onnxruntime cannot load it ({e})') from e
-        self.provider = self.session.get_providers()[0]
+        self.model_path = model_path
+        self.threads = threads
+        self.session = make_session(str(model_path), threads, providers, str(model_path))
+        self.providers = self.session.get_providers()
+        self.provider = self.providers[0]
         self.input = self.session.get_inputs()[0]
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.layout = self._detect_layout() if layout == 'auto' else layout

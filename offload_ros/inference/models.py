@@ -49,7 +49,8 @@ def sha256_of(path: pathlib.Path) -> str:
 
 
 def default_model_path(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
-    return cache_dir() / 'models' / f'yolov3-tiny-coco-{net_size}.onnx'
+    # v2: carries the Darknet layer map (split inference); v1 caches are simply not used.
+    return cache_dir() / 'models' / f'yolov3-tiny-coco-{net_size}-v2.onnx'
 
 
 def default_names_path() -> pathlib.Path:

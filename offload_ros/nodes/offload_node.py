@@ -27,10 +27,11 @@ from offload_ros.core import hedging
 from offload_ros.core.latency import Prediction
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.energy import EnergyModel, EnergyWeights
-from offload_ros.core.policy import LOCAL, MODES, PolicyConfig
+from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector
 from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.worker import protocol
 from offload_ros.worker.client import WorkerClient, WorkerRequestError, WorkerUnavailable
 
 SPECS = [
@@ -100,6 +101,12 @@ SPECS = [
                 'empty: decide.'),
     params.Spec('client_id', '', 'Identity sent to workers; empty: host/node name.',
                 read_only=True),
+    params.Spec('split_layers', '', "Split inference: comma-separated Darknet layers (e.g. "
+                "'3,5,7') to consider cutting after; the head runs here, the tail on each "
+                "worker that serves it (gpu_worker --split-layers). Empty: off.",
+                read_only=True),
+    params.Spec('split_wire_dtype', 'FP16', 'Type of the feature maps sent to the tail.',
+                choices=('FP16', 'FP32'), read_only=True),
 ]
 
 
@@ -124,9 +131,19 @@ class OffloadConfig:
     def __post_init__(self):
         workers = parse_workers(self.values['workers'])
         self.planner()  # validates policy and bandwidth values
+        layers = self.split_layers()
         forced = self.values['force_target']
-        if forced and forced not in (LOCAL, *workers):
-            raise ValueError(f'force_target: {forced!r} is not local or a worker')
+        worker, layer = parse_target(forced)
+        if forced and not (forced == LOCAL or worker in workers and
+                           (layer is None or layer in layers)):
+            raise ValueError(f'force_target: {forced!r} is not local, a worker or '
+                             f'WORKER{SPLIT_MARK}LAYER with LAYER in split_layers')
+
+    def split_layers(self) -> tuple:
+        try:
+            return protocol.parse_layers(self.values['split_layers'])
+        except ValueError as e:
+            raise ValueError(f'split_layers: {e}') from e
 
     def link_model(self) -> str:
         """Concurrent uploads share the link (processor sharing), whose mean sojourn is the
@@ -203,6 +220,8 @@ class OffloadNode(Node):
             f'{socket.gethostname()}{self.get_fully_qualified_name()}'
         self.worker_clients: Dict[str, WorkerClient] = {}
         self.planner = Planner(self.config.planner(), [], profile.mean_s)
+        self.heads = self._split_heads(model)
+        self._device_lock = threading.Lock()   # one robot accelerator: detector and heads
         self._set_workers(parse_workers(self.config['workers']))
         self.local_pool = concurrent.futures.ThreadPoolExecutor(1, 'local')
         self.remote_pool = concurrent.futures.ThreadPoolExecutor(self.config['max_inflight'],
@@ -234,6 +253,32 @@ class OffloadNode(Node):
         self._on_epoch()
 
     # -- configuration ----------------------------------------------------------------------
+    def _split_heads(self, model: str) -> dict:
+        """Cut the detector after each split layer, profile the heads and tell the planner."""
+        layers = self.config.split_layers()
+        if not layers:
+            return {}
+        from offload_ros.inference import split   # onnx is needed only to cut the model
+        graph = split.load(model)
+        heads, profiles = {}, {}
+        image = np.zeros((480, 640, 3), np.uint8)
+        for layer in layers:
+            head = split.Head(graph, layer, self.config['detector_threads'],
+                              self.detector.providers, self.config['split_wire_dtype'])
+            times, tensors = [], None
+            for i in range(8):
+                start = time.perf_counter()
+                tensors = head.run(image)
+                if i >= 2:
+                    times.append(time.perf_counter() - start)
+            heads[layer] = head
+            profiles[layer] = (sum(times) / len(times),
+                               sum(t.nbytes for t in tensors.values()))
+            self.get_logger().info(f'split@{layer}: head {profiles[layer][0] * 1e3:.1f} ms, '
+                                   f'{profiles[layer][1] / 1e3:.0f} kB to the tail')
+        self.planner.set_split_points(profiles)
+        return heads
+
     def _set_workers(self, workers: Dict[str, str]) -> None:
         token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
         for name in list(self.worker_clients):
@@ -393,9 +438,10 @@ class OffloadNode(Node):
                 self._finish(frame, 'drop', LOCAL, 'deadline passed in queue',
                              fallback=fallback)
                 return
-            start = time.perf_counter()
-            detections = self.detector.detect(frame.image)
-            service_s = time.perf_counter() - start
+            with self._device_lock:
+                start = time.perf_counter()
+                detections = self.detector.detect(frame.image)
+                service_s = time.perf_counter() - start
             with self._lock:
                 self.planner.local_done(service_s)
             self._finish(frame, 'detections', LOCAL, reason, detections, fallback,
@@ -408,7 +454,7 @@ class OffloadNode(Node):
                 self._local_backlog -= 1
 
     def _run_remote(self, frame: Frame) -> None:
-        name = frame.target
+        name = parse_target(frame.target)[0]
         with self._lock:
             self._inflight[name] += 1
         try:
@@ -417,15 +463,36 @@ class OffloadNode(Node):
             with self._lock:
                 self._inflight[name] -= 1
 
+    def _head(self, frame: Frame, layer: int) -> tuple:
+        """Run a split's head on the robot's accelerator: (crossing tensors, seconds)."""
+        with self._device_lock:
+            start = time.perf_counter()
+            tensors = self.heads[layer].run(frame.image)
+            head_s = time.perf_counter() - start
+        with self._lock:
+            self.planner.head_done(layer, head_s)
+        return tensors, head_s
+
     def _remote(self, frame: Frame, name: str) -> None:
         frame.started_mono = time.monotonic()
         client = self.worker_clients.get(name)
-        budget = frame.deadline_at_s - self._now_s()
+        layer = parse_target(frame.target)[1]
+        head_s = None
+        request_id = frame.hedge.request_id if frame.hedge else ''
         try:
             if client is None:
                 raise WorkerUnavailable(f'worker {name} was removed', 'connection')
-            result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
-                                  request_id=frame.hedge.request_id if frame.hedge else '')
+            if layer is None:
+                budget = frame.deadline_at_s - self._now_s()
+                result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
+                                      request_id=request_id)
+            else:
+                tensors, head_s = self._head(frame, layer)
+                budget = frame.deadline_at_s - self._now_s()
+                result = client.infer_split(layer, tensors, (frame.image.shape[1],
+                                                             frame.image.shape[0]),
+                                            min(budget, self.config['request_timeout_s']),
+                                            request_id=request_id)
         except (WorkerUnavailable, WorkerRequestError) as e:
             kind = getattr(e, 'kind', 'request')
             if frame.hedge is not None and self._is_finished(frame):
@@ -440,13 +507,15 @@ class OffloadNode(Node):
         with self._lock:
             self.planner.remote_done(name, now, result.request_bytes, result.response_bytes,
                                      result.round_trip_s, result.server_s,
-                                     result.server_queue_s, result.server_service_s)
+                                     result.server_queue_s, result.server_service_s,
+                                     whole_frame=layer is None)
             self._last_remote_s[name] = now
-        predicted = frame.predictions.get(name)
+        predicted = frame.predictions.get(frame.target)
         if predicted is not None and result.round_trip_s > 1.5 * predicted.latency_s:
             self._replan()  # far slower than predicted: re-plan now, not at the next epoch
-        self._finish(frame, 'detections', name, '', result.detections,
-                     service_s=result.server_service_s, round_trip_s=result.round_trip_s)
+        self._finish(frame, 'detections', frame.target, '', result.detections,
+                     service_s=result.server_service_s, round_trip_s=result.round_trip_s,
+                     head_s=head_s)
 
     def _is_finished(self, frame: Frame) -> bool:
         with self._lock:
@@ -473,7 +542,7 @@ class OffloadNode(Node):
 
     def _finish(self, frame: Frame, kind: str, target: str, reason: str, detections=None,
                 fallback: bool = False, service_s: float = None,
-                round_trip_s: float = None) -> None:
+                round_trip_s: float = None, head_s: float = None) -> None:
         with self._lock:
             if frame.seq in self._finished:
                 if frame.hedge is not None:
@@ -488,7 +557,8 @@ class OffloadNode(Node):
             self.det_pub.publish(conversions.detections_to_msg(detections, frame.header))
         now = self._now_s()
         done = time.monotonic()
-        core = service_s if target == LOCAL else round_trip_s
+        core = service_s if target == LOCAL else \
+            None if round_trip_s is None else round_trip_s + (head_s or 0.0)
         handling = None
         if kind == 'detections' and core is not None and frame.received_mono:
             # What the node itself added: all but the pool wait and inference/transfer.
@@ -511,7 +581,7 @@ class OffloadNode(Node):
             'predictions': {n: p.to_json() for n, p in frame.predictions.items()},
             'estimates': frame.estimates, 'energy': frame.energy,
             'detections': len(detections) if detections is not None else 0,
-            'service_s': service_s, 'round_trip_s': round_trip_s,
+            'service_s': service_s, 'round_trip_s': round_trip_s, 'head_s': head_s,
             'ingress_s': frame.ingress_s, 'handling_s': handling,
             'hedge': None if frame.hedge is None else {
                 'miss_probability': round(frame.hedge.miss_probability, 4),
@@ -525,7 +595,7 @@ class OffloadNode(Node):
         frame.hedge.timer.cancel()
         with self._lock:
             self.hedges[f'won_{"local" if winner == LOCAL else "remote"}'] += 1
-        client = self.worker_clients.get(frame.target)
+        client = self.worker_clients.get(parse_target(frame.target)[0])
         if winner == LOCAL and client is not None:
             self.io_pool.submit(client.cancel, frame.hedge.request_id)
 
@@ -554,10 +624,13 @@ class OffloadNode(Node):
                     continue
                 rtt = time.perf_counter() - start
                 with self._lock:
+                    tails = {k: load.model_service_s[t] for k, t in (
+                        (k, protocol.tail_model_name(client.model, k)) for k in self.heads)
+                        if t in load.model_service_s}
                     self.planner.load_report(name, rtt, load.arrival_rate_hz,
                                              load.service_mean_s, load.service_var_s2,
                                              load.parallelism, load.own_rate_hz,
-                                             load.queue_length)
+                                             load.queue_length, tails)
                     now = time.monotonic()
                     idle = now - self._last_remote_s.get(name, -1e9) > self.config['epoch_s']
                     period = self.config['probe_period_s']

@@ -9,7 +9,7 @@ its cumulative /stats, with the variance taken from a service-time assumption.
 import dataclasses
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -51,6 +51,8 @@ class WorkerLoad:
     queue_length: int
     own_rate_hz: float
     source: str  # 'load' (our worker) or 'triton_stats'
+    # Mean service time per model the worker serves (the whole detector and split tails).
+    model_service_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class CircuitBreaker:
@@ -148,11 +150,40 @@ class WorkerClient:
     def infer(self, image_bgr: np.ndarray, budget_s: Optional[float] = None,
               tensor: Optional[protocol.Tensor] = None, request_id: str = '') -> InferResult:
         """Run detection remotely. budget_s: time left before the frame's deadline."""
+        self._admit(budget_s)
+        body, head_len = self.request_body(image_bgr, tensor, request_id)
+        return self._infer(self.model, body, head_len, budget_s,
+                           (image_bgr.shape[1], image_bgr.shape[0]))
+
+    def split_request_body(self, tensors: Mapping[str, np.ndarray], image_size: Tuple[int, int],
+                           request_id: str = '') -> Tuple[bytes, int]:
+        """The tail's request: the head's crossing tensors and the robot's image size."""
+        inputs = [protocol.Tensor(name, protocol.NUMPY_TO_V2[value.dtype], list(value.shape),
+                                  value) for name, value in tensors.items()]
+        outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
+        header = {'id': request_id or self.client_id,
+                  'parameters': {'image_size': [int(image_size[0]), int(image_size[1])]},
+                  'outputs': [{'name': n, 'parameters': {'binary_data': True}}
+                              for n in outputs]}
+        return protocol.encode(header, inputs, 'inputs')
+
+    def infer_split(self, layer: int, tensors: Mapping[str, np.ndarray],
+                    image_size: Tuple[int, int], budget_s: Optional[float] = None,
+                    request_id: str = '') -> InferResult:
+        """Run the tail of a split after `layer` remotely on the head's tensors."""
+        self._admit(budget_s)
+        body, head_len = self.split_request_body(tensors, image_size, request_id)
+        return self._infer(protocol.tail_model_name(self.model, layer), body, head_len,
+                           budget_s, image_size)
+
+    def _admit(self, budget_s: Optional[float]) -> None:
         if budget_s is not None and budget_s <= 0:
             raise WorkerUnavailable('no deadline budget left', 'deadline')
         if not self.breaker.allow():
             raise WorkerUnavailable(f'{self.url}: circuit breaker open', 'breaker_open')
-        body, head_len = self.request_body(image_bgr, tensor, request_id)
+
+    def _infer(self, model: str, body: bytes, head_len: int, budget_s: Optional[float],
+               image_size: Tuple[int, int]) -> InferResult:
         headers = {protocol.HEADER_LENGTH: str(head_len),
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
@@ -161,7 +192,7 @@ class WorkerClient:
         start = time.perf_counter()
         for attempt in (1, 2):
             try:
-                response = self.session.post(f'{self.url}/v2/models/{self.model}/infer',
+                response = self.session.post(f'{self.url}/v2/models/{model}/infer',
                                              data=body, headers=headers, timeout=timeout)
                 break
             except requests.ConnectionError as e:
@@ -193,7 +224,7 @@ class WorkerClient:
                 response.content, protocol.header_length_of(response.headers), 'outputs')
         except protocol.ProtocolError as e:
             raise WorkerRequestError(f'{self.url}: malformed response ({e})') from e
-        detections = self._detections(tensors, image_bgr)
+        detections = self._detections(tensors, image_size)
         params = header.get('parameters') or {}
         return InferResult(detections, round_trip, len(body), len(response.content),
                            params.get('server_s'), params.get('queue_s'),
@@ -202,7 +233,7 @@ class WorkerClient:
     def _name(self, class_id: int) -> str:
         return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
 
-    def _detections(self, tensors, image_bgr) -> List[Detection]:
+    def _detections(self, tensors, image_size: Tuple[int, int]) -> List[Detection]:
         by_name = {t.name: t.data for t in tensors}
         if 'detections' in by_name:
             return [Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]),
@@ -210,8 +241,7 @@ class WorkerClient:
                     for r in np.asarray(by_name['detections']).reshape(-1, 6)]
         names = [self._name(i) for i in range(by_name['scores'].shape[-1])]
         return postprocess(by_name['boxes'][0], by_name['scores'][0], names,
-                           self.score_threshold, self.iou_threshold,
-                           (image_bgr.shape[1], image_bgr.shape[0]))
+                           self.score_threshold, self.iou_threshold, image_size)
 
     def _get(self, path: str, timeout_s: float) -> requests.Response:
         last = None
@@ -266,7 +296,9 @@ class WorkerClient:
             return WorkerLoad(data['arrival_rate_hz'], data['service_mean_s'],
                               data['service_var_s2'], int(data['parallelism']),
                               int(data['queue_length']), own.get('arrival_rate_hz', 0.0),
-                              'load')
+                              'load', {name: m['service_mean_s'] for name, m in
+                                       (data.get('models') or {}).items()
+                                       if m.get('service_mean_s')})
         response = self._get(f'/v2/models/{self.model}/stats', timeout_s)
         if response.status_code != 200:
             raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '

@@ -22,6 +22,26 @@ DTYPES = {'UINT8': np.uint8, 'INT8': np.int8, 'UINT16': np.uint16, 'INT16': np.i
 NUMPY_TO_V2 = {np.dtype(v): k for k, v in DTYPES.items()}
 
 
+def tail_model_name(model_name: str, layer: int) -> str:
+    """The worker's name for the tail of `model_name` cut after Darknet layer `layer`."""
+    return f'{model_name}_tail{layer}'
+
+
+def parse_layers(text: object) -> Tuple[int, ...]:
+    """'3,5,7' (or a YAML list) -> (3, 5, 7); ValueError names the bad entry."""
+    items = text if isinstance(text, (list, tuple)) else \
+        [p for p in str(text or '').split(',') if p.strip()]
+    layers = []
+    for item in items:
+        try:
+            layers.append(int(item))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'split layers: {item!r} is not a layer number') from e
+    if len(set(layers)) != len(layers):
+        raise ValueError(f'split layers repeat: {layers}')
+    return tuple(layers)
+
+
 class ProtocolError(ValueError):
     """A malformed inference request or response; the message is safe to return to clients."""
 

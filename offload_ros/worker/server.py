@@ -5,7 +5,9 @@ or per-client fair share with --scheduling) with k concurrent executions, so the
 the queue the decision models describe; HTTP handling
 and JPEG decoding run in parallel outside that queue. Extension route /v2/models/{m}/load
 reports the live load (arrival rate, service mean and variance, M/G/1 predicted wait), overall
-and per client, for the robots' decisions.
+and per client, for the robots' decisions. With --split-layers the worker also serves the tail
+of the detector cut after those Darknet layers (model `<name>_tail<layer>`, inputs the
+crossing tensors the robot's head made), from the same queue: one accelerator.
 """
 import argparse
 import asyncio
@@ -19,12 +21,14 @@ import signal
 import sys
 import time
 import uuid
-from typing import Dict, List, Optional, Tuple
+from collections import deque
+from typing import Deque, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 from aiohttp import web
 
+from offload_ros.inference import split
 from offload_ros.inference.detector import (Detector, DetectorError, ServiceProfile,
                                             postprocess)
 from offload_ros.worker import protocol
@@ -56,6 +60,7 @@ class WorkerConfig:
     load_window_s: float = 5.0
     decode_threads: int = 2
     scheduling: str = 'fifo'
+    split_layers: Tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
@@ -86,7 +91,7 @@ class RequestCancelled(Exception):
 
 @dataclasses.dataclass
 class Job:
-    image: np.ndarray
+    image: Optional[np.ndarray]     # the whole model's input, or None for a tail request
     client: str
     deadline_s: Optional[float]
     outputs: List[str]
@@ -94,6 +99,9 @@ class Job:
     enqueued_s: float
     transport: object = None
     request_id: str = ''
+    model: str = ''
+    tensors: Optional[Dict[str, np.ndarray]] = None   # a tail's checked inputs
+    image_size: Tuple[int, int] = (0, 0)             # (width, height) of the robot's image
 
 
 class Stats:
@@ -117,9 +125,18 @@ class ModelRuntime:
     executors, load tracker and statistics."""
 
     def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic,
-                 profile: Optional[ServiceProfile] = None):
+                 profile: Optional[ServiceProfile] = None,
+                 tails: Optional[Dict[str, split.Tail]] = None,
+                 tail_profiles: Optional[Dict[str, float]] = None):
         self.config = config
         self.detector = detector
+        self.tails = dict(tails or {})
+        # Recent service times per model (whole and tails), for the robots' split predictions;
+        # the load tracker's figures are over all of them (the queue they share).
+        self.model_service: Dict[str, Deque[float]] = {
+            name: deque([s] if s else [], maxlen=100) for name, s in
+            {config.model_name: profile.mean_s if profile else None,
+             **{n: (tail_profiles or {}).get(n) for n in self.tails}}.items()}
         self.clock = clock
         self.queue: JobQueue[Job] = JobQueue(config.scheduling)
         self._queued = asyncio.Semaphore(0)
@@ -167,15 +184,22 @@ class ModelRuntime:
         job.future.set_exception(RequestCancelled())
         return True
 
+    def model_service_means(self) -> Dict[str, Optional[float]]:
+        return {name: (sum(d) / len(d) if d else None) for name, d in self.model_service.items()}
+
     def _infer(self, job: Job) -> dict:
         start = time.perf_counter()
-        boxes, scores = self.detector.run_raw(job.image)
+        if job.tensors is not None:
+            boxes, scores = self.tails[job.model].run_checked(job.tensors)
+            size = job.image_size
+        else:
+            boxes, scores = self.detector.run_raw(job.image)
+            size = (job.image.shape[1], job.image.shape[0])
         inferred = time.perf_counter()
         outputs = {}
         if 'detections' in job.outputs:
             dets = postprocess(boxes, scores, self.detector.names, self.config.score_threshold,
-                               self.config.iou_threshold, (job.image.shape[1],
-                                                           job.image.shape[0]))
+                               self.config.iou_threshold, size)
             outputs['detections'] = np.array(
                 [[d.x, d.y, d.w, d.h, d.score, d.class_id] for d in dets],
                 dtype=np.float32).reshape(-1, 6)
@@ -212,6 +236,7 @@ class ModelRuntime:
                 self.in_service -= 1
             finished = self.clock()
             self.load.service(finished, job.client, finished - started)
+            self.model_service[job.model or self.config.model_name].append(finished - started)
             self.stats.add('queue', started - job.enqueued_s)
             self.stats.add('compute_infer', result['infer_s'])
             self.stats.add('compute_output', result['output_s'])
@@ -232,9 +257,12 @@ class WorkerApp:
     """The aiohttp application: routes, auth, limits, graceful drain."""
 
     def __init__(self, config: WorkerConfig, detector: Detector,
-                 profile: Optional[ServiceProfile] = None):
+                 profile: Optional[ServiceProfile] = None,
+                 tails: Optional[Dict[str, split.Tail]] = None,
+                 tail_profiles: Optional[Dict[str, float]] = None):
         self.config = config
-        self.runtime = ModelRuntime(config, detector, profile=profile)
+        self.runtime = ModelRuntime(config, detector, profile=profile, tails=tails,
+                                    tail_profiles=tail_profiles)
         self.decoder = concurrent.futures.ThreadPoolExecutor(config.decode_threads,
                                                              thread_name_prefix='decode')
         self.draining = False
@@ -279,8 +307,9 @@ class WorkerApp:
 
     def _model(self, request: web.Request) -> str:
         name = request.match_info['model']
-        if name != self.config.model_name:
-            raise HttpError(404, f'unknown model {name!r}')
+        if name != self.config.model_name and name not in self.runtime.tails:
+            raise HttpError(404, f'unknown model {name!r}; served: '
+                            f'{[self.config.model_name, *self.runtime.tails]}')
         return name
 
     async def server_metadata(self, _request):
@@ -303,6 +332,17 @@ class WorkerApp:
     async def model_metadata(self, request):
         name = self._model(request)
         classes = self.runtime.detector.classes
+        if name in self.runtime.tails:
+            tail = self.runtime.tails[name]
+            return web.json_response({
+                'name': name, 'versions': ['1'], 'platform': 'onnxruntime_onnx',
+                'inputs': [{'name': n, 'datatype': 'FP32' if i.type == 'tensor(float)'
+                            else 'INT64', 'shape': list(tail.shapes[n])}
+                           for n, i in tail.inputs.items()],
+                'outputs': [{'name': 'detections', 'datatype': 'FP32', 'shape': [-1, 6]}],
+                'parameters': {'split_layer': tail.layer, 'class_names':
+                               self.runtime.detector.names,
+                               'required_parameters': {'image_size': '[width, height]'}}})
         return web.json_response({
             'name': name, 'versions': ['1'], 'platform': 'onnxruntime_onnx',
             'inputs': [{'name': 'images', 'datatype': 'UINT8', 'shape': [1, -1, -1, 3]},
@@ -325,8 +365,10 @@ class WorkerApp:
     async def load(self, request):
         self._model(request)
         rt = self.runtime
-        return web.json_response(rt.load.snapshot(rt.clock(), rt.queue_length(),
-                                                  rt.in_service))
+        snapshot = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service)
+        snapshot['models'] = {name: {'service_mean_s': mean} for name, mean in
+                              rt.model_service_means().items()}
+        return web.json_response(snapshot)
 
     async def probe(self, request: web.Request):
         """Extension: read and discard an upload, so robots can measure bandwidth while
@@ -379,6 +421,21 @@ class WorkerApp:
                             f'{t.shape}')
         return t.data[0]
 
+    def _tail_inputs(self, name: str, header: dict, tensors: List[protocol.Tensor]
+                     ) -> Tuple[Dict[str, np.ndarray], Tuple[int, int]]:
+        size = (header.get('parameters') or {}).get('image_size')
+        if not (isinstance(size, list) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise HttpError(400, f'{name}: parameters.image_size must be [width, height] of '
+                            f'the robot\'s image, got {size!r}')
+        by_name = {t.name: t.data for t in tensors if t.datatype != 'BYTES'}
+        if len(by_name) != len(tensors):
+            raise HttpError(400, f'{name}: inputs must be numeric tensors with unique names')
+        try:
+            return self.runtime.tails[name].check(by_name), (size[0], size[1])
+        except split.SplitError as e:
+            raise HttpError(400, str(e)) from e
+
     async def infer(self, request: web.Request):
         received = time.perf_counter()
         name = self._model(request)
@@ -409,13 +466,17 @@ class WorkerApp:
                 raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be > 0')
             deadline = self.runtime.clock() + budget
         decode_start = time.perf_counter()
-        image = await self._image_of(tensors)
+        image, inputs, size = None, None, (0, 0)
+        if name in self.runtime.tails:
+            inputs, size = self._tail_inputs(name, header, tensors)
+        else:
+            image = await self._image_of(tensors)
         self.runtime.stats.add('compute_input', time.perf_counter() - decode_start)
         client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
         future = asyncio.get_running_loop().create_future()
         request_id = header.get('id') if isinstance(header.get('id'), str) else ''
         job = Job(image, client, deadline, outputs, future, self.runtime.clock(),
-                  request.transport, request_id[:128])
+                  request.transport, request_id[:128], name, inputs, size)
         self.runtime.submit(job)
         try:
             result = await future
@@ -443,8 +504,10 @@ class WorkerApp:
 
 
 async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
-                profile: Optional[ServiceProfile] = None) -> None:
-    worker = WorkerApp(config, detector, profile)
+                profile: Optional[ServiceProfile] = None,
+                tails: Optional[Dict[str, split.Tail]] = None,
+                tail_profiles: Optional[Dict[str, float]] = None) -> None:
+    worker = WorkerApp(config, detector, profile, tails, tail_profiles)
     runner = web.AppRunner(worker.app, keepalive_timeout=config.keepalive_timeout_s,
                            shutdown_timeout=config.drain_timeout_s, handle_signals=False,
                            access_log=None)
@@ -453,7 +516,8 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     print(f'gpu_worker: listening on http://{config.host}:{port} model={config.model_name} '
-          f'k={config.parallelism} provider={detector.provider}', flush=True)
+          f'k={config.parallelism} provider={detector.provider}'
+          + (f' tails={sorted(tails)}' if tails else ''), flush=True)
     await stop.wait()
     worker.draining = True
     print('gpu_worker: draining in-flight requests', flush=True)
@@ -479,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
     p.add_argument('--load-window-s', type=float, default=5.0,
                    help='sliding window of the /load figures')
+    p.add_argument('--split-layers', default='',
+                   help='comma-separated Darknet layers to serve the tail after (split '
+                   'inference), e.g. 3,5,7; empty: none')
     p.add_argument('--score-threshold', type=float, default=0.3)
     p.add_argument('--iou-threshold', type=float, default=0.45)
     p.add_argument('--token-file', help='file holding the bearer token (or set '
@@ -517,15 +584,25 @@ def main(argv=None) -> int:
         from offload_ros.inference import models
         model = pathlib.Path(args.model) if args.model else models.ensure_default_model()
         names = args.names or (None if args.model else models.default_names_path())
+        layers = protocol.parse_layers(args.split_layers)
         config = WorkerConfig(model, names, args.model_name, args.host, args.port,
                               args.parallelism, args.max_queue, args.max_body_bytes,
                               args.read_timeout_s, token=token,
                               score_threshold=args.score_threshold,
                               iou_threshold=args.iou_threshold, threads=args.threads,
                               load_window_s=args.load_window_s,
-                              scheduling=args.scheduling)
+                              scheduling=args.scheduling, split_layers=layers)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
+        tails, tail_profiles = {}, {}
+        if layers:
+            graph = split.load(model)
+            for layer, prof in zip(layers, split.profile(
+                    graph, layers, np.zeros((480, 640, 3), np.uint8), runs=5,
+                    threads=args.threads)):
+                name = protocol.tail_model_name(args.model_name, layer)
+                tails[name] = split.Tail(graph, layer, args.threads, detector.providers)
+                tail_profiles[name] = prof.tail_s
     except (ValueError, DetectorError, models.ModelError) as e:
         print(f'gpu_worker: {e}', file=sys.stderr)
         return 2
@@ -537,7 +614,7 @@ def main(argv=None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, detector, stop, profile)
+        await serve(config, detector, stop, profile, tails, tail_profiles)
 
     try:
         asyncio.run(run())
