@@ -8,7 +8,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-decisions bench-overhead \
-	bench-soak bench-energy bench-hedging bench-scheduling bench-worker bench-replay bench-policy test-triton scenarios clean
+	bench-soak bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -46,6 +46,9 @@ bench: bench-fidelity bench-decisions bench-overhead
 bench-fidelity: bootstrap
 	$(PY) bench/bench_fidelity.py --report $(BENCH_ARGS)
 
+bench-tenants: bootstrap
+	$(PY) bench/bench_tenants.py --report $(BENCH_ARGS)
+
 bench-decisions: bootstrap
 	$(PY) bench/bench_decisions.py $(BENCH_ARGS)
 
@@ -61,6 +64,9 @@ bench-hedging: bootstrap
 
 bench-scheduling: bootstrap
 	$(PY) bench/bench_scheduling.py $(BENCH_ARGS)
+
+bench-split: bootstrap
+	$(PY) bench/bench_split.py --report $(BENCH_ARGS)
 
 # 30 minutes by default; SOAK_MINUTES=5 for a short run.
 bench-soak: bootstrap

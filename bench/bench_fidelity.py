@@ -76,6 +76,9 @@ class Bench:
         self.run = harness.Run(self.spec, 'model', pathlib.Path(args.work), verbose=False)
         self.cells: List[dict] = []
 
+    def utilisation(self, estimates: dict, target: str, rate_hz: float) -> Optional[dict]:
+        return utilisation(estimates, target, rate_hz)
+
     def log(self, text: str) -> None:
         print(f'[fidelity {time.strftime("%H:%M:%S")}] {text}', flush=True)
 
@@ -109,7 +112,8 @@ class Bench:
             recent = [r for r in self._records_since(time.time() - 3.0)
                       if r['target'] == cell['target'] and r.get('estimates')]
             if len(recent) >= 2:
-                rho = utilisation(recent[-1]['estimates'], cell['target'], cell['rate_hz'])
+                rho = self.utilisation(recent[-1]['estimates'], cell['target'],
+                                       cell['rate_hz'])
                 if rho is not None:
                     break
         result = {**cell, 'utilisation': rho}
@@ -151,7 +155,7 @@ class Bench:
             'half_width_pct': 100.0 * hw / mean if math.isfinite(hw) else None,
             'predicted_mean_s': pred, 'error_pct': 100.0 * (pred - mean) / mean,
             'terms_s': terms, 'measured_s': round(time.time() - begin, 1),
-            'utilisation': utilisation(last, cell['target'], cell['rate_hz']) or rho,
+            'utilisation': self.utilisation(last, cell['target'], cell['rate_hz']) or rho,
             'estimates': last})
         return result
 

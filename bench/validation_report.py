@@ -188,7 +188,42 @@ def issue7_section() -> list:
                          f"{ms(t['fleet']['mean_latency_s'])} | "
                          f"{ms(p['fcfs_predicted_latency_s'])} |")
         lines.append('')
-    return lines
+    return lines + split_section(load('split'))
+
+
+def split_section(r) -> list:
+    if not r:
+        return []
+    settings = r['machine']['settings']
+    lines = [f"Split inference (`make bench-split`: VGA frames, Poisson "
+             f"{settings['rate_hz']:g} Hz, robot at {settings['robot_cpu']:g} of a core, worker "
+             f"on its own core, FP16 feature maps; prediction = mean of the node's per-frame "
+             f"tandem predictions): {r['stable_cells']} cells, MAPE {r['mape_pct']:.1f}%.", '',
+             '| Mbit/s | option | wire kB | n | observed ms | +-% | predicted ms | error |',
+             '|---|---|---|---|---|---|---|---|']
+    for c in r['cells']:
+        if not c['stable']:
+            continue
+        worker, _, layer = c['target'].partition('/split@')
+        option = f'split@{layer}' if layer else ('local' if worker == 'local'
+                                                 else f"offload ({c['payload']})")
+        est = c.get('estimates') or {}
+        wire = (est.get('splits', {}).get(layer, {}).get('intermediate_bytes') if layer else
+                None if worker == 'local' else
+                est.get('networks', {}).get(worker, {}).get('request_bytes'))
+        hw = c['half_width_pct']
+        lines.append(f"| {c['bandwidth_mbps']} | {option} | "
+                     f"{'-' if wire is None else f'{wire / 1e3:.0f}'} | {c['frames']} | "
+                     f"{ms(c['observed_mean_s'], 1)} | {'-' if hw is None else f'{hw:.1f}'} | "
+                     f"{ms(c['predicted_mean_s'], 1)} | {c['error_pct']:+.1f}% |")
+    lines.append('')
+    for bw, comp in r.get('comparison', {}).items():
+        lines.append(f"- {bw} Mbit/s: fastest observed {comp['best_observed']} (predicted: "
+                     f"{comp['best_predicted']}); the best split beats local and every full "
+                     f"offload: {'yes' if comp['split_beats_local_and_offload'] else 'no'}; "
+                     f"beats offloading the raw frame: "
+                     f"{'yes' if comp['split_beats_raw_offload'] else 'no'}.")
+    return lines + ['', '![split](img/split_latency.png)', '']
 
 
 def main() -> int:

@@ -25,6 +25,39 @@ def test_arrival_rate_decays_when_stream_stops():
     assert est.rate_hz(4.9) == pytest.approx(10.0)
     assert est.rate_hz(9.0) < 6.0
     assert est.rate_hz(30.0) == 0.0
+    kept = estimators.ArrivalRateEstimator(window_s=10.0, min_events=20)
+    for i in range(50):
+        kept.add(i * 0.1)
+    assert kept.rate_hz(30.0) < 1.0                  # the last 20 frames, 25 s ago
+    assert kept.rate_hz(70.0) == 0.0                 # older than 6 windows: forgotten
+
+
+def test_slow_streams_are_measured_over_enough_frames():
+    """1 Hz Poisson: a 5 s window holds ~5 frames and its estimate spreads +-45%; keeping
+    the latest 20 frames brings the spread to about 1/sqrt(20) = 22%."""
+    rng = np.random.default_rng(4)
+    times = np.cumsum(rng.exponential(1.0, 3000))
+    spread = {}
+    for min_events in (0, 20):
+        est = estimators.ArrivalRateEstimator(window_s=5.0, min_events=min_events)
+        samples = []
+        for i, t in enumerate(times):
+            est.add(float(t))
+            if i > 50 and i % 7 == 0:
+                samples.append(est.rate_hz(float(t)))
+        spread[min_events] = (np.mean(samples), np.std(samples))
+    assert spread[0][1] > 0.4 and spread[20][1] < 0.3
+    assert spread[20][0] == pytest.approx(1.0, rel=0.1)
+    # A fast stream still uses the window alone: a step from 1 to 10 Hz shows within 3 s.
+    est = estimators.ArrivalRateEstimator(window_s=5.0, min_events=20)
+    t = 0.0
+    for _ in range(30):
+        t += 1.0
+        est.add(t)
+    for _ in range(30):
+        t += 0.1
+        est.add(t)
+    assert est.rate_hz(t) > 5.0
 
 
 def test_bandwidth_ignores_idle_gaps():
@@ -126,3 +159,22 @@ def test_policy_deadline_filter_and_mode():
 def test_policy_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         PolicyConfig(**kwargs)
+
+
+def test_median_window_recomputes_only_after_a_new_sample():
+    window = estimators.MedianWindow(3)
+    assert window.median() == 0.0 and window.median(default=1.5) == 1.5 and not window
+    for value in (5.0, 1.0, 3.0):
+        window.append(value)
+    assert window.median() == 3.0
+    window.append(0.5)            # 5.0 leaves the window of 3
+    assert window.median() == 1.0 and len(window) == 3 and sorted(window) == [0.5, 1.0, 3.0]
+
+
+def test_windowed_service_profile_follows_new_samples():
+    est = estimators.ServiceTimeEstimator(window=3)
+    est.seed([0.1, 0.2, 0.3])
+    assert est.windowed().mean_s == pytest.approx(0.2)
+    assert est.windowed() is est.windowed()        # cached between samples
+    est.add(0.6)
+    assert est.windowed().mean_s == pytest.approx(0.366667, rel=1e-4)

@@ -17,11 +17,23 @@ def _check_window(window_s: float) -> None:
 
 
 class ArrivalRateEstimator:
-    """Arrival rate over a sliding window: (n - 1) / (t_last - t_first) of the events in it."""
+    """Arrival rate over a sliding window: (n - 1) / (t_last - t_first) of the events in it.
 
-    def __init__(self, window_s: float):
+    With n events the estimate's relative error is about 1/sqrt(n): at 1 Hz a 5 s window
+    holds 5 frames (+-45%), and a wait predicted near capacity from such a noisy rate is
+    biased upwards (the wait is convex in the rate). `min_events` keeps at least that many
+    of the latest events even when older than the window (never older than `max_age_s`,
+    default 6 windows), so slow streams are measured over enough frames while fast ones keep
+    the short window's responsiveness.
+    """
+
+    def __init__(self, window_s: float, min_events: int = 0, max_age_s: float = None):
         _check_window(window_s)
+        if min_events < 0:
+            raise ValueError(f'min_events must be >= 0, got {min_events!r}')
         self._window_s = window_s
+        self._min_events = min_events
+        self._max_age_s = 6.0 * window_s if max_age_s is None else max_age_s
         self._times: Deque[float] = collections.deque()
 
     def add(self, now_s: float) -> None:
@@ -29,8 +41,10 @@ class ArrivalRateEstimator:
         self._trim(now_s)
 
     def _trim(self, now_s: float) -> None:
-        while self._times and self._times[0] < now_s - self._window_s:
-            self._times.popleft()
+        times = self._times
+        while times and (times[0] < now_s - self._max_age_s or (
+                times[0] < now_s - self._window_s and len(times) > self._min_events)):
+            times.popleft()
 
     def rate_hz(self, now_s: float) -> float:
         """(n-1)/span of the events in the window; decays once the stream goes quiet."""
@@ -145,6 +159,35 @@ class ServiceProfile:
     count: int
 
 
+class MedianWindow:
+    """The last `maxlen` samples and their median, computed once per new sample (policy
+    evaluations read it far more often than frames add to it)."""
+
+    def __init__(self, maxlen: int):
+        self._samples: Deque[float] = collections.deque(maxlen=maxlen)
+        self._median: Optional[float] = None
+
+    def append(self, value: float) -> None:
+        self._samples.append(value)
+        self._median = None
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __bool__(self) -> bool:
+        return bool(self._samples)
+
+    def __iter__(self):
+        return iter(self._samples)
+
+    def median(self, default: float = 0.0) -> float:
+        if not self._samples:
+            return default
+        if self._median is None:
+            self._median = statistics.median(self._samples)
+        return self._median
+
+
 class ServiceTimeEstimator:
     """Service-time mean and variance over a window of the last `window` samples, plus EWMA."""
 
@@ -157,11 +200,13 @@ class ServiceTimeEstimator:
         self._alpha = ewma_alpha
         self._ewma_mean: Optional[float] = None
         self._ewma_var = 0.0
+        self._windowed: Optional[ServiceProfile] = None   # cached until the next sample
 
     def add(self, service_s: float) -> None:
         if not (math.isfinite(service_s) and service_s >= 0):
             raise ValueError(f'service_s must be finite and >= 0, got {service_s!r}')
         self._samples.append(service_s)
+        self._windowed = None
         if self._ewma_mean is None:
             self._ewma_mean = service_s
         else:
@@ -178,9 +223,11 @@ class ServiceTimeEstimator:
         n = len(self._samples)
         if n == 0:
             return None
-        mean = sum(self._samples) / n
-        var = sum((s - mean) ** 2 for s in self._samples) / (n - 1) if n > 1 else 0.0
-        return ServiceProfile(mean, var, n)
+        if self._windowed is None:   # every prediction asks; samples come once per frame
+            mean = sum(self._samples) / n
+            var = sum((s - mean) ** 2 for s in self._samples) / (n - 1) if n > 1 else 0.0
+            self._windowed = ServiceProfile(mean, var, n)
+        return self._windowed
 
     def ewma(self) -> Optional[ServiceProfile]:
         if self._ewma_mean is None:

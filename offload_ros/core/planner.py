@@ -11,7 +11,6 @@ Estimates (all from the robot's own observations):
   round trip), or a probe upload when nothing is being offloaded; a configured override wins.
 """
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Deque, Dict, List, Mapping, Optional
@@ -20,7 +19,7 @@ from offload_ros.core import energy as energy_mod
 from offload_ros.core import hedging
 from offload_ros.core import split as split_mod
 from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimator,
-                                         ServiceTimeEstimator)
+                                         MedianWindow, ServiceTimeEstimator)
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
                                       predict_local, predict_offload, predict_split)
 from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, decide, parse_target,
@@ -35,6 +34,7 @@ class PlannerConfig:
     bandwidth_override_bps: Optional[float] = None
     bandwidth_prior_bps: float = 20e6
     arrival_window_s: float = 5.0
+    arrival_min_frames: int = 20      # rate from at least this many frames (see estimator)
     bandwidth_window_s: float = 1.0
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
@@ -73,7 +73,7 @@ class WorkerState:
     own_rate_hz: float = 0.0
     queue_length: int = 0
     rtt_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=20))
-    server_overhead_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    server_overhead_samples: MedianWindow = field(default_factory=lambda: MedianWindow(50))
     bandwidth: BandwidthEstimator = None
     tail_service_s: Dict[int, float] = field(default_factory=dict)   # split layer -> tail
 
@@ -84,10 +84,7 @@ class WorkerState:
         return min(self.rtt_samples) if self.rtt_samples else 0.0
 
     def fixed_overhead_s(self) -> float:
-        rtt = self.base_rtt_s()
-        server = statistics.median(self.server_overhead_samples) \
-            if self.server_overhead_samples else 0.0
-        return rtt + server
+        return self.base_rtt_s() + self.server_overhead_samples.median()
 
 
 @dataclass
@@ -112,7 +109,8 @@ class Planner:
         if len(set(worker_names)) != len(worker_names) or LOCAL in worker_names:
             raise ValueError(f'worker names must be unique and not {LOCAL!r}: {worker_names}')
         self.config = config
-        self.arrivals = ArrivalRateEstimator(config.arrival_window_s)
+        self.arrivals = ArrivalRateEstimator(config.arrival_window_s,
+                                             config.arrival_min_frames)
         self.local_service = ServiceTimeEstimator(window=100)
         self.local_service.add(local_service_s)
         self.workers: Dict[str, WorkerState] = {
@@ -124,11 +122,11 @@ class Planner:
         self._size_scv = 1.0
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
-        self.ingress_samples: Deque[float] = deque(maxlen=100)
+        self.ingress_samples = MedianWindow(100)
         # The node's own handling of a frame outside inference and transfer (image
         # conversion, encoding, publishing), measured per frame, local and remote apart.
-        self.handling_samples: Dict[str, Deque[float]] = {
-            'local': deque(maxlen=100), 'remote': deque(maxlen=100)}
+        self.handling_samples: Dict[str, MedianWindow] = {
+            'local': MedianWindow(100), 'remote': MedianWindow(100)}
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
         # The last 50 per target, so the per-frame hedging check does not scan `observed`.
         self.recent_by_target: Dict[str, Deque[tuple]] = {}
@@ -207,8 +205,7 @@ class Planner:
             self.handling_samples[LOCAL if target == LOCAL else 'remote'].append(handling_s)
 
     def handling_s(self, target: str) -> float:
-        samples = self.handling_samples[LOCAL if target == LOCAL else 'remote']
-        return statistics.median(samples) if samples else 0.0
+        return self.handling_samples[LOCAL if target == LOCAL else 'remote'].median()
 
     def frame_ingress(self, delay_s: float) -> None:
         """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
@@ -299,7 +296,7 @@ class Planner:
                     rate, DeviceModel(point.head.windowed().mean_s), link,
                     replace(worker, service_s=tail_s), point.intermediate_bytes, scv))
         if self.ingress_samples:
-            ingress = statistics.median(self.ingress_samples)
+            ingress = self.ingress_samples.median()
             result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
                       for n, p in result.items()}
         handling = {LOCAL: self.handling_s(LOCAL), 'remote': self.handling_s('remote')}
@@ -333,7 +330,9 @@ class Planner:
                             'service_var_s2': model.service_var_s2,
                             'parallelism': model.parallelism,
                             'tenant_rate_hz': model.tenant_rate_hz,
-                            'queue_length': state.queue_length})
+                            'queue_length': state.queue_length,
+                            'tail_service_s': {str(k): v for k, v in
+                                               state.tail_service_s.items()}})
             net = self.network_model(name, now_s)
             networks[name] = {'bandwidth_bps': net.bandwidth_bps,
                               'request_bytes': net.request_bytes,
@@ -341,11 +340,13 @@ class Planner:
                               'overhead_s': net.overhead_s,
                               'request_scv': net.request_scv}
         return {'rate_hz': self.rate_hz(now_s), 'arrival_scv': self.scv(now_s),
-                'ingress_s': statistics.median(self.ingress_samples)
-                if self.ingress_samples else 0.0,
+                'ingress_s': self.ingress_samples.median(),
                 'handling_s': {'local': self.handling_s(LOCAL),
                                'remote': self.handling_s('remote')},
                 'device': {'service_s': local.mean_s, 'parallelism': 1},
+                'splits': {str(k): {'head_s': p.head.windowed().mean_s,
+                                    'intermediate_bytes': p.intermediate_bytes}
+                           for k, p in self.split_points.items()},
                 'networks': networks, 'workers': workers}
 
     def evaluate(self, now_s: float) -> Decision:

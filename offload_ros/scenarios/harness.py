@@ -106,8 +106,8 @@ class Run:
         self.workers[w['name']] = WorkerProcess(
             '--host', link.edge_ip, '--port', str(WORKER_PORT),
             '--threads', str(w.get('threads', 1)),
-            '--parallelism', str(w.get('parallelism', 1)), env=self.env, bin_dir=self.bin,
-            prefix=prefix)
+            '--parallelism', str(w.get('parallelism', 1)), *map(str, w.get('args', ())),
+            env=self.env, bin_dir=self.bin, prefix=prefix)
         self.all_workers.append(self.workers[w['name']])  # a restart replaces the entry
 
     def _params_file(self) -> pathlib.Path:
