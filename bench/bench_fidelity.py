@@ -139,8 +139,10 @@ class Bench:
         records = [r for r in self._records_since(begin) if r['stamp_s'] >= begin]
         predicted = [r['predictions'][cell['target']]['latency_s'] for r in done
                      if r['predictions'].get(cell['target'], {}).get('latency_s')]
-        if not observed or not predicted:
-            result['stable'] = False
+        # Too few answered frames in the cap means the cell could not keep up (a backlog),
+        # whatever the gate estimated: not a stable cell.
+        if len(observed) < max(10, a.min_frames // 4) or not predicted:
+            result.update({'stable': False, 'frames': len(observed)})
             return result
         mean, hw = float(np.mean(observed)), batch_half_width(observed)
         pred = float(np.mean(predicted))

@@ -35,6 +35,8 @@ class ArrivalRateEstimator:
         self._min_events = min_events
         self._max_age_s = 6.0 * window_s if max_age_s is None else max_age_s
         self._times: Deque[float] = collections.deque()
+        self._scv_key: tuple = ()
+        self._scv: Optional[float] = None
 
     def add(self, now_s: float) -> None:
         self._times.append(now_s)
@@ -66,6 +68,12 @@ class ArrivalRateEstimator:
         self._trim(now_s)
         if len(self._times) < 11:
             return None
+        key = (len(self._times), self._times[0], self._times[-1])
+        if key != self._scv_key:   # every prediction asks; the window changes per frame
+            self._scv_key, self._scv = key, self._gaps_scv()
+        return self._scv
+
+    def _gaps_scv(self) -> Optional[float]:
         times = list(self._times)
         gaps = [b - a for a, b in zip(times, times[1:])]
         mean = sum(gaps) / len(gaps)

@@ -76,6 +76,16 @@ class WorkerState:
     server_overhead_samples: MedianWindow = field(default_factory=lambda: MedianWindow(50))
     bandwidth: BandwidthEstimator = None
     tail_service_s: Dict[int, float] = field(default_factory=dict)   # split layer -> tail
+    # The last models built from the estimates, reused while the estimates are unchanged
+    # (building validates every field; evaluations outnumber estimate changes).
+    models: Dict[str, tuple] = field(default_factory=dict)
+
+    def cached(self, kind: str, key: tuple, build):
+        entry = self.models.get(kind)
+        if entry is None or entry[0] != key:
+            entry = (key, build())
+            self.models[kind] = entry
+        return entry[1]
 
     def base_rtt_s(self) -> float:
         """Round trip of a small request with empty queues: the minimum of recent ones.
@@ -254,9 +264,9 @@ class Planner:
 
     def worker_model(self, name: str) -> WorkerModel:
         state = self.workers[name]
-        tenants = max(0.0, state.total_rate_hz - state.own_rate_hz)
-        return WorkerModel(name, state.service_mean_s, state.parallelism, state.service_var_s2,
-                           tenants)
+        key = (state.service_mean_s, state.parallelism, state.service_var_s2,
+               max(0.0, state.total_rate_hz - state.own_rate_hz))
+        return state.cached('worker', key, lambda: WorkerModel(name, *key))
 
     def request_scv(self) -> float:
         """Squared CV of the upload's transfer time: 1 (exponential, the paper) or the
@@ -266,9 +276,10 @@ class Planner:
         return self._size_scv
 
     def network_model(self, name: str, now_s: float) -> NetworkModel:
-        return NetworkModel(self.bandwidth_bps(name, now_s), self.request_bytes,
-                            max(self.response_bytes, 1.0),
-                            self.workers[name].fixed_overhead_s(), self.request_scv())
+        state = self.workers[name]
+        key = (self.bandwidth_bps(name, now_s), self.request_bytes,
+               max(self.response_bytes, 1.0), state.fixed_overhead_s(), self.request_scv())
+        return state.cached('network', key, lambda: NetworkModel(*key))
 
     def scv(self, now_s: float) -> float:
         return self.config.arrival_scv(self.arrivals.interarrival_scv(now_s))
@@ -295,15 +306,17 @@ class Planner:
                 result[split_target(name, layer)] = self._with_backlog(state, predict_split(
                     rate, DeviceModel(point.head.windowed().mean_s), link,
                     replace(worker, service_s=tail_s), point.intermediate_bytes, scv))
-        if self.ingress_samples:
-            ingress = self.ingress_samples.median()
-            result = {n: Prediction(p.latency_s + ingress, {'ingress_s': ingress, **p.terms})
-                      for n, p in result.items()}
+        # Common to every target: ingress (capture -> receipt); per kind: the node's handling.
+        ingress = self.ingress_samples.median() if self.ingress_samples else None
         handling = {LOCAL: self.handling_s(LOCAL), 'remote': self.handling_s('remote')}
         for n, p in result.items():
             h = handling[LOCAL if n == LOCAL else 'remote']
+            if ingress is None and h <= 0.0:
+                continue
+            terms = {'ingress_s': ingress, **p.terms} if ingress is not None else dict(p.terms)
             if h > 0.0:
-                result[n] = Prediction(p.latency_s + h, {**p.terms, 'handling_s': h})
+                terms['handling_s'] = h
+            result[n] = Prediction(p.latency_s + (ingress or 0.0) + max(h, 0.0), terms)
         return result
 
     @staticmethod
