@@ -1,4 +1,4 @@
-"""make bench-hedging: deadline hedging against none, on the hung-worker fault and Case 1.
+"""make bench-hedging: deadline hedging against none: hung worker, Case 1, tenant bursts.
 
 Each scenario runs twice with the model policy: hedging off, and on (hedge a remote frame
 when its predicted miss probability exceeds 0.1). Reports p99 latency, the deadline-miss
@@ -17,7 +17,7 @@ from offload_ros import report
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
 
-SCENARIOS = ('fault_hang', 'case1_fluctuating')
+SCENARIOS = ('fault_hang', 'case1_fluctuating', 'hedge_bursts')
 
 
 def metrics(records, deadline_s: float) -> dict:
@@ -41,12 +41,19 @@ def main(argv=None) -> int:
     parser.add_argument('--work', default='bench_out/hedging')
     parser.add_argument('--reuse', action='store_true')
     parser.add_argument('--quick', action='store_true', help='the fault only')
+    parser.add_argument('--scenarios', nargs='+', choices=SCENARIOS,
+                        help='run these only, keeping the others\' results in --out')
     args = parser.parse_args(argv)
     if not args.reuse:
         if not capable('bench-hedging'):
             return 77
     result = {}
-    for name in SCENARIOS[:1] if args.quick else SCENARIOS:
+    names = SCENARIOS[:1] if args.quick else SCENARIOS
+    if args.scenarios:
+        names = args.scenarios
+        if pathlib.Path(args.out).exists():
+            result = json.loads(pathlib.Path(args.out).read_text())
+    for name in names:
         spec = harness.load_spec(harness.launch.package_share()
                                  / 'config/scenarios' / f'{name}.yaml')
         deadline = float(spec['robot']['params']['deadline_s'])

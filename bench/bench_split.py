@@ -20,7 +20,7 @@ from typing import List, Optional
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_fidelity import Bench, utilisation  # noqa: E402
+from bench_fidelity import Bench, parse_cell_args, utilisation  # noqa: E402
 
 from offload_ros import report  # noqa: E402
 from offload_ros.core.policy import parse_target  # noqa: E402
@@ -119,10 +119,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     axes[0].set_ylabel('mean latency (ms)')
     axes[0].legend()
     fig.suptitle('Split inference vs local and full offload (1 Hz, robot at half a core)')
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -130,19 +127,10 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default='bench/results/split.json')
     parser.add_argument('--report', action='store_true', help='write docs/img/split_latency.png')
     parser.add_argument('--work', default='bench_out/split')
-    parser.add_argument('--quick', action='store_true', help='short cells (development)')
-    parser.add_argument('--cell-s', type=float, default=40.0, help='time cap per cell')
-    parser.add_argument('--warmup-s', type=float, default=6.0)
-    parser.add_argument('--min-frames', type=int, default=40)
-    parser.add_argument('--half-width', type=float, default=0.02)
-    parser.add_argument('--max-utilisation', type=float, default=0.85)
     parser.add_argument('--rate-hz', type=float, default=1.0)
     parser.add_argument('--robot-cpu', type=float, default=0.5,
                         help='CPU quota of the robot namespace (fraction of a core)')
-    parser.add_argument('--limit', type=int, default=0, help='first N cells only')
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.cell_s, args.warmup_s, args.min_frames = 15.0, 4.0, 10
+    args = parse_cell_args(parser, argv, cell_s=40.0, min_frames=40, quick_cell_s=15.0)
     if not capable('bench-split'):
         return 77
     bench = SplitBench(args)

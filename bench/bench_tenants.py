@@ -22,7 +22,7 @@ from typing import List, Optional
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_fidelity import Bench  # noqa: E402
+from bench_fidelity import Bench, parse_cell_args  # noqa: E402
 
 from offload_ros import report  # noqa: E402
 from offload_ros.core import crossover as crossover_mod  # noqa: E402
@@ -88,6 +88,22 @@ def observed_crossover(cells: List[dict]) -> Optional[float]:
     return None
 
 
+def observed_bracket(cells: List[dict]) -> Optional[list]:
+    """[last tenant count where the worker was still faster, first where it was not or
+    could not keep up (a skipped cell: its utilisation was past the gate)]."""
+    local = [c['observed_mean_s'] for c in cells if c['stable'] and c['target'] == 'local']
+    if not local:
+        return None
+    level = float(np.mean(local))
+    faster = None
+    for c in sorted((c for c in cells if c['target'] == 'edge1'), key=lambda c: c['tenants']):
+        if c['stable'] and c['observed_mean_s'] < level:
+            faster = c['tenants']
+        elif faster is not None:
+            return [faster, c['tenants']]
+    return [faster, None]
+
+
 def plot(result: dict, path: pathlib.Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -115,10 +131,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     ax.set_ylabel('mean latency (ms)')
     ax.set_title('Multi-tenant sweep (Ng et al. Fig. 5c)')
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -126,31 +139,24 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default='bench/results/tenants.json')
     parser.add_argument('--report', action='store_true', help='write docs/img/tenants_sweep.png')
     parser.add_argument('--work', default='bench_out/tenants')
-    parser.add_argument('--quick', action='store_true', help='short cells (development)')
-    parser.add_argument('--cell-s', type=float, default=40.0, help='time cap per cell')
-    parser.add_argument('--warmup-s', type=float, default=6.0)
-    parser.add_argument('--min-frames', type=int, default=60)
-    parser.add_argument('--half-width', type=float, default=0.02)
-    parser.add_argument('--max-utilisation', type=float, default=0.85)
     parser.add_argument('--rate-hz', type=float, default=2.0)
     parser.add_argument('--max-tenants', type=int, default=7)
     parser.add_argument('--robot-cpu', type=float, default=0.5)
-    parser.add_argument('--limit', type=int, default=0, help='first N cells only')
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.cell_s, args.warmup_s, args.min_frames = 15.0, 4.0, 10
+    args = parse_cell_args(parser, argv, cell_s=40.0, min_frames=60, quick_cell_s=15.0)
     if not capable('bench-tenants'):
         return 77
     result = TenantBench(args).execute()
     result['crossover_predicted'] = predicted_crossover(result['cells'], 4.0 * args.max_tenants)
     result['crossover_observed'] = observed_crossover(result['cells'])
+    result['crossover_observed_bracket'] = observed_bracket(result['cells'])
     report.write_json(pathlib.Path(args.out), result)
     pred = (result['crossover_predicted'] or {}).get('tenants')
     obs = result['crossover_observed']
     print(f'tenants: {result["stable_cells"]} stable cells, MAPE '
           f'{result["mape_pct"] if result["mape_pct"] is not None else math.nan:.2f}%; '
           f'crossover predicted {pred if pred is not None else math.nan:.2f} tenants, observed '
-          f'{obs if obs is not None else math.nan:.2f}; wrote {args.out}')
+          f'{obs if obs is not None else math.nan:.2f} (bracket '
+          f'{result["crossover_observed_bracket"]}); wrote {args.out}')
     if args.report and result['stable_cells']:
         plot(result, pathlib.Path('docs/img/tenants_sweep.png'))
     return 0

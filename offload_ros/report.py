@@ -152,6 +152,16 @@ def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
     plt.close(fig)
 
 
+def save_figure(fig, path: pathlib.Path, dpi: int = 110) -> None:
+    """Lay out, write (making the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def write_json(path: pathlib.Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, allow_nan=False))
