@@ -213,13 +213,23 @@ def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
         for i, frame in enumerate(frames[:6]):
             probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
             assert wait_until(lambda: len(probe.records) > i, 10)
-    assert sorted(r['seq'] for r in probe.records) == list(range(1, 7))
+
+        def broken_head(image):   # injected fault: the head's session raising
+            raise RuntimeError('injected head failure')
+        node.heads[7].run = broken_head
+        probe.image_pub.publish(conversions.bgr_to_image(frames[6], header(probe, 6)))
+        assert wait_until(lambda: len(probe.records) > 6, 10)
+    assert sorted(r['seq'] for r in probe.records) == list(range(1, 8))
+    split, failed = probe.records[:6], probe.records[6]
     assert all(r['target'] == 'edge1/split@7' and r['outcome'] == 'detections'
-               for r in probe.records), [(r['target'], r['reason']) for r in probe.records]
-    assert all(0 < r['head_s'] < r['observed_latency_s'] for r in probe.records)
+               for r in split), [(r['target'], r['reason']) for r in split]
+    assert all(0 < r['head_s'] < r['observed_latency_s'] for r in split)
     assert all(r['predicted_latency_s'] and 'device_service_s' in
-               r['predictions']['edge1/split@7']['terms'] for r in probe.records)
-    assert min(r['detections'] for r in probe.records) >= 2     # people in the street
+               r['predictions']['edge1/split@7']['terms'] for r in split)
+    assert min(r['detections'] for r in split) >= 2     # people in the street
+    # A failing head still ends the frame: the robot runs the whole detector instead.
+    assert failed['target'] == 'local' and failed['outcome'] == 'detections'
+    assert failed['fallback'] and 'head failed' in failed['reason']
     assert len(node.planner.request_sizes) == 0    # tail requests are not image payloads
 
 

@@ -487,7 +487,11 @@ class OffloadNode(Node):
                 result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
                                       request_id=request_id)
             else:
-                tensors, head_s = self._head(frame, layer)
+                try:
+                    tensors, head_s = self._head(frame, layer)
+                except Exception as e:  # one outcome per frame even if the head fails
+                    self._fallback(frame, f'split@{layer} head failed: {e}')
+                    return
                 budget = frame.deadline_at_s - self._now_s()
                 result = client.infer_split(layer, tensors, (frame.image.shape[1],
                                                              frame.image.shape[0]),
