@@ -164,25 +164,22 @@ def load(model_path: pathlib.Path) -> onnx.ModelProto:
         raise SplitError(f'{model_path}: not an ONNX model ({e})') from e
 
 
-def profile(model: onnx.ModelProto, layers: Sequence[int], image_bgr: np.ndarray,
-            runs: int = 10, threads: int = 0, wire_dtype: str = 'FP16',
-            clock=time.perf_counter) -> List[SplitProfile]:
-    """Head and tail times on this machine and wire size per candidate split point."""
-    result = []
-    for layer in layers:
-        head, tail = Head(model, layer, threads, wire_dtype=wire_dtype), \
-            Tail(model, layer, threads)
-        times_head, times_tail = [], []
-        for i in range(runs + 2):   # two warm-up runs
-            start = clock()
-            tensors = head.run(image_bgr)
-            middle = clock()
-            tail.run(tensors)
-            if i >= 2:
-                times_head.append(middle - start)
-                times_tail.append(clock() - middle)
-        result.append(SplitProfile(layer, float(np.mean(times_head)),
-                                   float(np.mean(times_tail)),
-                                   int(sum(t.nbytes for t in tensors.values())),
-                                   tuple(head.crossing)))
-    return result
+def mean_time(run, argument, runs: int, warmup: int = 2, clock=time.perf_counter):
+    """(mean seconds of run(argument) over `runs` calls after `warmup`, the last result)."""
+    for _ in range(warmup):
+        result = run(argument)
+    total = 0.0
+    for _ in range(runs):
+        start = clock()
+        result = run(argument)
+        total += clock() - start
+    return total / runs, result
+
+
+def profile(head: Head, tail: Tail, image_bgr: np.ndarray, runs: int = 10,
+            clock=time.perf_counter) -> SplitProfile:
+    """Head and tail times on this machine and the wire size of one split point."""
+    head_s, tensors = mean_time(head.run, image_bgr, runs, clock=clock)
+    tail_s, _ = mean_time(tail.run, tensors, runs, clock=clock)
+    return SplitProfile(head.layer, head_s, tail_s,
+                        int(sum(t.nbytes for t in tensors.values())), tuple(head.crossing))

@@ -265,15 +265,9 @@ class OffloadNode(Node):
         for layer in layers:
             head = split.Head(graph, layer, self.config['detector_threads'],
                               self.detector.providers, self.config['split_wire_dtype'])
-            times, tensors = [], None
-            for i in range(8):
-                start = time.perf_counter()
-                tensors = head.run(image)
-                if i >= 2:
-                    times.append(time.perf_counter() - start)
+            head_s, tensors = split.mean_time(head.run, image, runs=6)
             heads[layer] = head
-            profiles[layer] = (sum(times) / len(times),
-                               sum(t.nbytes for t in tensors.values()))
+            profiles[layer] = (head_s, sum(t.nbytes for t in tensors.values()))
             self.get_logger().info(f'split@{layer}: head {profiles[layer][0] * 1e3:.1f} ms, '
                                    f'{profiles[layer][1] / 1e3:.0f} kB to the tail')
         self.planner.set_split_points(profiles)

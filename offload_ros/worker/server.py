@@ -60,7 +60,6 @@ class WorkerConfig:
     load_window_s: float = 5.0
     decode_threads: int = 2
     scheduling: str = 'fifo'
-    split_layers: Tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
@@ -591,18 +590,19 @@ def main(argv=None) -> int:
                               score_threshold=args.score_threshold,
                               iou_threshold=args.iou_threshold, threads=args.threads,
                               load_window_s=args.load_window_s,
-                              scheduling=args.scheduling, split_layers=layers)
+                              scheduling=args.scheduling)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
         tails, tail_profiles = {}, {}
         if layers:
             graph = split.load(model)
-            for layer, prof in zip(layers, split.profile(
-                    graph, layers, np.zeros((480, 640, 3), np.uint8), runs=5,
-                    threads=args.threads)):
+            image = np.zeros((480, 640, 3), np.uint8)
+            for layer in layers:   # the head only feeds the start-up profile of the tail
                 name = protocol.tail_model_name(args.model_name, layer)
                 tails[name] = split.Tail(graph, layer, args.threads, detector.providers)
-                tail_profiles[name] = prof.tail_s
+                tail_profiles[name] = split.profile(
+                    split.Head(graph, layer, args.threads, detector.providers), tails[name],
+                    image, runs=5).tail_s
     except (ValueError, DetectorError, models.ModelError) as e:
         print(f'gpu_worker: {e}', file=sys.stderr)
         return 2
