@@ -1,4 +1,5 @@
 """Tracker, control law, deadline accounting and the planner (ROS-free core)."""
+import dataclasses
 import math
 
 import pytest
@@ -7,7 +8,8 @@ from offload_ros.core.control import ControllerConfig, command, select_target
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import PolicyConfig
-from offload_ros.core.scenario import ScenarioError, predict_all, scenario_from_estimates
+from offload_ros.core.scenario import (ScenarioError, mean_estimates, predict_all,
+                                      predict_from_estimates, scenario_from_estimates)
 from offload_ros.core.tracker import Tracker, TrackerConfig
 from offload_ros.core.types import Box, Observation
 
@@ -149,6 +151,53 @@ def test_planner_snapshot_replans_to_the_same_predictions():
         scenario_from_estimates(planner.snapshot(5.1), 'edge9')
 
 
+def loaded_planner(bandwidth_rtt_s=0.050):
+    planner = make_planner(arrival_model='poisson')
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=4.0, service_mean_s=0.02,
+                        service_var_s2=1e-5, parallelism=1, own_rate_hz=0.0)
+    planner.remote_done('edge1', 5.0, 40_000, 1_000, round_trip_s=bandwidth_rtt_s,
+                        server_s=0.022, queue_s=0.001, service_s=0.020)
+    planner.frame_ingress(0.003)
+    planner.frame_handled('local', 0.001)
+    planner.frame_handled('edge1', 0.002)
+    return planner
+
+
+def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handling():
+    planner = loaded_planner()
+    decision = planner.evaluate(5.1)
+    snapshot = planner.snapshot(5.1)
+    for target in ('local', 'edge1'):
+        assert predict_from_estimates(snapshot, target) == pytest.approx(
+            decision.predictions[target].latency_s)
+        # The mean of identical records is the record.
+        assert predict_from_estimates(mean_estimates([snapshot] * 3, target), target) == \
+            pytest.approx(decision.predictions[target].latency_s)
+    assert decision.predictions['local'].terms['ingress_s'] == pytest.approx(0.003)
+    with pytest.raises(ScenarioError, match='edge9'):
+        predict_from_estimates(snapshot, 'edge9')
+    with pytest.raises(ScenarioError, match='no records'):
+        mean_estimates([], 'local')
+
+
+def test_mean_estimates_average_time_per_bit_and_sit_below_the_mean_prediction():
+    """Two moments of a link at 16 and 4 Mbit/s: the average link moves a bit in the mean
+    time per bit (6.4 Mbit/s, not 10), and the prediction at the averaged estimates lies
+    below the average of the two predictions (the uplink wait is convex in the load)."""
+    snaps = []
+    for bandwidth in (16e6, 4e6):
+        planner = loaded_planner()
+        planner.reconfigure(dataclasses.replace(planner.config,
+                                                bandwidth_override_bps=bandwidth))
+        snaps.append(planner.snapshot(5.1))
+    averaged = mean_estimates(snaps, 'edge1')
+    assert averaged['networks']['edge1']['bandwidth_bps'] == pytest.approx(6.4e6)
+    assert averaged['rate_hz'] == pytest.approx(snaps[0]['rate_hz'])
+    per_record = [predict_from_estimates(s, 'edge1') for s in snaps]
+    at_mean = predict_from_estimates(averaged, 'edge1')
+    assert min(per_record) < at_mean < sum(per_record) / 2
+
+
 def test_planner_link_model_measured_halves_the_uplink_wait_of_fixed_payloads():
     def uplink_wait(link_model):
         planner = make_planner(arrival_model='poisson', link_model=link_model)
@@ -159,3 +208,16 @@ def test_planner_link_model_measured_halves_the_uplink_wait_of_fixed_payloads():
                                 queue_s=0.001, service_s=0.010)
         return planner.predict(5.1)['edge1'].terms['uplink_wait_s']
     assert uplink_wait('measured') == pytest.approx(0.5 * uplink_wait('exponential'))
+
+
+def test_planner_payload_change_replaces_the_request_size_estimate():
+    planner = make_planner()
+    planner.payload(230_400, 900)                 # the first request replaces the prior
+    assert planner.request_bytes == pytest.approx(230_400)
+    for _ in range(5):
+        planner.payload(230_400, 900)
+    planner.payload(12_000, 900)                  # same setting: smoothed
+    assert planner.request_bytes == pytest.approx(230_400 + 0.2 * (12_000 - 230_400))
+    planner.payload_changed()                     # raw -> JPEG by parameter
+    planner.payload(12_000, 900)
+    assert planner.request_bytes == pytest.approx(12_000)

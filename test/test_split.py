@@ -10,6 +10,7 @@ import requests
 from offload_ros.core.latency import DeviceModel, NetworkModel, WorkerModel, predict_split
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import PolicyConfig, parse_target, split_target
+from offload_ros.core.scenario import ScenarioError, mean_estimates, predict_from_estimates
 from offload_ros.inference import models, split
 from offload_ros.inference.detector import default_detector
 from offload_ros.worker import protocol
@@ -138,6 +139,15 @@ def test_planner_adds_a_tandem_prediction_per_served_tail():
     assert predictions['edge1/split@7'].latency_s == pytest.approx(expected.latency_s)
     assert predictions['edge1/split@7'].terms['uplink_transfer_s'] == \
         pytest.approx(86_546 * 8 / 8e6)
+    # The record's estimates reproduce it (what the benches predict a cell from).
+    snapshot = planner.snapshot(5.0)
+    for target in ('edge1/split@7', 'local'):
+        assert predict_from_estimates(snapshot, target) == pytest.approx(
+            predictions[target].latency_s)
+        assert predict_from_estimates(mean_estimates([snapshot] * 2, target), target) == \
+            pytest.approx(predictions[target].latency_s)
+    with pytest.raises(ScenarioError, match='split@5'):
+        predict_from_estimates(snapshot, 'edge1/split@5')
     # A head time observed on the robot moves the prediction.
     for _ in range(100):
         planner.head_done(7, 0.080)

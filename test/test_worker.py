@@ -1,6 +1,7 @@
 """The real gpu_worker on 127.0.0.1 with the real model: protocol, load figures, safety rules."""
 import concurrent.futures
 import json
+import pathlib
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from conftest import WorkerProcess
 from offload_ros.core import queueing
 from offload_ros.inference import models
 from offload_ros.worker import protocol
+from offload_ros.worker.server import WorkerConfig
 from offload_ros.worker.client import (CircuitBreaker, WorkerClient, WorkerRequestError,
                                        WorkerUnavailable)
 
@@ -286,3 +288,25 @@ def test_load_poll_tells_a_slow_answer_from_no_worker(start_worker):
     with pytest.raises(WorkerUnavailable) as refused:
         WorkerClient(f'http://127.0.0.1:{port}').fetch_load(timeout_s=0.2)
     assert refused.value.kind == 'connection'
+
+
+def test_idle_worker_refreshes_its_service_profile(start_worker, person):
+    """Idle, the worker times one inference of its last image now and then: /load then
+    reports that profile ('idle'), not the start-up one, and counts no arrival or request."""
+    w = start_worker('--threads', '1', '--idle-profile-s', '0.3', '--load-window-s', '1')
+    url = w.url + '/v2/models/yolov3_tiny'
+    assert requests.get(url + '/load', timeout=5).json()['profile'] in ('start-up', 'idle')
+    client = WorkerClient(w.url, names=NAMES, client_id='idle-robot')
+    served = [client.infer(person).server_service_s for _ in range(3)]
+    assert requests.get(url + '/load', timeout=5).json()['profile'] == 'live'
+    time.sleep(2.5)   # the 1 s window empties; idle runs every 0.3 s
+    load = requests.get(url + '/load', timeout=5).json()
+    assert load['profile'] == 'idle' and load['arrival_rate_hz'] == 0.0
+    assert 0.3 * min(served) < load['service_mean_s'] < 3.0 * max(served)
+    stats = requests.get(url + '/stats', timeout=5).json()
+    assert stats['model_stats'][0]['inference_stats']['success']['count'] == 3
+    # A request arriving now is served as usual and the live figures return.
+    client.infer(person)
+    assert requests.get(url + '/load', timeout=5).json()['profile'] == 'live'
+    with pytest.raises(ValueError, match='idle_profile_s'):
+        WorkerConfig(pathlib.Path('m.onnx'), idle_profile_s=-1.0)

@@ -176,14 +176,25 @@ class Planner:
     def head_done(self, layer: int, service_s: float) -> None:
         self.split_points[layer].head.add(service_s)
 
+    def payload_changed(self) -> None:
+        """The payload setting changed (JPEG <-> raw, quality): the next request's size
+        replaces the estimate instead of being averaged into the old regime's."""
+        self.request_sizes.clear()
+
     def payload(self, request_bytes: int, response_bytes: int) -> None:
+        """One request's size. The first after start-up or a payload change replaces the
+        prior; later ones are smoothed (EWMA 0.2)."""
+        first = not self.request_sizes
         self.request_sizes.append(request_bytes)
         sizes = self.request_sizes
         if len(sizes) >= 5:   # kept here, per frame, not recomputed in every prediction
             mean = sum(sizes) / len(sizes)
             self._size_scv = (sum((x - mean) ** 2 for x in sizes) / len(sizes) / mean ** 2
                               if mean > 0 else 1.0)
-        self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
+        if first:
+            self.request_bytes = float(request_bytes)
+        else:
+            self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
         self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
 
     def remote_done(self, name: str, now_s: float, request_bytes: int, response_bytes: int,

@@ -1,10 +1,12 @@
 """A planning scenario (robot rate, device, network, workers) and its parsing from a mapping."""
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Mapping, Tuple
+import statistics
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
-                                      predict_local, predict_offload)
+                                      predict_local, predict_offload, predict_split)
+from offload_ros.core.policy import parse_target
 
 
 class ScenarioError(ValueError):
@@ -133,3 +135,101 @@ def scenario_from_estimates(estimates: Mapping[str, Any], worker: str) -> Scenar
     return scenario_from_mapping({**estimates, 'network': networks[worker],
                                   'workers': [w for w in estimates.get('workers', [])
                                               if w.get('name') == worker]})
+
+
+def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
+    """Mean latency of `target` ('local', a worker or a split 'worker/split@k') as the
+    decision node predicts it from a record's `estimates`: the plan's prediction plus the
+    frames' ingress delay and the node's own handling (the steady state: a worker's transient
+    backlog term is left out)."""
+    worker, layer = parse_target(target)
+    workers = list(estimates.get('networks', {}))
+    if worker != 'local' and worker not in workers:
+        raise ScenarioError(f'estimates: no estimates for worker {worker!r} (have: '
+                            f'{", ".join(workers) or "none"})')
+    if worker == 'local' and not workers:
+        # The local plan needs no network: any placeholder link will do.
+        plan = scenario_from_mapping({**estimates, 'network': {
+            'bandwidth_bps': 1.0, 'request_bytes': 1.0, 'response_bytes': 1.0}})
+    else:
+        plan = scenario_from_estimates(estimates, workers[0] if worker == 'local' else worker)
+    if layer is not None:
+        split = (estimates.get('splits') or {}).get(str(layer))
+        tails = next(w for w in estimates['workers'] if w['name'] == worker).get(
+            'tail_service_s') or {}
+        if split is None or str(layer) not in tails:
+            raise ScenarioError(f'estimates: no split estimates for {target!r}')
+        # As the planner: fixed-size tensors move deterministically unless the link is the
+        # paper's M/M/1 (request_scv 1).
+        link = replace(plan.network, request_bytes=float(split['intermediate_bytes']),
+                       request_scv=1.0 if plan.network.request_scv == 1.0 else 0.0)
+        latency = predict_split(plan.rate_hz, DeviceModel(split['head_s']), link,
+                                replace(plan.worker(worker), service_s=tails[str(layer)]),
+                                split['intermediate_bytes'], plan.arrival_scv).latency_s
+    else:
+        local, remote = predict_all(plan)
+        latency = local.latency_s if worker == 'local' else remote[worker].latency_s
+    handling = (estimates.get('handling_s') or {}).get('local' if worker == 'local'
+                                                      else 'remote') or 0.0
+    return latency + (estimates.get('ingress_s') or 0.0) + max(handling, 0.0)
+
+
+def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:
+    """The average of several records' estimates for one target: what a period's mean
+    latency is predicted from (the paper predicts a mean from mean parameters; averaging
+    per-frame predictions instead overweights moments when a noisy estimate put a queue near
+    saturation, as the wait is convex in the load).
+
+    Rates, times, sizes and squared CVs are averaged arithmetically; bandwidth harmonically
+    (the mean time per bit); parallelism by the median. Only `target`'s worker is kept.
+    """
+    if not snapshots:
+        raise ScenarioError('estimates: no records to average')
+
+    def mean(values):
+        values = [float(v) for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    def median(values):
+        values = [float(v) for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    result = {
+        'rate_hz': mean(s.get('rate_hz') for s in snapshots),
+        'arrival_scv': mean(s.get('arrival_scv') for s in snapshots),
+        'ingress_s': mean(s.get('ingress_s') for s in snapshots),
+        'handling_s': {k: mean((s.get('handling_s') or {}).get(k) for s in snapshots)
+                       for k in ('local', 'remote')},
+        'device': {'service_s': mean(s['device']['service_s'] for s in snapshots),
+                   'parallelism': median(s['device'].get('parallelism', 1)
+                                         for s in snapshots)},
+        'networks': {}, 'workers': []}
+    worker, layer = parse_target(target)
+    if worker == 'local':
+        return result
+    nets = [s['networks'][worker] for s in snapshots if worker in s.get('networks', {})]
+    workers = [w for s in snapshots for w in s.get('workers', []) if w.get('name') == worker]
+    if not nets or not workers:
+        raise ScenarioError(f'estimates: no estimates for worker {worker!r}')
+    if layer is not None:
+        key = str(layer)
+        splits = [s['splits'][key] for s in snapshots if key in (s.get('splits') or {})]
+        tails = [w['tail_service_s'][key] for w in workers
+                 if key in (w.get('tail_service_s') or {})]
+        if not splits or not tails:
+            raise ScenarioError(f'estimates: no split estimates for {target!r}')
+        result['splits'] = {key: {'head_s': mean(p['head_s'] for p in splits),
+                                  'intermediate_bytes': mean(p['intermediate_bytes']
+                                                             for p in splits)}}
+    seconds_per_bit = mean(1.0 / n['bandwidth_bps'] for n in nets)
+    result['networks'][worker] = {
+        'bandwidth_bps': 1.0 / seconds_per_bit,
+        **{k: mean(n.get(k) for n in nets) for k in
+           ('request_bytes', 'response_bytes', 'overhead_s', 'request_scv')}}
+    result['workers'].append({
+        'name': worker,
+        **{k: mean(w.get(k) for w in workers) for k in
+           ('service_s', 'service_var_s2', 'tenant_rate_hz')},
+        'parallelism': median(w.get('parallelism', 1) for w in workers),
+        'tail_service_s': {} if layer is None else {str(layer): mean(tails)}})
+    return result

@@ -317,6 +317,9 @@ class OffloadNode(Node):
         self.detector.iou_threshold = pending['iou_threshold']
         with self._lock:
             self.planner.reconfigure(pending.planner())
+            if (pending['payload'], pending['jpeg_quality']) != (old['payload'],
+                                                                 old['jpeg_quality']):
+                self.planner.payload_changed()
         if pending['epoch_s'] != old['epoch_s']:
             self._epoch_timer.cancel()
             self.destroy_timer(self._epoch_timer)

@@ -63,6 +63,8 @@ class LoadTracker:
                  prior_service_s: Optional[float] = None, prior_service_var_s2: float = 0.0):
         """prior_service_*: the start-up profile, reported while the window holds no samples."""
         self.prior = (prior_service_s, prior_service_var_s2)
+        self.prior_kind = 'start-up'
+        self._idle: Deque[float] = collections.deque(maxlen=5)
         self.window_s = window_s
         self.parallelism = parallelism
         self.started_s = started_s
@@ -79,6 +81,15 @@ class LoadTracker:
                 del self._clients[quiet]
             self._clients[client] = self._stream()
         return self._clients[client]
+
+    def idle_profile(self, service_s: float) -> None:
+        """An inference timed while idle: the last few replace the start-up profile as the
+        figures reported while the window holds no live samples."""
+        self._idle.append(service_s)
+        n = len(self._idle)
+        mean = sum(self._idle) / n
+        var = sum((x - mean) ** 2 for x in self._idle) / (n - 1) if n > 1 else 0.0
+        self.prior, self.prior_kind = (mean, var), 'idle'
 
     def arrival(self, now_s: float, client: str) -> None:
         self._all.arrivals.add(now_s, 1.0)
@@ -104,7 +115,7 @@ class LoadTracker:
         figures = self._figures(self._all, now_s)
         if figures['service_mean_s'] is None and self.prior[0] is not None:
             figures['service_mean_s'], figures['service_var_s2'] = self.prior
-            figures['profile'] = 'start-up'
+            figures['profile'] = self.prior_kind
         else:
             figures['profile'] = 'live'
         mean, var = figures['service_mean_s'], figures['service_var_s2']

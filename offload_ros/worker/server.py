@@ -60,6 +60,9 @@ class WorkerConfig:
     load_window_s: float = 5.0
     decode_threads: int = 2
     scheduling: str = 'fifo'
+    # Idle for this long (no request served or queued): time one inference of the last image
+    # so /load's service time is a fresh one, not the start-up profile (0: never).
+    idle_profile_s: float = 2.0
 
     def __post_init__(self):
         for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
@@ -68,6 +71,8 @@ class WorkerConfig:
         for name in ('read_timeout_s', 'keepalive_timeout_s', 'load_window_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        if not self.idle_profile_s >= 0:
+            raise ValueError(f'idle_profile_s must be >= 0, got {self.idle_profile_s!r}')
         if self.scheduling not in DISCIPLINES:
             raise ValueError(f'scheduling must be one of {DISCIPLINES}, got '
                              f'{self.scheduling!r}')
@@ -101,6 +106,7 @@ class Job:
     model: str = ''
     tensors: Optional[Dict[str, np.ndarray]] = None   # a tail's checked inputs
     image_size: Tuple[int, int] = (0, 0)             # (width, height) of the robot's image
+    internal: bool = False       # the worker's own idle profiling run: no client, no load
 
 
 class Stats:
@@ -150,10 +156,38 @@ class ModelRuntime:
         self.executor = concurrent.futures.ThreadPoolExecutor(config.parallelism,
                                                               thread_name_prefix='infer')
         self.tasks: List[asyncio.Task] = []
+        self.last_image: Optional[np.ndarray] = None   # the last whole-model input
+        self.last_busy_s = clock()
+        self.idle_profiles = 0
 
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._consume()) for _ in
                       range(self.config.parallelism)]
+        if self.config.idle_profile_s > 0:
+            self.tasks.append(asyncio.ensure_future(self._profile_when_idle()))
+
+    async def _profile_when_idle(self) -> None:
+        """An idle worker's service time goes stale: the start-up profile was taken while
+        everything else started too, and the machine's load changes. Every idle period of
+        `idle_profile_s`, one inference of the last image runs through the queue like a
+        request (a request arriving meanwhile waits for it, as behind any other) and
+        refreshes the profile /load reports while it has no live samples."""
+        period = self.config.idle_profile_s
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = self.clock()
+            if len(self.queue) or self.in_service or now - self.last_busy_s < period:
+                continue
+            image = self.last_image if self.last_image is not None else \
+                np.zeros((480, 640, 3), np.uint8)
+            job = Job(image, '', None, [], loop.create_future(), now, internal=True)
+            self.queue.push(job, job.client, None)
+            self._queued.release()
+            try:
+                await job.future
+            except Exception:   # logged by the consumer; the profile is simply not renewed
+                pass
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -167,6 +201,7 @@ class ModelRuntime:
     def submit(self, job: Job) -> None:
         if len(self.queue) >= self.config.max_queue:
             raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
+        self.last_busy_s = job.enqueued_s
         self.load.arrival(job.enqueued_s, job.client)
         self.queue.push(job, job.client, job.deadline_s)
         if job.request_id:
@@ -194,6 +229,8 @@ class ModelRuntime:
         else:
             boxes, scores = self.detector.run_raw(job.image)
             size = (job.image.shape[1], job.image.shape[0])
+            if not job.internal:
+                self.last_image = job.image
         inferred = time.perf_counter()
         outputs = {}
         if 'detections' in job.outputs:
@@ -234,6 +271,12 @@ class ModelRuntime:
             finally:
                 self.in_service -= 1
             finished = self.clock()
+            if job.internal:
+                self.load.idle_profile(finished - started)
+                self.idle_profiles += 1
+                job.future.set_result(result)
+                continue
+            self.last_busy_s = finished
             self.load.service(finished, job.client, finished - started)
             self.model_service[job.model or self.config.model_name].append(finished - started)
             self.stats.add('queue', started - job.enqueued_s)
@@ -542,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
     p.add_argument('--load-window-s', type=float, default=5.0,
                    help='sliding window of the /load figures')
+    p.add_argument('--idle-profile-s', type=float, default=2.0,
+                   help='idle for this long: time one inference of the last image so /load '
+                   'reports a fresh service time (0: never)')
     p.add_argument('--split-layers', default='',
                    help='comma-separated Darknet layers to serve the tail after (split '
                    'inference), e.g. 3,5,7; empty: none')
@@ -590,7 +636,8 @@ def main(argv=None) -> int:
                               score_threshold=args.score_threshold,
                               iou_threshold=args.iou_threshold, threads=args.threads,
                               load_window_s=args.load_window_s,
-                              scheduling=args.scheduling)
+                              scheduling=args.scheduling,
+                              idle_profile_s=args.idle_profile_s)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
         tails, tail_profiles = {}, {}
