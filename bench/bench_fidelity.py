@@ -110,10 +110,13 @@ class Bench:
         # backlog would spill into the next cells).
         run.set_params('camera', {'rate_hz': 1.0})
         run.set_params('offload', {'force_target': cell['target'], 'payload': cell['payload']})
+        # Judge from frames decided after the change took effect (the next epoch), so the
+        # request size is the new payload's.
+        changed = time.time() + 1.0
         rho = None
         for _ in range(20):
             time.sleep(1.0)
-            recent = [r for r in self._records_since(time.time() - 3.0)
+            recent = [r for r in self._records_since(max(changed, time.time() - 3.0))
                       if r['target'] == cell['target'] and r.get('estimates')]
             if len(recent) >= 2:
                 rho = self.utilisation(recent[-1]['estimates'], cell['target'],
@@ -125,7 +128,10 @@ class Bench:
             result['stable'] = False
             return result
         run.set_params('camera', {'rate_hz': float(cell['rate_hz'])})
-        time.sleep(max(a.warmup_s, 6.0 / cell['rate_hz']))
+        # Warm-up: the node's rate estimate spans its last 20 frames, and those must all be
+        # at the cell's rate (the settling above ran at 1 Hz).
+        time.sleep(max(a.warmup_s, 6.0 / cell['rate_hz'],
+                       20.0 / cell['rate_hz'] + 1.0 if cell['rate_hz'] != 1.0 else 0.0))
         begin = time.time()
         deadline = begin + a.cell_s
         while True:
@@ -157,6 +163,13 @@ class Bench:
         averaged = mean_estimates([r['estimates'] for r in done if r.get('estimates')],
                                   cell['target'])
         pred = predict_from_estimates(averaged, cell['target'])
+        if not math.isfinite(pred):
+            # The node's own estimates over the cell say a stage was saturated: a backlog,
+            # not a steady state to predict.
+            result.update({'stable': False, 'frames': len(observed),
+                           'utilisation': self.utilisation(averaged, cell['target'],
+                                                           cell['rate_hz'])})
+            return result
         pred_framewise = float(np.mean(predicted))
         pred_median = float(np.median(predicted))
         last = done[-1]['estimates'] or {}

@@ -81,12 +81,16 @@ def decisions_section(d) -> list:
             lines.append(f"| {policy} | {ms(s['mean_s'])} | {ms(s['p99_s'])} | "
                          f"{pct(s['miss_rate'])} | {s['switches']} | {times} |")
         gaps = g.get('mean_within_5pct_of_oracle', {}).get('per_phase', [])
+        cis = g.get('mean_within_5pct_of_oracle', {}).get('ci95_per_phase') or \
+            [None] * len(gaps)
         misses = g.get('miss_rate_at_most_half_best_static', {})
         best_static = misses.get('best_static')
         lines += ['', '| goal | met | measured |', '|---|---|---|',
                   f"| phase means within 5% of the oracle | "
                   f"{g.get('mean_within_5pct_of_oracle', {}).get('ok')} | "
-                  + ', '.join('-' if x is None else f'{x:+.1%}' for x in gaps) + ' |',
+                  + ', '.join('-' if x is None else f'{x:+.1%}' + (
+                      '' if c is None else f' (+-{c:.1%})') for x, c in zip(gaps, cis))
+                  + ' |',
                   f"| miss rate <= half the best static | "
                   f"{misses.get('ok')} | model {pct(misses.get('model'))}, best "
                   f"static {pct(best_static)} |",

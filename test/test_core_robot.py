@@ -9,7 +9,7 @@ from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import PolicyConfig
 from offload_ros.core.scenario import (ScenarioError, mean_estimates, predict_all,
-                                      predict_from_estimates, scenario_from_estimates)
+                                       predict_from_estimates, scenario_from_estimates)
 from offload_ros.core.tracker import Tracker, TrackerConfig
 from offload_ros.core.types import Box, Observation
 

@@ -310,3 +310,44 @@ def test_idle_worker_refreshes_its_service_profile(start_worker, person):
     assert requests.get(url + '/load', timeout=5).json()['profile'] == 'live'
     with pytest.raises(ValueError, match='idle_profile_s'):
         WorkerConfig(pathlib.Path('m.onnx'), idle_profile_s=-1.0)
+
+
+def test_abandoned_upload_is_reset_not_drained():
+    """A request the robot gives up on must stop using the link: the client resets the
+    connection (SO_LINGER 0) instead of letting the kernel keep sending the buffered upload
+    (on a slow link that starved every later request for minutes). The peer here accepts
+    but does not read, as a worker behind a saturated link looks; after the client's timeout
+    it sees a reset before the 16 MB arrived, not an orderly end of the upload."""
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    client = WorkerClient(f'http://127.0.0.1:{port}')
+    body = b'\0' * (16 * 1024 * 1024)
+    failed = []
+
+    def post():
+        try:
+            client.session.post(f'http://127.0.0.1:{port}/v2/models/m/infer', data=body,
+                                timeout=(1.0, 0.3))
+        except requests.RequestException as e:
+            failed.append(e)
+    thread = threading.Thread(target=post)
+    thread.start()
+    conn, _ = server.accept()
+    thread.join(timeout=10)
+    assert failed, 'the upload should have timed out'
+    received, reset = 0, False
+    conn.settimeout(5.0)
+    try:
+        while True:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+    except ConnectionResetError:
+        reset = True
+    conn.close()
+    server.close()
+    client.close()
+    assert reset and received < len(body), (reset, received)

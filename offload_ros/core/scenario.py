@@ -169,8 +169,8 @@ def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
     else:
         local, remote = predict_all(plan)
         latency = local.latency_s if worker == 'local' else remote[worker].latency_s
-    handling = (estimates.get('handling_s') or {}).get('local' if worker == 'local'
-                                                      else 'remote') or 0.0
+    kind = 'local' if worker == 'local' else 'remote'
+    handling = (estimates.get('handling_s') or {}).get(kind) or 0.0
     return latency + (estimates.get('ingress_s') or 0.0) + max(handling, 0.0)
 
 

@@ -11,7 +11,7 @@ import json
 import math
 import pathlib
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -32,9 +32,22 @@ def _stats(values: List[float], deadline_s: float) -> dict:
     finite = np.array([v for v in values if math.isfinite(v)])
     return {'frames': len(values),
             'mean_s': float(finite.mean()) if finite.size else None,
+            # Standard error of the mean (frames taken as independent: a lower bound).
+            'sem_s': float(finite.std(ddof=1) / math.sqrt(finite.size))
+            if finite.size > 1 else None,
             'p99_s': float(np.percentile(finite, 99)) if finite.size else None,
             'miss_rate': (sum(1 for v in values if not v <= deadline_s) / len(values))
             if values else None}
+
+
+def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
+    """95% half-width of model mean / oracle mean - 1, the two means from separate runs
+    (delta method on their standard errors)."""
+    m, o = model.get('mean_s'), oracle.get('mean_s')
+    sm, so = model.get('sem_s'), oracle.get('sem_s')
+    if not (m and o and sm is not None and so is not None):
+        return None
+    return 1.96 * math.sqrt((sm / o) ** 2 + (m * so / o ** 2) ** 2)
 
 
 def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) -> dict:
@@ -70,6 +83,7 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
         oracle_phases[-1]['model_vs_oracle'] = (
             model['mean_s'] / static[best]['mean_s'] - 1.0
             if model['mean_s'] and static[best]['mean_s'] else None)
+        oracle_phases[-1]['model_vs_oracle_ci95'] = gap_half_width(model, static[best])
     result['oracle']['phases'] = oracle_phases
     return result
 

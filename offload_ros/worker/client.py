@@ -7,6 +7,8 @@ circuit breaker per worker. Triton has no /load route: the load is derived from 
 its cumulative /stats, with the variance taken from a service-time assumption.
 """
 import dataclasses
+import socket
+import struct
 import threading
 import time
 from typing import List, Mapping, Optional, Sequence, Tuple
@@ -14,6 +16,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import requests
+from urllib3.connection import HTTPConnection
 
 from offload_ros.inference.detector import Detection, postprocess
 from offload_ros.worker import protocol
@@ -90,6 +93,21 @@ class CircuitBreaker:
                 self.opened_s = self.clock()
 
 
+class _ResettingAdapter(requests.adapters.HTTPAdapter):
+    """Connections whose close discards unsent data (SO_LINGER 0: a TCP reset).
+
+    urllib3 closes a connection whose request failed or timed out. An ordinary close keeps
+    sending what is already in the kernel's send buffer (megabytes with autotuning): on a slow
+    link an upload the robot gave up on goes on for seconds to minutes and starves every
+    request, probe and new connection after it. A reset stops it at once.
+    """
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs['socket_options'] = HTTPConnection.default_socket_options + [
+            (socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))]
+        super().init_poolmanager(*args, **kwargs)
+
+
 class WorkerClient:
     """One worker. Thread-safe for concurrent infer() calls (requests.Session is shared)."""
 
@@ -116,7 +134,7 @@ class WorkerClient:
         self.stats_variance = stats_variance
         self.breaker = breaker or CircuitBreaker()
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        adapter = _ResettingAdapter(pool_connections=1, pool_maxsize=pool_size)
         self.session.mount('http://', adapter)
         self.session.mount('https://', adapter)
         self.session.headers[protocol.CLIENT_HEADER] = client_id
