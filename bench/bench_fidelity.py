@@ -230,6 +230,22 @@ class Bench:
                          if k not in ('out', 'report', 'work')}})
 
 
+UTILISATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0))
+
+
+def by_utilisation(stable: List[dict]) -> List[dict]:
+    """MAPE per band of the busiest stage's utilisation (by the node's estimates)."""
+    bands = []
+    for low, high in UTILISATION_BANDS:
+        errors = [abs(c['error_pct']) for c in stable
+                  if low <= max((c.get('utilisation') or {'-': 0.0}).values()) < high]
+        bands.append({'from': low, 'to': high, 'cells': len(errors),
+                      'mape_pct': float(np.mean(errors)) if errors else None,
+                      'within_5_pct': float(100.0 * np.mean([e <= 5 for e in errors]))
+                      if errors else None})
+    return bands
+
+
 def summarise(cells: List[dict], machine: dict) -> dict:
     stable = [c for c in cells if c['stable']]
     errors = np.array([abs(c['error_pct']) for c in stable]) if stable else np.array([])
@@ -248,6 +264,7 @@ def summarise(cells: List[dict], machine: dict) -> dict:
         'within_10_pct': float(100.0 * (errors <= 10).mean()) if errors.size else None,
         'half_width_met_pct': float(100.0 * np.mean([
             (c['half_width_pct'] or math.inf) < 2.0 for c in stable])) if stable else None,
+        'by_utilisation': by_utilisation(stable),
         'worst': sorted(({k: c[k] for k in ('target', 'payload', 'bandwidth_mbps', 'rate_hz',
                                             'error_pct', 'utilisation')} for c in stable),
                         key=lambda c: -abs(c['error_pct']))[:5],

@@ -70,12 +70,20 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
                 'graph_latency': percentiles(own), 'frames': len(done),
                 'ingress': percentiles(ingress),
                 'handling': percentiles([r['handling_s'] for r in done]),
+                'handling_parts': {k: percentiles([r['handling_parts_s'][k] for r in done])
+                                   for k in ('receipt_s', 'pool_s', 'after_s')
+                                   if all(r.get('handling_parts_s') for r in done)},
                 'round_trip': percentiles([r['round_trip_s'] for r in done]),
                 'cpu_percent_of_one_core': cpu}
             print(f'[overhead] {transport} {rate} fps: graph p50 '
                   f'{result[f"{rate}_fps"]["graph_latency"]["p50_ms"]:.2f} ms, p99 '
                   f'{result[f"{rate}_fps"]["graph_latency"]["p99_ms"]:.2f} ms over '
-                  f'{len(done)} frames; CPU {cpu}', flush=True)
+                  f'{len(done)} frames (ingress p50 '
+                  f'{result[f"{rate}_fps"]["ingress"]["p50_ms"]:.2f} ms, handling '
+                  f'{result[f"{rate}_fps"]["handling"]["p50_ms"]:.2f} ms: ' + ', '.join(
+                      f'{k} {v["p50_ms"]:.2f}' for k, v in
+                      result[f"{rate}_fps"]['handling_parts'].items()) + f'); CPU {cpu}',
+                  flush=True)
     finally:
         run.teardown()
     return result

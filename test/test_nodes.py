@@ -84,6 +84,11 @@ def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worke
     assert min(people) >= 2
     assert {'local', 'edge1'} >= {r['target'] for r in probe.records}
     assert all(set(r['predictions']) == {'local', 'edge1'} for r in probe.records[3:])
+    # The node's own time per frame, and where it went: the parts add up, none negative.
+    for r in probe.records:
+        parts = r['handling_parts_s']
+        assert 0.0 <= r['handling_s'] < 0.5 and min(parts.values()) >= -1e-6
+        assert sum(parts.values()) == pytest.approx(r['handling_s'], abs=1e-9)
 
 
 def test_malformed_images_are_counted_not_fatal(ros_context, frames):

@@ -187,6 +187,7 @@ class Frame:
     received_mono: float = 0.0        # monotonic: receipt, hand-over to a pool, pool start
     submitted_mono: float = 0.0
     started_mono: float = 0.0
+    core_done_mono: float = 0.0       # the detector or the worker call returned
     ingress_s: Optional[float] = None  # capture stamp -> receipt here
 
 
@@ -439,6 +440,7 @@ class OffloadNode(Node):
                 start = time.perf_counter()
                 detections = self.detector.detect(frame.image)
                 service_s = time.perf_counter() - start
+            frame.core_done_mono = time.monotonic()
             with self._lock:
                 self.planner.local_done(service_s)
             self._finish(frame, 'detections', LOCAL, reason, detections, fallback,
@@ -504,7 +506,7 @@ class OffloadNode(Node):
                 self._replan()  # leave the failed worker now, not at the next epoch
             self._fallback(frame, f'{name} {kind}')
             return
-        now = time.monotonic()
+        now = frame.core_done_mono = time.monotonic()
         with self._lock:
             self.planner.remote_done(name, now, result.request_bytes, result.response_bytes,
                                      result.round_trip_s, result.server_s,
@@ -560,11 +562,16 @@ class OffloadNode(Node):
         done = time.monotonic()
         core = service_s if target == LOCAL else \
             None if round_trip_s is None else round_trip_s + (head_s or 0.0)
-        handling = None
+        handling = parts = None
         if kind == 'detections' and core is not None and frame.received_mono:
             # What the node itself added: all but the pool wait and inference/transfer.
             handling = done - frame.received_mono - core - (
                 frame.started_mono - frame.submitted_mono)
+            # Where: receipt -> pool (decode, decide), in the pool besides inference/transfer
+            # (payload encoding, response decoding), after it (planner update, publishing).
+            parts = {'receipt_s': frame.submitted_mono - frame.received_mono,
+                     'after_s': done - frame.core_done_mono}
+            parts['pool_s'] = handling - parts['receipt_s'] - parts['after_s']
         with self._lock:
             self.planner.outcome(done, target, now - frame.capture_s
                                  if kind == 'detections' else math.inf)
@@ -583,7 +590,7 @@ class OffloadNode(Node):
             'estimates': frame.estimates, 'energy': frame.energy,
             'detections': len(detections) if detections is not None else 0,
             'service_s': service_s, 'round_trip_s': round_trip_s, 'head_s': head_s,
-            'ingress_s': frame.ingress_s, 'handling_s': handling,
+            'ingress_s': frame.ingress_s, 'handling_s': handling, 'handling_parts_s': parts,
             'hedge': None if frame.hedge is None else {
                 'miss_probability': round(frame.hedge.miss_probability, 4),
                 'local_started': frame.hedge.local_started, 'winner': target}}
