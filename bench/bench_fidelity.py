@@ -309,18 +309,23 @@ def plot(result: dict, path: pathlib.Path) -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = ['| target | payload | Mbit/s | Hz | n | observed ms | +-% | predicted ms | '
-             'error % | utilisation |', '|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['Predicted: the model at the mean of the node\'s online estimates over the cell; '
+             'per-frame: the mean and the median of the node\'s own per-frame predictions.', '',
+             '| target | payload | Mbit/s | Hz | n | observed ms | +-% | predicted ms | '
+             'error % | per-frame mean / median error % | utilisation |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for c in result['cells']:
         rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
         if not c['stable']:
             lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
-                         f'{c["rate_hz"]} | - | unstable/skipped | | | | {rho} |')
+                         f'{c["rate_hz"]} | - | unstable/skipped | | | | | {rho} |')
             continue
         lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
                      f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
                      f'{c["half_width_pct"] or math.nan:.1f} | '
-                     f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | {rho} |')
+                     f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | '
+                     f'{c.get("error_framewise_pct", math.nan):+.1f} / '
+                     f'{c.get("error_median_pct", math.nan):+.1f} | {rho} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -347,15 +352,20 @@ def main(argv=None) -> int:
     parser.add_argument('--report', action='store_true',
                         help='write docs/img/fidelity_scatter.png and docs/fidelity.md')
     parser.add_argument('--work', default='bench_out/fidelity')
+    parser.add_argument('--reuse', action='store_true',
+                        help='no run: the report from the JSON at --out')
     parser.add_argument('--bandwidths', type=float, nargs='+', default=BANDWIDTHS_MBPS,
                         help='Mbit/s, run in this order (the robot cells at the first)')
     parser.add_argument('--rates', type=float, nargs='+', default=RATES_HZ)
     parser.add_argument('--payloads', nargs='+', default=PAYLOADS, choices=PAYLOADS)
     args = parse_cell_args(parser, argv, cell_s=30.0, min_frames=40, quick_min_frames=20)
-    if not capable('bench-fidelity'):
-        return 77
-    result = Bench(args).execute()
-    report.write_json(pathlib.Path(args.out), result)
+    if args.reuse:
+        result = json.loads(pathlib.Path(args.out).read_text())
+    else:
+        if not capable('bench-fidelity'):
+            return 77
+        result = Bench(args).execute()
+        report.write_json(pathlib.Path(args.out), result)
     print(f'fidelity: {result["stable_cells"]} stable cells, MAPE '
           f'{result["mape_pct"]:.2f}%, within 5%: {result["within_5_pct"]:.0f}%, within 10%: '
           f'{result["within_10_pct"]:.0f}%; wrote {args.out}')

@@ -82,22 +82,3 @@ def test_detections_round_trip_keeps_header_and_boxes():
     tracks = conv.observations_to_msg([Observation(Box(1, 2, 3, 4), 'person', 0.5, '7')], h)
     assert tracks.detections[0].id == '7'
     assert conv.msg_to_observations(tracks)[0].track_id == '7'
-
-
-@pytest.mark.parametrize('frame_id', ['', 'a', 'abc', 'camera_optical_frame'])
-@pytest.mark.parametrize('shape', [(1, 1, 3), (3, 5, 3), (480, 640, 3)])
-def test_pre_serialised_image_is_what_rclpy_would_send(frame_id, shape):
-    """bgr_to_image_cdr writes the CDR rclpy writes for bgr_to_image (same length, every
-    field equal after rclpy's own deserialisation; only alignment padding may differ)."""
-    from builtin_interfaces.msg import Time
-    from rclpy.serialization import deserialize_message, serialize_message
-    image = np.random.default_rng(len(frame_id)).integers(0, 256, shape, np.uint8)
-    header = Header(stamp=Time(sec=1_795_387_482, nanosec=123_456_789), frame_id=frame_id)
-    msg = conv.bgr_to_image(image, header)
-    data = conv.bgr_to_image_cdr(image, header)
-    assert len(data) == len(serialize_message(msg))
-    decoded = deserialize_message(data, Image)
-    assert decoded == msg
-    assert np.array_equal(conv.image_to_bgr(decoded), image)
-    with pytest.raises(conv.ConversionError, match='uint8'):
-        conv.bgr_to_image_cdr(image.astype(np.float32), header)

@@ -221,3 +221,25 @@ def test_planner_payload_change_replaces_the_request_size_estimate():
     planner.payload_changed()                     # raw -> JPEG by parameter
     planner.payload(12_000, 900)
     assert planner.request_bytes == pytest.approx(12_000)
+
+
+def test_planner_requests_in_flight_hold_the_bandwidth_estimate_until_they_end():
+    """Two uploads share a 4 Mbit/s link: while the second is in flight the busy period of the
+    first is incomplete and the estimate holds; once both are in, it is the link's rate. A
+    failed request is let go of, so it cannot freeze the estimate."""
+    planner = make_planner()
+    planner.load_report('edge1', rtt_s=0.0, total_rate_hz=0.0, service_mean_s=0.01,
+                        service_var_s2=0.0, parallelism=1, own_rate_hz=0.0)
+    planner.remote_done('edge1', 1.1, 50_000, 0, 0.100, 0.0, 0.0, 0.0)   # 4 Mbit/s alone
+    assert planner.bandwidth_bps('edge1', 1.1) == pytest.approx(4e6)
+    first, second = planner.request_started('edge1', 2.0), planner.request_started('edge1', 2.05)
+    # Fair sharing: the first ends at 2.15 (0.05 s alone + 0.1 s at half rate) ...
+    planner.remote_done('edge1', 2.15, 50_000, 0, 0.150, 0.0, 0.0, 0.0, token=first)
+    assert planner.bandwidth_bps('edge1', 2.15) == pytest.approx(4e6)    # held, not 2.7
+    # ... the second at 2.2: the busy period [2.0, 2.2] moved 100 kB: 4 Mbit/s.
+    planner.remote_done('edge1', 2.2, 50_000, 0, 0.150, 0.0, 0.0, 0.0, token=second)
+    assert planner.bandwidth_bps('edge1', 2.2) == pytest.approx(4e6)
+    lost = planner.request_started('edge1', 2.5)
+    planner.request_abandoned('edge1', lost)
+    planner.remote_done('edge1', 3.0, 50_000, 0, 0.050, 0.0, 0.0, 0.0)   # 8 Mbit/s alone
+    assert planner.bandwidth_bps('edge1', 3.0) == pytest.approx(6e6)     # median of 4 and 8

@@ -129,6 +129,7 @@ class Planner:
         self.request_bytes = 50_000.0
         self.response_bytes = 1_000.0
         self.request_sizes: Deque[int] = deque(maxlen=50)
+        self._requests = 0   # tokens of requests in flight (request_started)
         self._size_scv = 1.0
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
@@ -197,10 +198,22 @@ class Planner:
             self.request_bytes += 0.2 * (request_bytes - self.request_bytes)
         self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
 
+    def request_started(self, name: str, now_s: float) -> int:
+        """A request to `name` is on its way; pass the token to remote_done, or to
+        request_abandoned if it fails (the bandwidth estimate waits for busy periods it
+        shares to end)."""
+        self._requests += 1
+        self.workers[name].bandwidth.transfer_started(self._requests, now_s)
+        return self._requests
+
+    def request_abandoned(self, name: str, token: int) -> None:
+        if name in self.workers:
+            self.workers[name].bandwidth.transfer_abandoned(token)
+
     def remote_done(self, name: str, now_s: float, request_bytes: int, response_bytes: int,
                     round_trip_s: float, server_s: Optional[float],
                     queue_s: Optional[float], service_s: Optional[float],
-                    whole_frame: bool = True) -> None:
+                    whole_frame: bool = True, token: Optional[int] = None) -> None:
         """A worker answered; whole_frame False for a split's tail (its bytes say nothing
         of the image payload, but time the link all the same)."""
         state = self.workers[name]
@@ -208,7 +221,7 @@ class Planner:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
-                                     start_s=now_s - round_trip_s)
+                                     start_s=now_s - round_trip_s, token=token)
         if whole_frame:
             self.payload(request_bytes, response_bytes)
 

@@ -476,13 +476,14 @@ class OffloadNode(Node):
         frame.started_mono = time.monotonic()
         client = self.worker_clients.get(name)
         layer = parse_target(frame.target)[1]
-        head_s = None
+        head_s = token = None
         request_id = frame.hedge.request_id if frame.hedge else ''
         try:
             if client is None:
                 raise WorkerUnavailable(f'worker {name} was removed', 'connection')
             if layer is None:
                 budget = frame.deadline_at_s - self._now_s()
+                token = self._request_started(name)
                 result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
                                       request_id=request_id)
             else:
@@ -492,11 +493,14 @@ class OffloadNode(Node):
                     self._fallback(frame, f'split@{layer} head failed: {e}')
                     return
                 budget = frame.deadline_at_s - self._now_s()
+                token = self._request_started(name)
                 result = client.infer_split(layer, tensors, (frame.image.shape[1],
                                                              frame.image.shape[0]),
                                             min(budget, self.config['request_timeout_s']),
                                             request_id=request_id)
         except (WorkerUnavailable, WorkerRequestError) as e:
+            with self._lock:
+                self.planner.request_abandoned(name, token)
             kind = getattr(e, 'kind', 'request')
             if frame.hedge is not None and self._is_finished(frame):
                 return  # the robot answered first and cancelled this request
@@ -511,7 +515,7 @@ class OffloadNode(Node):
             self.planner.remote_done(name, now, result.request_bytes, result.response_bytes,
                                      result.round_trip_s, result.server_s,
                                      result.server_queue_s, result.server_service_s,
-                                     whole_frame=layer is None)
+                                     whole_frame=layer is None, token=token)
             self._last_remote_s[name] = now
         predicted = frame.predictions.get(frame.target)
         if predicted is not None and result.round_trip_s > 1.5 * predicted.latency_s:
@@ -519,6 +523,10 @@ class OffloadNode(Node):
         self._finish(frame, 'detections', frame.target, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s,
                      head_s=head_s)
+
+    def _request_started(self, name: str) -> int:
+        with self._lock:
+            return self.planner.request_started(name, time.monotonic())
 
     def _is_finished(self, frame: Frame) -> bool:
         with self._lock:
