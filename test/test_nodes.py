@@ -277,3 +277,39 @@ def test_camera_rate_is_settable_live(ros_context, media_dir, tmp_path):
     assert 0.2 < sorted(gaps[:5])[2] < 0.3                   # 4 Hz
     assert 0.03 < sorted(gaps[-20:])[10] < 0.07              # 20 Hz
     assert camera.rate_hz == 20.0
+
+
+def test_camera_starved_of_cpu_does_not_burst_afterwards(ros_context, media_dir, tmp_path):
+    """A camera thread that falls behind (here: one read stalls 1.5 s, as a core saturated
+    by inference starves it) restarts its schedule instead of publishing the frames it
+    missed back to back."""
+    import time
+    from offload_ros.nodes.camera_node import CameraNode
+    cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
+    camera = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(tmp_path)), Parameter('rate_hz', value=20.0),
+        Parameter('arrival', value='fixed'), Parameter('width', value=160),
+        Parameter('height', value=120)])
+    read, calls = camera.source.read, []
+
+    def stalling_read():
+        calls.append(1)
+        if len(calls) == 10:
+            time.sleep(1.5)
+        return read()
+    camera.source.read = stalling_read
+    probe = Probe(ros_context)
+    stamps = []
+    probe.create_subscription(Image, topics.IMAGE, lambda m: stamps.append(time.monotonic()),
+                              qos.SENSOR_DATA)
+    try:
+        with spinning(ros_context, camera, probe):
+            assert wait_until(lambda: len(stamps) >= 30, 15)
+    finally:
+        camera.close()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    stall = max(range(len(gaps)), key=gaps.__getitem__)
+    assert gaps[stall] > 1.0
+    after = gaps[stall + 1:stall + 11]
+    assert sorted(after)[5] > 0.03, after          # 20 Hz again, not a burst of ~30 frames
+    assert camera.schedule_resets == 1

@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 from offload_ros.nodes import conversions, params, qos, runner, topics
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+MAX_LAG_S = 0.5   # behind schedule by more than this: restart the schedule, no burst
 
 SPECS = [
     params.Spec('source', '/dev/video0', 'V4L2 device (/dev/videoN or index), video file or '
@@ -103,6 +104,7 @@ class CameraNode(Node):
         self.published = 0
         self.finished = threading.Event()
         self._stop = threading.Event()
+        self.schedule_resets = 0
         self._thread = threading.Thread(target=self._loop, name='camera', daemon=False)
         self._thread.start()
 
@@ -157,6 +159,12 @@ class CameraNode(Node):
                 break
             due += self._gap_s()
             delay = due - time.monotonic()
+            if delay < -MAX_LAG_S:
+                # Starved of CPU (a robot core busy with inference): a sensor does not
+                # deliver the frames it missed in a burst afterwards, so neither do we (a
+                # 1 Hz phase after a saturated 8 Hz one ran at 1.8 Hz for 30 s).
+                due, delay = time.monotonic(), 0.0
+                self.schedule_resets += 1
             if delay > 0 and self._stop.wait(delay):
                 break
         self.finished.set()
