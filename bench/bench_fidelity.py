@@ -170,12 +170,13 @@ class Bench:
         averaged = mean_estimates([r['estimates'] for r in done if r.get('estimates')],
                                   cell['target'])
         pred = predict_from_estimates(averaged, cell['target'])
-        if not math.isfinite(pred):
-            # The node's own estimates over the cell say a stage was saturated: a backlog,
-            # not a steady state to predict.
+        over_cell = self.utilisation(averaged, cell['target'], averaged['rate_hz'])
+        if not math.isfinite(pred) or max(over_cell.values()) >= a.max_utilisation:
+            # The node's own estimates over the cell put a stage past the same gate as
+            # before the cell (or saturated it): not a steady state to predict.
             result.update({'stable': False, 'frames': len(observed),
-                           'utilisation': self.utilisation(averaged, cell['target'],
-                                                           cell['rate_hz'])})
+                           'utilisation': over_cell, 'observed_mean_s': float(np.mean(observed)),
+                           'predicted_mean_s': pred if math.isfinite(pred) else None})
             return result
         pred_framewise = float(np.mean(predicted))
         pred_median = float(np.median(predicted))
@@ -238,6 +239,18 @@ class Bench:
 
 
 UTILISATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0))
+
+
+def regate(cell: dict, max_utilisation: float) -> dict:
+    """A stored cell judged by the gate over its frames (as `measure` now does): a cell whose
+    mean estimates put a stage at or past `max_utilisation` is not stable."""
+    if not cell['stable'] or not cell.get('mean_estimates'):
+        return cell
+    averaged = cell['mean_estimates']
+    rho = utilisation(averaged, cell['target'], averaged['rate_hz'])
+    if rho is None or max(rho.values()) < max_utilisation:
+        return cell
+    return {**cell, 'stable': False, 'utilisation': rho}
 
 
 def by_utilisation(stable: List[dict]) -> List[dict]:
@@ -361,11 +374,13 @@ def main(argv=None) -> int:
     args = parse_cell_args(parser, argv, cell_s=30.0, min_frames=40, quick_min_frames=20)
     if args.reuse:
         result = json.loads(pathlib.Path(args.out).read_text())
+        result = summarise([regate(c, args.max_utilisation) for c in result['cells']],
+                           result['machine'])
     else:
         if not capable('bench-fidelity'):
             return 77
         result = Bench(args).execute()
-        report.write_json(pathlib.Path(args.out), result)
+    report.write_json(pathlib.Path(args.out), result)
     print(f'fidelity: {result["stable_cells"]} stable cells, MAPE '
           f'{result["mape_pct"]:.2f}%, within 5%: {result["within_5_pct"]:.0f}%, within 10%: '
           f'{result["within_10_pct"]:.0f}%; wrote {args.out}')
