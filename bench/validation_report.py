@@ -137,6 +137,20 @@ def overhead_section(o) -> list:
                          f"handling: capture -> detections minus inference and transfer; "
                          f"{g['n']} frames) | "
                          f"{g['p50_ms']:.2f} ms | {g['p99_ms']:.2f} ms | p50 <= 3 ms |")
+    parts = [(t, rate, v) for t, rates in o.get('graph', {}).items() if isinstance(rates, dict)
+             for rate, v in rates.items() if isinstance(v, dict) and v.get('handling_parts')]
+    if parts:
+        lines += ['', 'Where it goes (p50 ms): ingress = capture stamp -> receipt by the decision '
+                  'node (conversion, DDS, deserialisation); receipt = decoding and deciding; '
+                  'pool = besides the worker call in its thread (payload encoding, response '
+                  'decoding); after = planner update and publishing the detections.', '',
+                  '| images | rate | ingress | receipt | pool | after |',
+                  '|---|---|---|---|---|---|']
+        for t, rate, v in parts:
+            hp = v['handling_parts']
+            lines.append(f"| {t} | {rate.replace('_', ' ')} | {v['ingress']['p50_ms']:.2f} | "
+                         f"{hp['receipt_s']['p50_ms']:.2f} | {hp['pool_s']['p50_ms']:.2f} | "
+                         f"{hp['after_s']['p50_ms']:.2f} |")
     cpu = o.get('graph', {}).get('raw', {}).get('15_fps', {}).get('cpu_percent_of_one_core')
     if cpu:
         lines += ['', 'CPU share at 15 fps (raw), % of one core: ' + ', '.join(
