@@ -6,7 +6,7 @@ is bandwidth / payload bits, and a worker shared by several robots an M/G/1 queu
 time is the rate-weighted mixture of its tenants' service times (multi-tenant lemma).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Sequence
 
 from offload_ros.core import queueing
@@ -217,6 +217,14 @@ def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel,
     _non_negative('rate_hz', rate_hz)
     return _sum_terms(_edge_stage_terms(rate_hz, network, worker, network.request_bytes,
                                         arrival_scv))
+
+
+def split_link(network: NetworkModel, intermediate_bytes: float,
+               exponential: bool) -> NetworkModel:
+    """The link carrying a split's fixed-size tensors: deterministic transfers (scv 0),
+    unless it is the paper's M/M/1 link (`exponential`: scv 1)."""
+    return replace(network, request_bytes=float(intermediate_bytes),
+                   request_scv=1.0 if exponential else 0.0)
 
 
 def predict_split(rate_hz: float, head: DeviceModel, network: NetworkModel,

@@ -21,7 +21,8 @@ from offload_ros.core import split as split_mod
 from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimator,
                                          MedianWindow, ServiceTimeEstimator)
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
-                                      predict_local, predict_offload, predict_split)
+                                      predict_local, predict_offload, predict_split,
+                                      split_link)
 from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, decide, parse_target,
                                      split_target)
 
@@ -323,10 +324,8 @@ class Planner:
                 point = self.split_points.get(layer)
                 if point is None:
                     continue
-                # Fixed-size tensors: deterministic transfers unless the paper's M/M/1 link.
-                link = replace(network, request_bytes=float(point.intermediate_bytes),
-                               request_scv=1.0 if self.config.link_model == 'exponential'
-                               else 0.0)
+                link = split_link(network, point.intermediate_bytes,
+                                  self.config.link_model == 'exponential')
                 result[split_target(name, layer)] = self._with_backlog(state, predict_split(
                     rate, DeviceModel(point.head.windowed().mean_s), link,
                     replace(worker, service_s=tail_s), point.intermediate_bytes, scv))

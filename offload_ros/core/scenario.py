@@ -5,7 +5,8 @@ import statistics
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
-                                      predict_local, predict_offload, predict_split)
+                                      predict_local, predict_offload, predict_split,
+                                      split_link)
 from offload_ros.core.policy import parse_target
 
 
@@ -159,10 +160,8 @@ def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
             'tail_service_s') or {}
         if split is None or str(layer) not in tails:
             raise ScenarioError(f'estimates: no split estimates for {target!r}')
-        # As the planner: fixed-size tensors move deterministically unless the link is the
-        # paper's M/M/1 (request_scv 1).
-        link = replace(plan.network, request_bytes=float(split['intermediate_bytes']),
-                       request_scv=1.0 if plan.network.request_scv == 1.0 else 0.0)
+        link = split_link(plan.network, split['intermediate_bytes'],
+                          exponential=plan.network.request_scv == 1.0)
         latency = predict_split(plan.rate_hz, DeviceModel(split['head_s']), link,
                                 replace(plan.worker(worker), service_s=tails[str(layer)]),
                                 split['intermediate_bytes'], plan.arrival_scv).latency_s

@@ -158,7 +158,6 @@ class ModelRuntime:
         self.tasks: List[asyncio.Task] = []
         self.last_image: Optional[np.ndarray] = None   # the last whole-model input
         self.last_busy_s = clock()
-        self.idle_profiles = 0
 
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._consume()) for _ in
@@ -273,7 +272,6 @@ class ModelRuntime:
             finished = self.clock()
             if job.internal:
                 self.load.idle_profile(finished - started)
-                self.idle_profiles += 1
                 job.future.set_result(result)
                 continue
             self.last_busy_s = finished
