@@ -87,6 +87,7 @@ def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worke
     # The node's own time per frame, and where it went: the parts add up, none negative.
     for r in probe.records:
         parts = r['handling_parts_s']
+        assert set(parts) == {'receipt_s', 'pool_s', 'update_s', 'build_s', 'publish_s'}
         assert 0.0 <= r['handling_s'] < 0.5 and min(parts.values()) >= -1e-6
         assert sum(parts.values()) == pytest.approx(r['handling_s'], abs=1e-9)
 
@@ -313,3 +314,46 @@ def test_camera_starved_of_cpu_does_not_burst_afterwards(ros_context, media_dir,
     after = gaps[stall + 1:stall + 11]
     assert sorted(after)[5] > 0.03, after          # 20 Hz again, not a burst of ~30 frames
     assert camera.schedule_resets == 1
+
+
+@pytest.mark.parametrize('stamp_at', ['read', 'publish'])
+def test_camera_stamps_at_read_or_at_publish(ros_context, media_dir, tmp_path, monkeypatch,
+                                             stamp_at):
+    """stamp_at 'read' keeps the JPEG encoding time in a frame's age (a driver stamps at
+    exposure); 'publish' stamps after encoding, so the graph can be timed from the publish
+    on. Both topics of one frame carry the same stamp either way."""
+    import time
+    from offload_ros.nodes import camera_node
+    cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
+    encode = conversions.bgr_to_compressed
+
+    def slow_encode(*args):
+        time.sleep(0.15)
+        return encode(*args)
+    monkeypatch.setattr(camera_node.conversions, 'bgr_to_compressed', slow_encode)
+    camera = camera_node.CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(tmp_path)), Parameter('rate_hz', value=4.0),
+        Parameter('publish_compressed', value=True), Parameter('stamp_at', value=stamp_at),
+        Parameter('width', value=160), Parameter('height', value=120)])
+    probe = Probe(ros_context)
+    ages, raw_stamps, comp_stamps = [], [], []
+
+    def on_compressed(m):
+        ages.append(probe.get_clock().now().nanoseconds * 1e-9
+                    - conversions.stamp_to_s(m.header.stamp))
+        comp_stamps.append(conversions.stamp_to_s(m.header.stamp))
+    probe.create_subscription(Image, topics.IMAGE, lambda m: raw_stamps.append(
+        conversions.stamp_to_s(m.header.stamp)), qos.SENSOR_DATA)
+    probe.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, on_compressed,
+                              qos.SENSOR_DATA)
+    try:
+        with spinning(ros_context, camera, probe):
+            assert wait_until(lambda: len(ages) >= 4 and len(comp_stamps) >= 4, 15)
+    finally:
+        camera.close()
+    assert set(raw_stamps[:3]) <= set(comp_stamps)
+    age = sorted(ages)[len(ages) // 2]
+    if stamp_at == 'read':
+        assert age > 0.15, ages
+    else:
+        assert age < 0.1, ages

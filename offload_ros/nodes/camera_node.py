@@ -38,6 +38,9 @@ SPECS = [
                 read_only=True),
     params.Spec('start_delay_s', 0.0, 'Wait before the first frame (discovery).', (0.0, 60.0),
                 read_only=True),
+    params.Spec('stamp_at', 'read', 'header.stamp taken when the frame is read (as a driver '
+                'stamps at exposure), or just before publishing, after encoding (to time the '
+                'graph from the publish on).', choices=('read', 'publish'), read_only=True),
     params.Spec('liveness_s', 1.0, 'Offered QoS deadline of the image topics.', (0.01, 60.0),
                 read_only=True),
 ]
@@ -145,11 +148,7 @@ class CameraNode(Node):
                                    interpolation=cv2.INTER_AREA)
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=v['frame_id'])
             try:
-                if self.raw_pub:
-                    self.raw_pub.publish(conversions.bgr_to_image(image, header))
-                if self.comp_pub:
-                    self.comp_pub.publish(conversions.bgr_to_compressed(image, header,
-                                                                        v['jpeg_quality']))
+                self._publish(image, header)
             except RCLError:
                 if not self.context.ok():  # shut down by a signal while publishing
                     break
@@ -168,6 +167,28 @@ class CameraNode(Node):
             if delay > 0 and self._stop.wait(delay):
                 break
         self.finished.set()
+
+    def _publish(self, image: np.ndarray, header: Header) -> None:
+        """Raw first, so JPEG encoding never delays it; with stamp_at 'publish' both are
+        encoded first and stamped together just before they go out."""
+        later = self.values['stamp_at'] == 'publish'
+        messages = []
+        for publisher, encode in ((self.raw_pub, conversions.bgr_to_image),
+                                  (self.comp_pub, self._compress)):
+            if publisher is None:
+                continue
+            if later:
+                messages.append((publisher, encode(image, header)))
+            else:
+                publisher.publish(encode(image, header))
+        if messages:
+            header.stamp = self.get_clock().now().to_msg()
+            for publisher, message in messages:
+                message.header = header
+                publisher.publish(message)
+
+    def _compress(self, image: np.ndarray, header: Header) -> CompressedImage:
+        return conversions.bgr_to_compressed(image, header, self.values['jpeg_quality'])
 
     def close(self) -> None:
         self._stop.set()

@@ -564,8 +564,11 @@ class OffloadNode(Node):
             if len(self._finished) > 10000:
                 self._finished = {s for s in self._finished if s > frame.seq - 5000}
             self.outcomes[(target, kind)] += 1
+        finishing = publishing = time.monotonic()
         if kind == 'detections':
-            self.det_pub.publish(conversions.detections_to_msg(detections, frame.header))
+            message = conversions.detections_to_msg(detections, frame.header)
+            publishing = time.monotonic()
+            self.det_pub.publish(message)
         now = self._now_s()
         done = time.monotonic()
         core = service_s if target == LOCAL else \
@@ -576,10 +579,13 @@ class OffloadNode(Node):
             handling = done - frame.received_mono - core - (
                 frame.started_mono - frame.submitted_mono)
             # Where: receipt -> pool (decode, decide), in the pool besides inference/transfer
-            # (payload encoding, response decoding), after it (planner update, publishing).
+            # (payload encoding, response decoding), after it: the planner update, building
+            # the detections message, and the middleware's publish call. On a shared core
+            # that call lasts as long as the subscribers it wakes run first (docs/design.md).
             parts = {'receipt_s': frame.submitted_mono - frame.received_mono,
-                     'after_s': done - frame.core_done_mono}
-            parts['pool_s'] = handling - parts['receipt_s'] - parts['after_s']
+                     'update_s': finishing - frame.core_done_mono,
+                     'build_s': publishing - finishing, 'publish_s': done - publishing}
+            parts['pool_s'] = handling - sum(parts.values())
         with self._lock:
             self.planner.outcome(done, target, now - frame.capture_s
                                  if kind == 'detections' else math.inf)
