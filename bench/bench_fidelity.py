@@ -8,8 +8,10 @@ parameters and `tc`, so the node keeps its estimators running as a robot would.
 
 Per cell: warm-up (the rate estimator's window), then frames until the 95% confidence
 half-width of the observed mean (batch means over consecutive frames) is under 2% or the time
-cap is reached. The prediction is the mean of the node's own per-frame predictions for the
-target (its offload/decisions records): nothing is fitted to the cell's observations. A cell
+cap is reached. The prediction is the model at the mean of the node's online estimates over
+the cell's frames (its offload/decisions records): nothing is fitted to the cell's
+observations. Each frame's record also times its stages (link, worker queue, inference, the
+node's own), held against the terms that predict them. A cell
 is run only where the node's estimates (taken at 1 Hz on the cell's target and payload) say
 every stage will be below `--max-utilisation` at the cell's rate.
 
@@ -28,7 +30,8 @@ from typing import List, Optional
 import numpy as np
 
 from offload_ros import report
-from offload_ros.core.scenario import mean_estimates, predict_from_estimates
+from offload_ros.core.scenario import (mean_estimates, predict_from_estimates,
+                                       predict_terms_from_estimates)
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
 
@@ -186,6 +189,8 @@ class Bench:
                  done[-1]['predictions'][cell['target']]['terms']}
         result.update({
             'stable': True, 'frames': len(observed),
+            'stages': stages(done, cell['target'],
+                             predict_terms_from_estimates(averaged, cell['target'])),
             'frames_other': len(records) - len(done),
             'observed_mean_s': mean, 'observed_p95_s': float(np.percentile(observed, 95)),
             'half_width_pct': 100.0 * hw / mean if math.isfinite(hw) else None,
@@ -241,6 +246,48 @@ class Bench:
 UTILISATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0))
 
 
+# Which predicted terms make up each stage that a frame's record times on its own.
+STAGE_TERMS = {
+    'link': ('uplink_wait_s', 'uplink_transfer_s', 'downlink_wait_s', 'downlink_transfer_s',
+             'overhead_s'),
+    'worker_wait': ('queue_wait_s',), 'service': ('service_s',),
+    'node': ('ingress_s', 'handling_s')}
+
+
+def observed_stages(record: dict) -> Optional[dict]:
+    """One frame's latency cut into the stages the model predicts separately. Remote: the
+    link is the round trip less the worker's queue and inference (so it holds the server's
+    HTTP overhead, as overhead_s does); node is the rest (ingress, handling, a wait for a
+    request slot). Local: worker_wait is the wait for the detector."""
+    total = record['observed_latency_s']
+    if record['target'] == 'local':
+        wait, service = record.get('pool_wait_s'), record.get('service_s')
+        if wait is None or service is None:
+            return None
+        return {'worker_wait': wait, 'service': service, 'node': total - wait - service}
+    queue, service, rt = (record.get('server_queue_s'), record.get('service_s'),
+                          record.get('round_trip_s'))
+    if queue is None or service is None or rt is None:
+        return None
+    return {'link': rt - queue - service, 'worker_wait': queue, 'service': service,
+            'node': total - rt}
+
+
+def stages(done: List[dict], target: str, terms: dict) -> dict:
+    """Observed mean of each stage against the model's terms at the cell's mean estimates:
+    which term is off when the total is."""
+    cut = [c for c in (observed_stages(r) for r in done) if c]
+    out = {}
+    for stage, names in STAGE_TERMS.items():
+        if not cut or stage not in cut[0]:
+            continue
+        observed = float(np.mean([c[stage] for c in cut]))
+        predicted = float(sum(terms.get(n) or 0.0 for n in names))
+        out[stage] = {'observed_s': observed, 'predicted_s': predicted,
+                      'error_s': predicted - observed}
+    return out
+
+
 def regate(cell: dict, max_utilisation: float) -> dict:
     """A stored cell judged by the gate over its frames (as `measure` now does): a cell whose
     mean estimates put a stage at or past `max_utilisation` is not stable."""
@@ -266,6 +313,30 @@ def by_utilisation(stable: List[dict]) -> List[dict]:
     return bands
 
 
+def largest_stage_error(cell: dict) -> Optional[dict]:
+    """The stage whose predicted mean is furthest from its observed mean."""
+    found = cell.get('stages') or {}
+    if not found:
+        return None
+    name = max(found, key=lambda k: abs(found[k]['error_s']))
+    return {'stage': name, 'error_ms': round(found[name]['error_s'] * 1e3, 1),
+            'error_pct_of_total': round(100.0 * found[name]['error_s']
+                                        / cell['observed_mean_s'], 1)}
+
+
+def stage_errors(stable: List[dict]) -> dict:
+    """Per stage, over the cells that timed it: mean signed and absolute error as a share of
+    the cell's observed total (which term of the model is off, and which way)."""
+    out = {}
+    for stage in STAGE_TERMS:
+        shares = [100.0 * c['stages'][stage]['error_s'] / c['observed_mean_s']
+                  for c in stable if stage in (c.get('stages') or {})]
+        if shares:
+            out[stage] = {'cells': len(shares), 'mean_pct': float(np.mean(shares)),
+                          'mean_abs_pct': float(np.mean(np.abs(shares)))}
+    return out
+
+
 def summarise(cells: List[dict], machine: dict) -> dict:
     stable = [c for c in cells if c['stable']]
     errors = np.array([abs(c['error_pct']) for c in stable]) if stable else np.array([])
@@ -284,9 +355,16 @@ def summarise(cells: List[dict], machine: dict) -> dict:
         'within_10_pct': float(100.0 * (errors <= 10).mean()) if errors.size else None,
         'half_width_met_pct': float(100.0 * np.mean([
             (c['half_width_pct'] or math.inf) < 2.0 for c in stable])) if stable else None,
+        # What sampling noise alone would give: E|N(0, sigma)| = sigma sqrt(2/pi) per cell,
+        # sigma its mean's standard error (the 95% half-width / 1.96).
+        'noise_mape_pct': float(np.mean([(c['half_width_pct'] or 0.0) / 1.96
+                                         * math.sqrt(2.0 / math.pi) for c in stable]))
+        if stable else None,
         'by_utilisation': by_utilisation(stable),
-        'worst': sorted(({k: c[k] for k in ('target', 'payload', 'bandwidth_mbps', 'rate_hz',
-                                            'error_pct', 'utilisation')} for c in stable),
+        'stage_errors': stage_errors(stable),
+        'worst': sorted(({**{k: c[k] for k in ('target', 'payload', 'bandwidth_mbps',
+                                               'rate_hz', 'error_pct', 'utilisation')},
+                          'largest_stage_error': largest_stage_error(c)} for c in stable),
                         key=lambda c: -abs(c['error_pct']))[:5],
         'goal': {'mape_pct': 2.0, 'within_5_pct': 92.0, 'within_10_pct': 100.0}}
 
@@ -324,22 +402,31 @@ def plot(result: dict, path: pathlib.Path) -> None:
 def markdown(result: dict) -> str:
     lines = ['Predicted: the model at the mean of the node\'s online estimates over the cell; '
              'per-frame: the mean and the median of the node\'s own per-frame predictions.', '',
+             'Stage most off: the stage (link, worker queue, inference, the node\'s own) whose '
+             'predicted mean is furthest from its measured mean, predicted minus measured.', '',
              '| target | payload | Mbit/s | Hz | n | observed ms | +-% | predicted ms | '
-             'error % | per-frame mean / median error % | utilisation |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             'error % | per-frame mean / median error % | stage most off | utilisation |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for c in result['cells']:
         rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
         if not c['stable']:
             lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
-                         f'{c["rate_hz"]} | - | unstable/skipped | | | | | {rho} |')
+                         f'{c["rate_hz"]} | - | unstable/skipped | | | | | | {rho} |')
             continue
         lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
                      f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
                      f'{c["half_width_pct"] or math.nan:.1f} | '
                      f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | '
                      f'{c.get("error_framewise_pct", math.nan):+.1f} / '
-                     f'{c.get("error_median_pct", math.nan):+.1f} | {rho} |')
+                     f'{c.get("error_median_pct", math.nan):+.1f} | '
+                     f'{stage_text(largest_stage_error(c))} | {rho} |')
     return '\n'.join(lines) + '\n'
+
+
+def stage_text(largest: Optional[dict]) -> str:
+    if not largest:
+        return '-'
+    return f'{largest["stage"]} {largest["error_ms"]:+.1f} ms'
 
 
 def parse_cell_args(parser: argparse.ArgumentParser, argv, cell_s: float, min_frames: int,

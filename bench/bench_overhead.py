@@ -12,9 +12,10 @@
    apart: on the robot's one core it lasts as long as the subscribers it wakes (tracker,
    deadline monitor, recorder) run their callbacks, which is their time, not the graph's
    (docs/design.md). The worker on this CPU saturates near 15 fps, so waits for it are
-   excluded rather than counted as graph latency. The robot's nodes run in a robot namespace on core 0, the
-   gpu_worker on core 1 over an unshaped veth (offload_ros.scenarios harness); raw tensors
-   are offloaded, so no JPEG encoding is counted.
+   excluded rather than counted as graph latency. The robot's nodes run in a robot
+   namespace on core 0, the gpu_worker on core 1 over an unshaped veth
+   (offload_ros.scenarios harness); raw tensors are offloaded, so no JPEG encoding is
+   counted.
 3. CPU share of each process at 15 fps (raw), from /proc via psutil over the measurement.
 
 Writes bench/results/overhead.json.

@@ -51,6 +51,9 @@ def fidelity_section(f) -> list:
              f"| cells within +-5% | {f['within_5_pct']:.0f}% | >= 92% |",
              f"| cells within +-10% | {f['within_10_pct']:.0f}% | 100% |",
              f"| stable cells | {f['stable_cells']} | >= 40 |",
+             *([f"| MAPE that sampling noise alone would give (each cell's CI) | "
+                f"{f['noise_mape_pct']:.2f}% | (the floor of the MAPE at these cell lengths) |"]
+               if f.get('noise_mape_pct') is not None else []),
              f"| 95% CI half-width of the observed mean | median "
              f"{sorted(hw)[len(hw) // 2]:.1f}%, {f['half_width_met_pct']:.0f}% of cells under "
              f"2% | < 2% in every cell |" if hw else '| CI half-width | - | < 2% |', '',
@@ -62,12 +65,22 @@ def fidelity_section(f) -> list:
                   + ('-' if b['within_5_pct'] is None else f"{b['within_5_pct']:.0f}%") + ' |'
                   for b in f['by_utilisation']] + ['']
                if f.get('by_utilisation') else []),
-             'Worst cells:', '', '| target | payload | Mbit/s | Hz | error | utilisation |',
-             '|---|---|---|---|---|---|']
+             *(['Which term is off: each stage timed per frame (link = round trip less the '
+                'worker\'s queue and inference; worker queue; inference; the node\'s own = '
+                'ingress, handling, slot waits) against the terms predicting it, as a share '
+                'of the cell\'s observed mean (predicted minus measured):', '',
+                '| stage | cells | mean error | mean abs error |', '|---|---|---|---|']
+               + [f"| {k} | {v['cells']} | {v['mean_pct']:+.1f}% | {v['mean_abs_pct']:.1f}% |"
+                  for k, v in f['stage_errors'].items()] + ['']
+               if f.get('stage_errors') else []),
+             'Worst cells:', '', '| target | payload | Mbit/s | Hz | error | stage most off | '
+             'utilisation |', '|---|---|---|---|---|---|---|']
     for c in f['worst']:
         rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
+        most = c.get('largest_stage_error')
+        most = f"{most['stage']} {most['error_ms']:+.1f} ms" if most else '-'
         lines.append(f"| {c['target']} | {c['payload']} | {c['bandwidth_mbps']} | "
-                     f"{c['rate_hz']} | {c['error_pct']:+.1f}% | {rho} |")
+                     f"{c['rate_hz']} | {c['error_pct']:+.1f}% | {most} | {rho} |")
     machine = f.get('machine', {})
     lines += ['', f"Machine: {machine.get('cpus')} CPUs; robot nodes on core "
               f"{machine.get('robot_core')}, worker on core {machine.get('worker_core')}; "

@@ -9,7 +9,8 @@ from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import PolicyConfig
 from offload_ros.core.scenario import (ScenarioError, mean_estimates, predict_all,
-                                       predict_from_estimates, scenario_from_estimates)
+                                       predict_from_estimates, predict_terms_from_estimates,
+                                       scenario_from_estimates)
 from offload_ros.core.tracker import Tracker, TrackerConfig
 from offload_ros.core.types import Box, Observation
 
@@ -173,6 +174,10 @@ def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handlin
         # The mean of identical records is the record.
         assert predict_from_estimates(mean_estimates([snapshot] * 3, target), target) == \
             pytest.approx(decision.predictions[target].latency_s)
+        # Term by term too, so a measured stage can be held against the term predicting it.
+        terms = predict_terms_from_estimates(snapshot, target)
+        assert terms == pytest.approx(dict(decision.predictions[target].terms))
+        assert sum(terms.values()) == pytest.approx(predict_from_estimates(snapshot, target))
     assert decision.predictions['local'].terms['ingress_s'] == pytest.approx(0.003)
     with pytest.raises(ScenarioError, match='edge9'):
         predict_from_estimates(snapshot, 'edge9')

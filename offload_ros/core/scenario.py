@@ -143,6 +143,12 @@ def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
     decision node predicts it from a record's `estimates`: the plan's prediction plus the
     frames' ingress delay and the node's own handling (the steady state: a worker's transient
     backlog term is left out)."""
+    return sum(predict_terms_from_estimates(estimates, target).values())
+
+
+def predict_terms_from_estimates(estimates: Mapping[str, Any], target: str) -> Dict[str, float]:
+    """The terms of predict_from_estimates (seconds; `ingress_s` and `handling_s` added to
+    the model's own), so a measured stage can be held against the term that predicts it."""
     worker, layer = parse_target(target)
     workers = list(estimates.get('networks', {}))
     if worker != 'local' and worker not in workers:
@@ -162,15 +168,16 @@ def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
             raise ScenarioError(f'estimates: no split estimates for {target!r}')
         link = split_link(plan.network, split['intermediate_bytes'],
                           exponential=plan.network.request_scv == 1.0)
-        latency = predict_split(plan.rate_hz, DeviceModel(split['head_s']), link,
-                                replace(plan.worker(worker), service_s=tails[str(layer)]),
-                                split['intermediate_bytes'], plan.arrival_scv).latency_s
+        prediction = predict_split(plan.rate_hz, DeviceModel(split['head_s']), link,
+                                   replace(plan.worker(worker), service_s=tails[str(layer)]),
+                                   split['intermediate_bytes'], plan.arrival_scv)
     else:
         local, remote = predict_all(plan)
-        latency = local.latency_s if worker == 'local' else remote[worker].latency_s
+        prediction = local if worker == 'local' else remote[worker]
     kind = 'local' if worker == 'local' else 'remote'
     handling = (estimates.get('handling_s') or {}).get(kind) or 0.0
-    return latency + (estimates.get('ingress_s') or 0.0) + max(handling, 0.0)
+    return {**prediction.terms, 'ingress_s': estimates.get('ingress_s') or 0.0,
+            'handling_s': max(handling, 0.0)}
 
 
 def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:

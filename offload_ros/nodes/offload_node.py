@@ -522,7 +522,7 @@ class OffloadNode(Node):
             self._replan()  # far slower than predicted: re-plan now, not at the next epoch
         self._finish(frame, 'detections', frame.target, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s,
-                     head_s=head_s)
+                     head_s=head_s, server=(result.server_s, result.server_queue_s))
 
     def _request_started(self, name: str) -> int:
         with self._lock:
@@ -553,7 +553,8 @@ class OffloadNode(Node):
 
     def _finish(self, frame: Frame, kind: str, target: str, reason: str, detections=None,
                 fallback: bool = False, service_s: float = None,
-                round_trip_s: float = None, head_s: float = None) -> None:
+                round_trip_s: float = None, head_s: float = None,
+                server: tuple = (None, None)) -> None:
         with self._lock:
             if frame.seq in self._finished:
                 if frame.hedge is not None:
@@ -604,6 +605,12 @@ class OffloadNode(Node):
             'estimates': frame.estimates, 'energy': frame.energy,
             'detections': len(detections) if detections is not None else 0,
             'service_s': service_s, 'round_trip_s': round_trip_s, 'head_s': head_s,
+            # The worker's own time and queue wait, and the wait here for the detector or a
+            # request slot (after a fallback: since the first attempt): each stage of the
+            # latency, measured (bench-fidelity holds them against the model's terms).
+            'server_s': server[0], 'server_queue_s': server[1],
+            'pool_wait_s': frame.started_mono - frame.submitted_mono
+            if frame.started_mono and frame.submitted_mono else None,
             'ingress_s': frame.ingress_s, 'handling_s': handling, 'handling_parts_s': parts,
             'hedge': None if frame.hedge is None else {
                 'miss_probability': round(frame.hedge.miss_probability, 4),
