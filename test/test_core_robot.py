@@ -7,7 +7,7 @@ import pytest
 from offload_ros.core.control import ControllerConfig, command, select_target
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.planner import Planner, PlannerConfig
-from offload_ros.core.policy import PolicyConfig
+from offload_ros.core.policy import Decision, PolicyConfig
 from offload_ros.core.scenario import (ScenarioError, mean_estimates, predict_all,
                                        predict_from_estimates, predict_terms_from_estimates,
                                        scenario_from_estimates)
@@ -248,3 +248,14 @@ def test_planner_requests_in_flight_hold_the_bandwidth_estimate_until_they_end()
     planner.request_abandoned('edge1', lost)
     planner.remote_done('edge1', 3.0, 50_000, 0, 0.050, 0.0, 0.0, 0.0)   # 8 Mbit/s alone
     assert planner.bandwidth_bps('edge1', 3.0) == pytest.approx(6e6)     # median of 4 and 8
+
+
+def test_offloading_to_names_the_workers_the_decision_sends_frames_to():
+    planner = loaded_planner()
+    planner.decision = Decision('local', 'test')
+    assert not planner.offloading_to('edge1')
+    planner.decision = Decision('edge1/split@7', 'test')
+    assert planner.offloading_to('edge1') and not planner.offloading_to('edge2')
+    planner.decision = Decision('local', 'split', fractions={'local': 0.7, 'edge1': 0.3,
+                                                              'edge2': 0.0})
+    assert planner.offloading_to('edge1') and not planner.offloading_to('edge2')

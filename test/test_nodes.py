@@ -357,3 +357,37 @@ def test_camera_stamps_at_read_or_at_publish(ros_context, media_dir, tmp_path, m
         assert age > 0.15, ages
     else:
         assert age < 0.1, ages
+
+
+@pytest.mark.parametrize('force_target', ['edge1', 'local'])
+def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, force_target):
+    """Frames at ~1.5 Hz leave the link idle for longer than an epoch between them: a probe
+    there would share the uplink with the next frame uncounted. Probes go only to a worker
+    the decision sends no frames to."""
+    import time
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
+                        force_target=force_target, probe_period_s=0.05, epoch_s=0.1)
+    client = node.worker_clients['edge1']
+    sizes, probe_once = [], client.probe
+
+    def counting_probe(size, *args, **kwargs):
+        sizes.append(size)
+        return probe_once(size, *args, **kwargs)
+    client.probe = counting_probe
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        time.sleep(0.5)   # the first decision follows force_target
+        before = len(sizes)
+        for i, frame in enumerate(frames[:4]):
+            probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
+            time.sleep(0.7)
+        assert wait_until(lambda: len(probe.records) == 4, 20)
+    assert {r['target'] for r in probe.records} == {force_target}
+    probes = len(sizes) - before
+    if force_target == 'edge1':
+        assert probes == 0
+    else:
+        assert probes >= 10          # every few epochs over ~2.8 s

@@ -467,6 +467,13 @@ class Planner:
         result = split_mod.optimal_split(self.rate_hz(now_s), targets)
         return result.fractions if result.stable else {LOCAL: 1.0}
 
+    def offloading_to(self, name: str) -> bool:
+        """Whether the current decision sends frames to worker `name` (whole frames, a
+        split's tails, or a share of a rate split): its answers keep the link estimate
+        fresh, so a probe would only add traffic the uplink model does not count."""
+        targets = self.decision.fractions or {self.decision.target: 1.0}
+        return any(parse_target(t)[0] == name for t, share in targets.items() if share > 0)
+
     def route(self) -> str:
         """Target for the next frame: the decision, or weighted round-robin over the split."""
         fractions = self.decision.fractions

@@ -84,8 +84,9 @@ SPECS = [
                 choices=('auto', 'measured', 'exponential')),
     params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
-    params.Spec('probe_period_s', 0.25, 'While nothing is offloaded, upload a probe this '
-                'often to keep the bandwidth estimate fresh (0: never).', (0.0, 60.0)),
+    params.Spec('probe_period_s', 0.25, 'While no frame goes to a worker, upload a probe '
+                'to it this often to keep its bandwidth estimate fresh (0: never).',
+                (0.0, 60.0)),
     params.Spec('probe_bytes', 20000, 'Probe upload size (0: the request of the latest frame).',
                 (0, 10_000_000)),
     params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
@@ -661,7 +662,12 @@ class OffloadNode(Node):
                                              load.parallelism, load.own_rate_hz,
                                              load.queue_length, tails)
                     now = time.monotonic()
-                    idle = now - self._last_remote_s.get(name, -1e9) > self.config['epoch_s']
+                    # Probe only a link no frame uses: one uploaded beside offloaded frames
+                    # (even between two at 1 Hz, or while one is still uploading) is traffic
+                    # the uplink queue does not count, and slows the frames it meets.
+                    idle = (not self.planner.offloading_to(name) and self._inflight[name] == 0
+                            and now - self._last_remote_s.get(name, -1e9)
+                            > self.config['epoch_s'])
                     period = self.config['probe_period_s']
                     due = period > 0 and now - self._last_probe_s.get(name, -1e9) >= period
                     latest = self._latest_image
