@@ -51,6 +51,12 @@ def fidelity_section(f) -> list:
              f"| cells within +-5% | {f['within_5_pct']:.0f}% | >= 92% |",
              f"| cells within +-10% | {f['within_10_pct']:.0f}% | 100% |",
              f"| stable cells | {f['stable_cells']} | >= 40 |",
+             *([f"| MAPE of the worker cells with the other uplink model "
+                f"({f['other_link_model']['model']}; same estimates) | "
+                f"{f['other_link_model']['mape_pct']:.2f}% against "
+                f"{f['other_link_model']['mape_in_use_pct']:.2f}% "
+                f"({f['other_link_model']['cells']} cells) | (which link model fits) |"]
+               if f.get('other_link_model') else []),
              *([f"| MAPE that sampling noise alone would give (each cell's CI) | "
                 f"{f['noise_mape_pct']:.2f}% | (the floor of the MAPE at these cell lengths) |"]
                if f.get('noise_mape_pct') is not None else []),

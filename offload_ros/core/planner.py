@@ -374,7 +374,10 @@ class Planner:
                               'request_bytes': net.request_bytes,
                               'response_bytes': net.response_bytes,
                               'overhead_s': net.overhead_s,
-                              'request_scv': net.request_scv}
+                              'request_scv': net.request_scv,
+                              # The measured spread of payload sizes, whichever link model
+                              # is in use: the FIFO M/G/1 uplink's scv, to compare models.
+                              'size_scv': self._size_scv}
         return {'rate_hz': self.rate_hz(now_s), 'arrival_scv': self.scv(now_s),
                 'ingress_s': self.ingress_samples.median(),
                 'handling_s': {'local': self.handling_s(LOCAL),

@@ -231,7 +231,7 @@ def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:
     result['networks'][worker] = {
         'bandwidth_bps': 1.0 / seconds_per_bit,
         **{k: mean(n.get(k) for n in nets) for k in
-           ('request_bytes', 'response_bytes', 'overhead_s', 'request_scv')}}
+           ('request_bytes', 'response_bytes', 'overhead_s', 'request_scv', 'size_scv')}}
     result['workers'].append({
         'name': worker,
         **{k: mean(w.get(k) for w in workers) for k in
