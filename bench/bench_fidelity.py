@@ -278,8 +278,9 @@ STAGE_TERMS = {
 def observed_stages(record: dict) -> Optional[dict]:
     """One frame's latency cut into the stages the model predicts separately. Remote: the
     link is the round trip less the worker's queue and inference (so it holds the server's
-    HTTP overhead, as overhead_s does); node is the rest (ingress, handling, a wait for a
-    request slot). Local: worker_wait is the wait for the detector."""
+    HTTP overhead, as overhead_s does), plus any wait here for a request slot (a wait for
+    the link, with max_inflight uploads on it); node is the rest (ingress, handling).
+    Local: worker_wait is the wait for the detector."""
     total = record['observed_latency_s']
     if record['target'] == 'local':
         wait, service = record.get('pool_wait_s'), record.get('service_s')
@@ -288,10 +289,11 @@ def observed_stages(record: dict) -> Optional[dict]:
         return {'worker_wait': wait, 'service': service, 'node': total - wait - service}
     queue, service, rt = (record.get('server_queue_s'), record.get('service_s'),
                           record.get('round_trip_s'))
-    if queue is None or service is None or rt is None:
+    slot = record.get('pool_wait_s')
+    if queue is None or service is None or rt is None or slot is None:
         return None
-    return {'link': rt - queue - service, 'worker_wait': queue, 'service': service,
-            'node': total - rt}
+    return {'link': slot + rt - queue - service, 'worker_wait': queue, 'service': service,
+            'node': total - rt - slot}
 
 
 def stages(done: List[dict], target: str, terms: dict) -> dict:

@@ -256,6 +256,6 @@ def test_offloading_to_names_the_workers_the_decision_sends_frames_to():
     assert not planner.offloading_to('edge1')
     planner.decision = Decision('edge1/split@7', 'test')
     assert planner.offloading_to('edge1') and not planner.offloading_to('edge2')
-    planner.decision = Decision('local', 'split', fractions={'local': 0.7, 'edge1': 0.3,
-                                                              'edge2': 0.0})
+    shares = {'local': 0.7, 'edge1': 0.3, 'edge2': 0.0}
+    planner.decision = Decision('local', 'split', fractions=shares)
     assert planner.offloading_to('edge1') and not planner.offloading_to('edge2')

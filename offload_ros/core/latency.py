@@ -179,13 +179,25 @@ def _corrected(wait_s: float, arrival_scv: float, service_scv: float) -> float:
     return wait_s * queueing.allen_cunneen_factor(arrival_scv, service_scv)
 
 
+def departure_scv(utilisation: float, arrival_scv: float, service_scv: float) -> float:
+    """Squared CV of the gaps between departures of a single-server queue (Whitt's QNA:
+    c_d^2 = rho^2 c_s^2 + (1 - rho^2) c_a^2): the arrivals' spread at low load, the service
+    times' at high load. Past saturation the server's own pace."""
+    rho = min(max(utilisation, 0.0), 1.0)
+    return rho ** 2 * service_scv + (1.0 - rho ** 2) * arrival_scv
+
+
 def _edge_stage_terms(rate_hz: float, network: NetworkModel, worker: WorkerModel,
                       request_bytes: float, arrival_scv: float = 1.0) -> dict:
     load = worker_load(rate_hz, worker)
     uplink_rate_hz = 1.0 / network.transfer_s(request_bytes)
     downlink_rate_hz = 1.0 / network.transfer_s(network.response_bytes)
-    # Merged streams: other tenants are taken as Poisson (scv 1), ours as measured.
-    merged_scv = (rate_hz * arrival_scv + worker.tenant_rate_hz) / load.rate_hz \
+    # Our frames reach the worker as the uplink lets them out: a busy link with even-sized
+    # payloads spaces them (tandem queues, Whitt's QNA linking equation), which the worker's
+    # wait sees; an M/M/1 link passes Poisson arrivals on unchanged (Burke).
+    to_worker_scv = departure_scv(rate_hz / uplink_rate_hz, arrival_scv, network.request_scv)
+    # Merged streams: other tenants are taken as Poisson (scv 1), ours as it leaves the link.
+    merged_scv = (rate_hz * to_worker_scv + worker.tenant_rate_hz) / load.rate_hz \
         if load.rate_hz > 0 else 1.0
     service_scv = load.service_var_s2 / load.service_s ** 2
     # Pollaczek-Khinchine: an M/G/1 wait is the M/M/1 wait scaled by (1 + cs^2) / 2.

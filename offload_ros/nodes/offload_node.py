@@ -77,11 +77,10 @@ SPECS = [
                 'predicted probability of missing the deadline exceeds this, start it on the '
                 'robot too at the latest safe moment and keep the first answer (0: off).',
                 (0.0, 1.0)),
-    params.Spec('link_model', 'auto', "Uplink queue: exponential (the paper's M/M/1, also "
-                'the exact mean of a link shared by concurrent uploads), measured (FIFO '
-                'M/G/1 from the spread of payload sizes: uploads one at a time) or auto '
-                '(measured when max_inflight is 1, else exponential).',
-                choices=('auto', 'measured', 'exponential')),
+    params.Spec('link_model', 'measured', "Uplink queue: measured (FIFO M/G/1 at the spread "
+                'of payload sizes; fits TCP uploads on a rate-limited link, concurrent or not, '
+                "in the fidelity matrix) or exponential (the paper's M/M/1, the mean of an "
+                'ideal processor-sharing link).', choices=('measured', 'exponential')),
     params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
     params.Spec('probe_period_s', 0.25, 'While no frame goes to a worker, upload a probe '
@@ -146,13 +145,6 @@ class OffloadConfig:
         except ValueError as e:
             raise ValueError(f'split_layers: {e}') from e
 
-    def link_model(self) -> str:
-        """Concurrent uploads share the link (processor sharing), whose mean sojourn is the
-        M/M/1 one whatever the payload sizes; serialised uploads queue FIFO (M/G/1)."""
-        if self.values['link_model'] != 'auto':
-            return self.values['link_model']
-        return 'measured' if self.values['max_inflight'] == 1 else 'exponential'
-
     def planner(self) -> PlannerConfig:
         v = self.values
         return PlannerConfig(
@@ -160,7 +152,7 @@ class OffloadConfig:
             bandwidth_override_bps=v['bandwidth_override_bps'] or None,
             bandwidth_prior_bps=v['bandwidth_prior_bps'],
             forced_target=v['force_target'] or None,
-            arrival_model=v['arrival_model'], link_model=self.link_model(),
+            arrival_model=v['arrival_model'], link_model=v['link_model'],
             energy=EnergyModel(v['energy_compute_w'], v['energy_idle_w'],
                                v['energy_tx_j_per_byte'], v['energy_rx_j_per_byte'],
                                v['energy_worker_w']),
