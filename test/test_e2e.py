@@ -54,6 +54,14 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
             assert future.result().results[0].successful
             switch_times.append(time.monotonic())
             spin_for(executor, 4.0)
+        # A loose deadline: the monitor joins each frame's detections with its record and
+        # counts few misses (a detections subscription with incompatible QoS receives nothing,
+        # and every frame then counts as a miss once its record waits in vain).
+        future = observer.set_parameters('deadline_monitor', {'deadline_s': 5.0})
+        assert spin_until(executor, future.done, 10)
+        spin_for(executor, 3.0)
+        assert float(observer.diag_value('deadline', 'frames')) > 10
+        assert float(observer.diag_value('deadline', 'miss_rate')) < 0.2   # drops at switches
         # An impossible deadline: the monitor reports misses.
         future = observer.set_parameters('deadline_monitor', {'deadline_s': 0.001})
         assert spin_until(executor, future.done, 10)
@@ -63,6 +71,13 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
         camera.send_signal(signal.SIGINT)
         camera.wait(15)
         stopped_at = time.monotonic()
+
+        def silent():
+            with observer.lock:
+                status = [v for k, v in observer.diagnostics.items() if 'deadline' in k]
+            return status and 'silent' in status[0]['message'] and \
+                'detections' in status[0]['message']
+        assert spin_until(executor, silent, 10)     # liveness: the detections stopped
 
         def drained():
             received = observer.diag_value('offload decision', 'received')

@@ -1,11 +1,14 @@
 """deadline_monitor_node: end-to-end latency (capture stamp -> detections arrival) against
-the deadline, per target, with QoS-deadline liveness of the camera and detections topics."""
+the deadline, per target, and the liveness of the camera and detections topics.
+
+Liveness is timed here (the time since each topic's last message), not by a requested QoS
+deadline: a subscription requesting a deadline is incompatible with any publisher that
+offers none (the offload node's detections, most camera drivers) and receives nothing."""
 import json
 import math
 from typing import Dict, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -20,8 +23,8 @@ SPECS = [
     params.Spec('warn_miss_rate', 0.05, 'Miss rate for WARN.', (0.0, 1.0)),
     params.Spec('error_miss_rate', 0.2, 'Miss rate for ERROR.', (0.0, 1.0)),
     params.Spec('publish_period_s', 1.0, 'Report period.', (0.05, 60.0), read_only=True),
-    params.Spec('liveness_s', 1.0, 'QoS deadline period of the watched topics.', (0.01, 60.0),
-                read_only=True),
+    params.Spec('liveness_s', 1.0, 'A watched topic silent for longer is reported.',
+                (0.01, 60.0), read_only=True),
     params.Spec('image_transport', 'raw', 'Camera topic type watched for liveness.',
                 choices=('raw', 'compressed', 'none'), read_only=True),
     params.Spec('join_timeout_s', 2.0, 'Wait for a frame record and its detections.',
@@ -39,21 +42,18 @@ class DeadlineMonitorNode(Node):
         self.silent: Dict[str, int] = {}
         self.pending_dets: Dict[Key, Tuple[float, float]] = {}   # key -> (latency, seen at)
         self.pending_recs: Dict[Key, Tuple[dict, float]] = {}
-        liveness = self.values['liveness_s']
-        watched = qos.with_deadline(qos.RESULTS, liveness)
-        self.create_subscription(
-            Detection2DArray, topics.DETECTIONS, self.on_detections, watched,
-            event_callbacks=SubscriptionEventCallbacks(
-                deadline=lambda e: self._silent(topics.DETECTIONS, e)))
+        self.last_seen: Dict[str, float] = {}   # topic -> when its last message came
+        self.create_subscription(Detection2DArray, topics.DETECTIONS, self.on_detections,
+                                 qos.RESULTS)
         self.create_subscription(String, topics.DECISIONS, self.on_record, qos.RECORDS)
         transport = self.values['image_transport']
         if transport != 'none':
             msg_type, name = (Image, topics.IMAGE) if transport == 'raw' else \
                 (CompressedImage, topics.IMAGE_COMPRESSED)
-            self.create_subscription(
-                msg_type, name, lambda _m: None, qos.with_deadline(qos.SENSOR_DATA, liveness),
-                event_callbacks=SubscriptionEventCallbacks(
-                    deadline=lambda e: self._silent(name, e)))
+            self.create_subscription(msg_type, name, lambda _m: self._seen(name),
+                                     qos.SENSOR_DATA)
+        self.watched = [topics.DETECTIONS] + ([name] if transport != 'none' else [])
+        self.started_s = self._now_s()
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
         self.create_timer(self.values['publish_period_s'], self.publish)
@@ -77,8 +77,18 @@ class DeadlineMonitorNode(Node):
                                                      values['error_miss_rate'])
         return SetParametersResult(successful=True)
 
-    def _silent(self, topic: str, event) -> None:
-        self.silent[topic] = event.total_count
+    def _seen(self, topic: str) -> None:
+        self.last_seen[topic] = self._now_s()
+        self.silent.pop(topic, None)
+
+    def _check_liveness(self) -> None:
+        """A watched topic is silent once it has sent nothing for liveness_s (counted in
+        liveness periods, since its last message or since start-up)."""
+        now, period = self._now_s(), self.values['liveness_s']
+        for topic in self.watched:
+            quiet = now - self.last_seen.get(topic, self.started_s)
+            if quiet > period:
+                self.silent[topic] = int(quiet // period)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -88,7 +98,7 @@ class DeadlineMonitorNode(Node):
                msg.header.frame_id)
         now = self._now_s()
         latency = now - conversions.stamp_to_s(msg.header.stamp)
-        self.silent.pop(topics.DETECTIONS, None)
+        self._seen(topics.DETECTIONS)
         if key in self.pending_recs:
             record, _ = self.pending_recs.pop(key)
             self.monitor.record(record['target'], latency)
@@ -129,6 +139,7 @@ class DeadlineMonitorNode(Node):
 
     def publish(self) -> None:
         self._expire()
+        self._check_liveness()
         summary = self.monitor.summary()
         summary['silent_topics'] = dict(self.silent)
         self.json_pub.publish(String(data=json.dumps(summary)))
