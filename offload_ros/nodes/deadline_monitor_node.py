@@ -46,13 +46,14 @@ class DeadlineMonitorNode(Node):
         self.create_subscription(Detection2DArray, topics.DETECTIONS, self.on_detections,
                                  qos.RESULTS)
         self.create_subscription(String, topics.DECISIONS, self.on_record, qos.RECORDS)
+        self.watched = [topics.DETECTIONS]
         transport = self.values['image_transport']
         if transport != 'none':
             msg_type, name = (Image, topics.IMAGE) if transport == 'raw' else \
                 (CompressedImage, topics.IMAGE_COMPRESSED)
             self.create_subscription(msg_type, name, lambda _m: self._seen(name),
                                      qos.SENSOR_DATA)
-        self.watched = [topics.DETECTIONS] + ([name] if transport != 'none' else [])
+            self.watched.append(name)
         self.started_s = self._now_s()
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
