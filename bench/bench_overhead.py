@@ -14,8 +14,9 @@
    (docs/design.md). The worker on this CPU saturates near 15 fps, so waits for it are
    excluded rather than counted as graph latency. The robot's nodes run in a robot
    namespace on core 0, the gpu_worker on core 1 over an unshaped veth
-   (offload_ros.scenarios harness); raw tensors are offloaded, so no JPEG encoding is
-   counted.
+   (offload_ros.scenarios harness). Raw images are offloaded as raw tensors (no JPEG
+   encoding counted); compressed ones as the camera's JPEG, undecoded (`jpeg_passthrough`,
+   the default: payload jpeg), so neither decoding nor re-encoding is on their path.
 3. CPU share of each process at 15 fps (raw), from /proc via psutil over the measurement.
 
 Writes bench/results/overhead.json.
@@ -48,7 +49,8 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
               'publish_raw': transport == 'raw', 'publish_compressed': transport != 'raw'}
     spec = {'name': f'overhead_{transport}', 'duration_s': 0, 'camera': camera,
             'robot': {'params': {'force_target': 'edge1', 'deadline_s': 30.0,
-                                 'request_timeout_s': 30.0, 'payload': 'raw'}},
+                                 'request_timeout_s': 30.0,
+                                 'payload': 'raw' if transport == 'raw' else 'jpeg'}},
             'workers': [{'name': 'edge1', 'threads': 1}], 'link': {'bandwidth_mbps': 1000}}
     run = harness.Run(spec, 'model', work / transport, verbose=False)
     result = {}

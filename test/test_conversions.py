@@ -56,8 +56,16 @@ def test_compressed_round_trip_and_errors():
     assert msg.format == 'jpeg'
     decoded = conv.compressed_to_bgr(msg)
     assert decoded.shape == image.shape and np.abs(decoded.astype(int) - image).mean() < 3
+    data = bytes(msg.data)
+    sof = data.index(b'\xff\xc0')
+    header_only = data[:2] + data[sof:sof + 19] + b'\xff\xd9'   # parses, does not decode
+    assert conv.compressed_to_picture(msg).size == (64, 48)
+    assert conv.compressed_to_picture(
+        CompressedImage(format='jpeg', data=header_only)).size == (64, 48)
     for fmt, data, needle in (('tiff', msg.data, 'unsupported compressed format'),
-                              ('jpeg', b'', 'empty'), ('jpeg', b'\xff\xd8junk', 'decode')):
+                              ('jpeg', b'', 'empty'), ('jpeg', b'\xff\xd8junk', 'marker'),
+                              ('jpeg', header_only, 'does not decode'),
+                              ('png', b'\x89PNGjunk', 'does not decode')):
         bad = CompressedImage(format=fmt)
         bad.data = data
         with pytest.raises(conv.ConversionError, match=needle):

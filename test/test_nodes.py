@@ -112,6 +112,43 @@ def test_malformed_images_are_counted_not_fatal(ros_context, frames):
     assert sum(node.malformed.values()) == 2
 
 
+def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker, frames):
+    """The camera's JPEG goes to the worker undecoded; one whose header parses but whose data
+    does not decode is dropped as malformed without blaming the worker."""
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], force_target='edge1',
+                        image_transport='compressed', payload='jpeg')
+    probe = Probe(ros_context)
+    good = [conversions.bgr_to_compressed(f, Header(), quality=90) for f in frames[:4]]
+    data = bytes(good[0].data)
+    sof = data.index(b'\xff\xc0')
+    broken = CompressedImage(format='jpeg')   # SOI, the frame header, EOI: no image data
+    broken.data = data[:2] + data[sof:sof + 2 + int.from_bytes(data[sof + 2:sof + 4], 'big')] \
+        + b'\xff\xd9'
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        for i, msg in enumerate([good[0], good[1], broken, good[2], good[3]]):
+            msg.header = header(probe, i)
+            probe.comp_pub.publish(msg)
+            assert wait_until(lambda: len(probe.records) > i, 20)
+        latest = node._latest_picture
+    ordered = sorted(probe.records, key=lambda r: r['seq'])
+    outcomes = [(r['outcome'], r['target']) for r in ordered]
+    assert outcomes == [('detections', 'edge1')] * 2 + [('drop', 'local')] + \
+        [('detections', 'edge1')] * 2
+    assert 'malformed image' in ordered[2]['reason'] and sum(node.malformed.values()) == 1
+    assert node.planner.workers['edge1'].available          # the frame's fault, not the worker's
+    assert not latest.decoded and latest.jpeg == bytes(good[3].data)   # never decoded here
+    # The requests carried the camera's quality-90 bytes (plus the v2 header), not a
+    # re-encoding at jpeg_quality 80 (smaller).
+    sizes = [len(m.data) for m in good]
+    assert min(sizes) < node.planner.request_bytes < max(sizes) + 400
+    people = [len([x for x in d.detections if x.results[0].hypothesis.class_id == 'person'])
+              for d in probe.detections]
+    assert len(people) == 4 and min(people) >= 2
+
+
 def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context):
     node = offload_node(ros_context)
     operator = Node('operator', context=ros_context)

@@ -10,6 +10,7 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Object
 
 from offload_ros.core.types import Box, Observation
 from offload_ros.inference.detector import Detection
+from offload_ros.inference.picture import BadImage, Picture
 
 CHANNELS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1, 'bgra8': 4, 'rgba8': 4}
 
@@ -67,16 +68,31 @@ def bgr_to_image(image: np.ndarray, header: Header) -> Image:
     return msg
 
 
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+def compressed_to_picture(msg: CompressedImage) -> Picture:
+    """A JPEG keeps its bytes and is decoded only if pixels are needed (its header is checked
+    now); a PNG is decoded now."""
     fmt = msg.format.lower()
     if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
         raise ConversionError(f'unsupported compressed format {msg.format!r} (jpeg or png)')
     if len(msg.data) == 0:
         raise ConversionError('empty compressed image')
-    image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    data = bytes(msg.data)
+    try:
+        if 'png' not in fmt:
+            return Picture(jpeg=data)
+    except BadImage as e:
+        raise ConversionError(f'{msg.format}: {e}') from e
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ConversionError(f'{msg.format} data does not decode')
-    return image
+    return Picture(bgr=image)
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    try:
+        return compressed_to_picture(msg).bgr
+    except BadImage as e:
+        raise ConversionError(f'{msg.format}: {e}') from e
 
 
 def bgr_to_compressed(image: np.ndarray, header: Header, quality: int = 80) -> CompressedImage:

@@ -30,6 +30,7 @@ from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector
+from offload_ros.inference.picture import BadImage, Picture
 from offload_ros.nodes import conversions, params, qos, runner, topics
 from offload_ros.worker import protocol
 from offload_ros.worker.client import WorkerClient, WorkerRequestError, WorkerUnavailable
@@ -81,7 +82,12 @@ SPECS = [
                 'of payload sizes; fits TCP uploads on a rate-limited link, concurrent or not, '
                 "in the fidelity matrix) or exponential (the paper's M/M/1, the mean of an "
                 'ideal processor-sharing link).', choices=('measured', 'exponential')),
-    params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames.', (1, 100)),
+    params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames (re-encoded ones: see '
+                'jpeg_passthrough).', (1, 100)),
+    params.Spec('jpeg_passthrough', True, "With payload jpeg, offload a compressed camera "
+                "frame's JPEG as it came: no decode or re-encode on the robot (pixels are "
+                "decoded only for the robot's detector or a fallback). false: decode and "
+                're-encode at jpeg_quality.'),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
     params.Spec('probe_period_s', 0.25, 'While no frame goes to a worker, upload a probe '
                 'to it this often to keep its bandwidth estimate fresh (0: never).',
@@ -167,7 +173,7 @@ class OffloadConfig:
 class Frame:
     seq: int
     header: Header
-    image: np.ndarray
+    picture: Optional[Picture]        # pixels, or a received JPEG decoded on first use
     capture_s: float
     deadline_at_s: float
     target: str
@@ -182,6 +188,11 @@ class Frame:
     started_mono: float = 0.0
     core_done_mono: float = 0.0       # the detector or the worker call returned
     ingress_s: Optional[float] = None  # capture stamp -> receipt here
+
+    @property
+    def image(self) -> np.ndarray:
+        """The pixels (a received JPEG is decoded here, once; BadImage if it does not)."""
+        return self.picture.bgr
 
 
 @dataclasses.dataclass
@@ -226,7 +237,7 @@ class OffloadNode(Node):
         self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
-        self._latest_image: Optional[np.ndarray] = None
+        self._latest_picture: Optional[Picture] = None
         self._energy: Optional[dict] = None
         self.hedges: Counter = Counter()
         self._inflight: Counter = Counter()    # worker requests in flight, per worker
@@ -279,7 +290,8 @@ class OffloadNode(Node):
                     self.config['payload'], self.config['jpeg_quality'], token,
                     score_threshold=self.config['score_threshold'],
                     iou_threshold=self.config['iou_threshold'],
-                    pool_size=self.config['max_inflight'])
+                    pool_size=self.config['max_inflight'],
+                    forward_jpeg=self.config['jpeg_passthrough'])
         self.planner.set_workers(list(workers))
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
@@ -305,14 +317,15 @@ class OffloadNode(Node):
         for client in self.worker_clients.values():
             client.jpeg_quality = pending['jpeg_quality']
             client.payload = pending['payload']
+            client.forward_jpeg = pending['jpeg_passthrough']
             client.score_threshold = pending['score_threshold']
             client.iou_threshold = pending['iou_threshold']
         self.detector.score_threshold = pending['score_threshold']
         self.detector.iou_threshold = pending['iou_threshold']
         with self._lock:
             self.planner.reconfigure(pending.planner())
-            if (pending['payload'], pending['jpeg_quality']) != (old['payload'],
-                                                                 old['jpeg_quality']):
+            payload = ('payload', 'jpeg_quality', 'jpeg_passthrough')
+            if any(pending[k] != old[k] for k in payload):
                 self.planner.payload_changed()
         if pending['epoch_s'] != old['epoch_s']:
             self._epoch_timer.cancel()
@@ -360,23 +373,21 @@ class OffloadNode(Node):
         capture_s = conversions.stamp_to_s(msg.header.stamp)
         deadline_at = capture_s + self.config['deadline_s']
         try:
-            image = conversions.image_to_bgr(msg) if isinstance(msg, Image) \
-                else conversions.compressed_to_bgr(msg)
+            picture = Picture(bgr=conversions.image_to_bgr(msg)) if isinstance(msg, Image) \
+                else conversions.compressed_to_picture(msg)
         except conversions.ConversionError as e:
-            self.malformed[str(e).split(' (')[0][:60]] += 1
-            frame = Frame(self._seq, msg.header, None, capture_s, deadline_at, LOCAL,
-                          'malformed', {})
-            self._finish(frame, 'drop', LOCAL, f'malformed image: {e}')
+            self._malformed(Frame(self._seq, msg.header, None, capture_s, deadline_at, LOCAL,
+                                  'malformed', {}), e)
             return
         with self._lock:
-            self._latest_image = image
+            self._latest_picture = picture
             self.planner.frame_arrived(time.monotonic())
             ingress = self._now_s() - capture_s
             self.planner.frame_ingress(ingress)
             target = self.planner.route()
             decision = self.planner.decision
             estimates, energy = self.planner.estimates, self._energy
-        frame = Frame(self._seq, msg.header, image, capture_s, deadline_at, target,
+        frame = Frame(self._seq, msg.header, picture, capture_s, deadline_at, target,
                       decision.reason, dict(decision.predictions), self._decided_t_s,
                       estimates, energy, received_mono=received)
         frame.ingress_s = ingress
@@ -398,6 +409,11 @@ class OffloadNode(Node):
                 frame.hedge.timer.daemon = True
                 frame.hedge.timer.start()
         self.remote_pool.submit(self._run_remote, frame)
+
+    def _malformed(self, frame: Frame, error: Exception, fallback: bool = False) -> None:
+        with self._lock:
+            self.malformed[str(error).split(' (')[0][:60]] += 1
+        self._finish(frame, 'drop', LOCAL, f'malformed image: {error}', fallback=fallback)
 
     def _hedge_local(self, frame: Frame) -> None:
         """The latest safe moment came and the worker has not answered: run it here too."""
@@ -429,9 +445,14 @@ class OffloadNode(Node):
                 self._finish(frame, 'drop', LOCAL, 'deadline passed in queue',
                              fallback=fallback)
                 return
+            try:
+                image = frame.image
+            except BadImage as e:
+                self._malformed(frame, e, fallback)
+                return
             with self._device_lock:
                 start = time.perf_counter()
-                detections = self.detector.detect(frame.image)
+                detections = self.detector.detect(image)
                 service_s = time.perf_counter() - start
             frame.core_done_mono = time.monotonic()
             with self._lock:
@@ -477,7 +498,7 @@ class OffloadNode(Node):
             if layer is None:
                 budget = frame.deadline_at_s - self._now_s()
                 token = self._request_started(name)
-                result = client.infer(frame.image, min(budget, self.config['request_timeout_s']),
+                result = client.infer(frame.picture, min(budget, self.config['request_timeout_s']),
                                       request_id=request_id)
             else:
                 try:
@@ -487,8 +508,7 @@ class OffloadNode(Node):
                     return
                 budget = frame.deadline_at_s - self._now_s()
                 token = self._request_started(name)
-                result = client.infer_split(layer, tensors, (frame.image.shape[1],
-                                                             frame.image.shape[0]),
+                result = client.infer_split(layer, tensors, frame.picture.size,
                                             min(budget, self.config['request_timeout_s']),
                                             request_id=request_id)
         except (WorkerUnavailable, WorkerRequestError) as e:
@@ -497,6 +517,12 @@ class OffloadNode(Node):
             kind = getattr(e, 'kind', 'request')
             if frame.hedge is not None and self._is_finished(frame):
                 return  # the robot answered first and cancelled this request
+            if kind == 'request' and frame.picture.jpeg is not None:
+                try:   # the worker refused a JPEG sent as it came: is the frame at fault?
+                    frame.image
+                except BadImage as bad:
+                    self._malformed(frame, bad)  # the worker is fine; nothing to run here
+                    return
             if kind != 'deadline':
                 with self._lock:
                     self.planner.worker_failed(name, f'{kind}: {e}')
@@ -662,7 +688,7 @@ class OffloadNode(Node):
                             > self.config['epoch_s'])
                     period = self.config['probe_period_s']
                     due = period > 0 and now - self._last_probe_s.get(name, -1e9) >= period
-                    latest = self._latest_image
+                    latest = self._latest_picture
                 if idle and due and not self.config['bandwidth_override_bps']:
                     self._last_probe_s[name] = now
                     size, data = self.config['probe_bytes'], None

@@ -19,6 +19,7 @@ import requests
 from urllib3.connection import HTTPConnection
 
 from offload_ros.inference.detector import Detection, postprocess
+from offload_ros.inference.picture import Picture
 from offload_ros.worker import protocol
 
 
@@ -116,7 +117,7 @@ class WorkerClient:
                  token: Optional[str] = None, server_nms: bool = True,
                  score_threshold: float = 0.3, iou_threshold: float = 0.45,
                  stats_variance: str = 'deterministic', breaker: CircuitBreaker = None,
-                 pool_size: int = 8):
+                 pool_size: int = 8, forward_jpeg: bool = True):
         if payload not in ('jpeg', 'raw'):
             raise ValueError(f"payload must be 'jpeg' or 'raw', got {payload!r}")
         if not 1 <= jpeg_quality <= 100:
@@ -129,6 +130,8 @@ class WorkerClient:
         self.names = list(names)
         self.payload = payload
         self.jpeg_quality = jpeg_quality
+        # A received JPEG goes as it came (no decode, no re-encode at jpeg_quality).
+        self.forward_jpeg = forward_jpeg
         self.server_nms = server_nms
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.stats_variance = stats_variance
@@ -145,33 +148,39 @@ class WorkerClient:
     def close(self) -> None:
         self.session.close()
 
-    def encode(self, image_bgr: np.ndarray) -> protocol.Tensor:
+    def encode(self, image) -> protocol.Tensor:
+        """The payload tensor of a frame (BGR pixels or a Picture)."""
+        picture = Picture.of(image)
         if self.payload == 'jpeg':
-            ok, data = cv2.imencode('.jpg', image_bgr, [cv2.IMWRITE_JPEG_QUALITY,
-                                                        self.jpeg_quality])
+            if self.forward_jpeg and picture.jpeg is not None:
+                return protocol.Tensor('image_jpeg', 'BYTES', [1], [picture.jpeg])
+            ok, data = cv2.imencode('.jpg', picture.bgr, [cv2.IMWRITE_JPEG_QUALITY,
+                                                          self.jpeg_quality])
             if not ok:
                 raise ValueError('JPEG encoding failed')
             return protocol.Tensor('image_jpeg', 'BYTES', [1], [data.tobytes()])
-        return protocol.Tensor('images', 'UINT8', [1, *image_bgr.shape],
-                               np.ascontiguousarray(image_bgr))
+        bgr = picture.bgr
+        return protocol.Tensor('images', 'UINT8', [1, *bgr.shape], np.ascontiguousarray(bgr))
 
-    def request_body(self, image_bgr: np.ndarray, tensor: Optional[protocol.Tensor] = None,
+    def request_body(self, image, tensor: Optional[protocol.Tensor] = None,
                      request_id: str = '') -> Tuple[bytes, int]:
-        """The inference request for a frame: (body, JSON header length)."""
-        tensor = tensor or self.encode(image_bgr)
+        """The inference request for a frame (BGR pixels or a Picture): (body, JSON header
+        length)."""
+        tensor = tensor or self.encode(image)
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
         header = {'id': request_id or self.client_id,
                   'outputs': [{'name': n, 'parameters': {'binary_data': True}}
                               for n in outputs]}
         return protocol.encode(header, [tensor], 'inputs')
 
-    def infer(self, image_bgr: np.ndarray, budget_s: Optional[float] = None,
+    def infer(self, image, budget_s: Optional[float] = None,
               tensor: Optional[protocol.Tensor] = None, request_id: str = '') -> InferResult:
-        """Run detection remotely. budget_s: time left before the frame's deadline."""
+        """Run detection remotely on a frame (BGR pixels or a Picture). budget_s: time left
+        before the frame's deadline."""
         self._admit(budget_s)
-        body, head_len = self.request_body(image_bgr, tensor, request_id)
-        return self._infer(self.model, body, head_len, budget_s,
-                           (image_bgr.shape[1], image_bgr.shape[0]))
+        picture = Picture.of(image)
+        body, head_len = self.request_body(picture, tensor, request_id)
+        return self._infer(self.model, body, head_len, budget_s, picture.size)
 
     def split_request_body(self, tensors: Mapping[str, np.ndarray], image_size: Tuple[int, int],
                            request_id: str = '') -> Tuple[bytes, int]:
