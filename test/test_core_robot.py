@@ -130,6 +130,30 @@ def test_planner_periodic_arrivals_do_not_queue():
     assert poisson.terms['queue_wait_s'] == pytest.approx(0.5 * (1 / 10 - 1 / 20))
 
 
+def test_planner_leaves_the_robot_once_its_queue_outruns_the_rate_estimate():
+    """After a rate step the estimate lags (20 frames); the frames already waiting for the
+    robot's detector bound the wait from below, and the decision moves at the next epoch."""
+    planner = make_planner(arrival_model='poisson')   # 10 Hz estimate; robot 50 ms: rho 0.5
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=0.0, service_mean_s=0.06,
+                        service_var_s2=1e-6, parallelism=1, own_rate_hz=0.0)
+    planner.remote_done('edge1', 5.0, 20_000, 1_000, round_trip_s=0.080, server_s=0.061,
+                        queue_s=0.0, service_s=0.060)
+    steady = planner.predict(5.0)
+    assert 0.11 < steady['edge1'].latency_s < 0.14
+    assert planner.evaluate(5.0).target == 'local'      # 75 ms here against ~128 ms there
+    planner.local_queue(1)                              # one waiting: 50 ms > the M/D/1 25 ms
+    one = planner.predict(5.0)['local']
+    assert one.terms['queue_wait_s'] == pytest.approx(0.05)
+    assert one.latency_s == pytest.approx(steady['local'].latency_s + 0.025)
+    assert planner.evaluate(5.1).target == 'local'      # 100 ms: still the faster
+    planner.local_queue(3)
+    assert planner.predict(5.0)['local'].terms['queue_wait_s'] == pytest.approx(0.15)
+    assert planner.evaluate(5.2).target == 'edge1'
+    planner.local_queue(0)                              # drained: back to the steady model
+    assert planner.predict(5.0)['local'].latency_s == pytest.approx(steady['local'].latency_s)
+    assert planner.predict(5.0)['edge1'].latency_s == pytest.approx(steady['edge1'].latency_s)
+
+
 def test_planner_snapshot_replans_to_the_same_predictions():
     """A record's `estimates` are a complete plan: offload_plan reproduces the decision's
     predictions from them (up to the common ingress and the transient backlog term)."""

@@ -124,6 +124,7 @@ class Planner:
                                              config.arrival_min_frames)
         self.local_service = ServiceTimeEstimator(window=100)
         self.local_service.add(local_service_s)
+        self.local_waiting = 0   # frames queued for the robot's detector (not the one it runs)
         self.workers: Dict[str, WorkerState] = {
             n: WorkerState(n, bandwidth=BandwidthEstimator(config.bandwidth_window_s))
             for n in worker_names}
@@ -162,6 +163,10 @@ class Planner:
 
     def frame_arrived(self, now_s: float) -> None:
         self.arrivals.add(now_s)
+
+    def local_queue(self, waiting: int) -> None:
+        """Frames now waiting for the robot's detector, not counting the one it runs."""
+        self.local_waiting = max(0, waiting)
 
     def local_done(self, service_s: float) -> None:
         self.local_service.add(service_s)
@@ -312,23 +317,26 @@ class Planner:
     def predict(self, now_s: float, rate_hz: Optional[float] = None) -> Dict[str, Prediction]:
         rate = self.rate_hz(now_s) if rate_hz is None else rate_hz
         scv = self.scv(now_s)
-        result = {LOCAL: predict_local(rate, self.local_model(), scv)}
+        local = self.local_model()
+        result = {LOCAL: self._with_backlog(predict_local(rate, local, scv),
+                                            self.local_waiting * local.service_s)}
         for name, state in self.workers.items():
             if not state.available:
                 result[name] = Prediction(math.inf, {'unavailable': math.inf})
                 continue
             network, worker = self.network_model(name, now_s), self.worker_model(name)
-            result[name] = self._with_backlog(state, predict_offload(rate, network, worker,
-                                                                     scv))
+            backlog_s = state.queue_length * state.service_mean_s / state.parallelism
+            result[name] = self._with_backlog(predict_offload(rate, network, worker, scv),
+                                              backlog_s)
             for layer, tail_s in state.tail_service_s.items():
                 point = self.split_points.get(layer)
                 if point is None:
                     continue
                 link = split_link(network, point.intermediate_bytes,
                                   self.config.link_model == 'exponential')
-                result[split_target(name, layer)] = self._with_backlog(state, predict_split(
+                result[split_target(name, layer)] = self._with_backlog(predict_split(
                     rate, DeviceModel(point.head.windowed().mean_s), link,
-                    replace(worker, service_s=tail_s), point.intermediate_bytes, scv))
+                    replace(worker, service_s=tail_s), point.intermediate_bytes, scv), backlog_s)
         # Common to every target: ingress (capture -> receipt); per kind: the node's handling.
         ingress = self.ingress_samples.median() if self.ingress_samples else None
         handling = {LOCAL: self.handling_s(LOCAL), 'remote': self.handling_s('remote')}
@@ -343,10 +351,10 @@ class Planner:
         return result
 
     @staticmethod
-    def _with_backlog(state: WorkerState, pred: Prediction) -> Prediction:
-        """Transient after a load step: the steady-state M/G/1 wait lags the backlog already
-        queued; a request sent now waits at least for that backlog to drain."""
-        backlog_s = state.queue_length * state.service_mean_s / state.parallelism
+    def _with_backlog(pred: Prediction, backlog_s: float) -> Prediction:
+        """Transient after a load step: the steady-state wait lags the backlog already queued
+        (at a worker, or for the robot's detector while the rate estimate catches up with a
+        step); a frame sent now waits at least for that backlog to drain."""
         if pred.stable and backlog_s > pred.terms['queue_wait_s']:
             terms = {**pred.terms, 'queue_wait_s': backlog_s}
             return Prediction(sum(terms.values()), terms)

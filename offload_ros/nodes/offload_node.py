@@ -233,7 +233,8 @@ class OffloadNode(Node):
                                                                  'remote')
         self.io_pool = concurrent.futures.ThreadPoolExecutor(2, 'refresh')
         self._refreshing = False
-        self._local_backlog = 0
+        self._local_backlog = 0   # frames given to the local pool and not finished
+        self._local_waiting = 0   # of those, not yet started
         self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
@@ -431,12 +432,17 @@ class OffloadNode(Node):
             else:
                 full = False
                 self._local_backlog += 1
+                self._local_waiting += 1
+                self.planner.local_queue(self._local_waiting)
         if full:
             self._finish(frame, 'drop', LOCAL, 'local queue full', fallback=fallback)
             return
         self.local_pool.submit(self._run_local, frame, fallback, reason)
 
     def _run_local(self, frame: Frame, fallback: bool, reason: str) -> None:
+        with self._lock:
+            self._local_waiting -= 1
+            self.planner.local_queue(self._local_waiting)
         try:
             if frame.hedge is not None and self._is_finished(frame):
                 return  # the worker answered while this hedge waited for the detector
