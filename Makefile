@@ -7,7 +7,7 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-decisions bench-overhead \
+.PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-fidelity-long bench-decisions bench-overhead \
 	bench-soak bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
@@ -45,6 +45,11 @@ bench: bench-fidelity bench-decisions bench-overhead
 
 bench-fidelity: bootstrap
 	$(PY) bench/bench_fidelity.py --report $(BENCH_ARGS)
+
+# The model below the short cells' noise: six cells of up to 5 minutes (~32 min).
+bench-fidelity-long: bootstrap
+	$(PY) bench/bench_fidelity.py --bandwidths 20 --rates 2 8 --cell-s 300 \
+		--out bench/results/fidelity_long.json --work bench_out/fidelity_long $(BENCH_ARGS)
 
 bench-tenants: bootstrap
 	$(PY) bench/bench_tenants.py --report $(BENCH_ARGS)
