@@ -46,6 +46,10 @@ def test_multi_tenant_mixture_lemma():
     assert mix.service_s == pytest.approx((0.1 + 0.06) / 4)
     second = (0.01 + 3 * 0.0004) / 4
     assert mix.service_var_s2 == pytest.approx(second - mix.service_s ** 2)
+    # A vanishing rate still weighs its own service (the rate split evaluates a target at
+    # rate 0 beside tenants at any rate; found by hypothesis: 5e-324 Hz gave a 0 s service).
+    tiny = latency.service_mixture([0.0, 5e-324], [0.1, 0.0625], [0.0, 1e-4])
+    assert (tiny.service_s, tiny.service_var_s2) == (0.0625, pytest.approx(1e-4))
 
 
 def test_unstable_worker_is_infinite_and_serialises_as_null():

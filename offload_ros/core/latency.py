@@ -136,9 +136,10 @@ def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
     total_hz = float(sum(rates_hz))
     if total_hz <= 0.0:
         raise ValueError('service_mixture needs a positive total rate')
-    mean_s = sum(r * s for r, s in zip(rates_hz, services_s)) / total_hz
-    second = sum(r * (v + s * s) for r, s, v in zip(rates_hz, services_s, services_var_s2))
-    var_s2 = max(0.0, second / total_hz - mean_s * mean_s)
+    weights = [r / total_hz for r in rates_hz]   # first: r * s can underflow at tiny rates
+    mean_s = sum(w * s for w, s in zip(weights, services_s))
+    second = sum(w * (v + s * s) for w, s, v in zip(weights, services_s, services_var_s2))
+    var_s2 = max(0.0, second - mean_s * mean_s)
     return ServiceMixture(total_hz, mean_s, var_s2)
 
 
