@@ -42,6 +42,16 @@ def media_dir() -> pathlib.Path:
     return path
 
 
+@pytest.fixture(scope='session')
+def street(media_dir):
+    """The first frame of the real footage (768x576 BGR), read once."""
+    import cv2
+    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
+    ok, frame = capture.read()
+    assert ok
+    return frame
+
+
 def venv_exe(name: str) -> str:
     return str(VENV_BIN / name)
 

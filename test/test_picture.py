@@ -7,14 +7,6 @@ from offload_ros.inference.picture import BadImage, Picture, jpeg_size
 from offload_ros.worker.client import WorkerClient
 
 
-@pytest.fixture(scope='module')
-def street(media_dir):
-    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
-    ok, frame = capture.read()
-    assert ok
-    return frame
-
-
 def encode(image, *flags) -> bytes:
     ok, data = cv2.imencode('.jpg', image, list(flags))
     assert ok

@@ -2,7 +2,6 @@
 split targets and the node running a frame's head here and its tail on a real worker."""
 import math
 
-import cv2
 import numpy as np
 import pytest
 import requests
@@ -20,14 +19,6 @@ from offload_ros.worker.client import WorkerClient, WorkerRequestError
 @pytest.fixture(scope='module')
 def graph():
     return split.load(models.ensure_default_model())
-
-
-@pytest.fixture(scope='module')
-def street(media_dir):
-    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
-    ok, frame = capture.read()
-    assert ok
-    return frame
 
 
 @pytest.fixture(scope='module')
