@@ -102,7 +102,8 @@ def test_triton_stats_fallback_derives_rate_and_mean():
 
 def test_mg1_prediction_matches_measured_wait(start_worker, media_dir):
     """Poisson load at utilisation ~0.5: the worker's measured mean queue wait agrees with
-    the M/G/1 (Pollaczek-Khinchine) prediction from its own service mean and variance."""
+    the M/G/1 (Pollaczek-Khinchine) prediction from its own service mean and variance,
+    within the measurement's own sampling error."""
     w = start_worker('--threads', '1', '--max-queue', '1000')
     frame = cv2.resize(cv2.imread(str(media_dir / 'basketball1.png')), (640, 480))
     client = WorkerClient(w.url, names=NAMES, payload='raw', client_id='poisson', pool_size=16)
@@ -129,7 +130,14 @@ def test_mg1_prediction_matches_measured_wait(start_worker, media_dir):
     predicted = queueing.mg1_wait_s(observed_rate, 1 / services.mean(), services.var())
     utilisation = observed_rate * services.mean()
     assert 0.3 <= utilisation <= 0.7, utilisation
-    assert waits.mean() == pytest.approx(predicted, rel=0.25), (waits.mean(), predicted)
+    # 270 waits at rho 0.5 pin their mean to about +-20% (consecutive waits are correlated:
+    # 95% half-width from 10 batch means). Agreement is within 10% plus that half-width; a
+    # worker that is not one FIFO server (two at once, or a stall per request) is far off.
+    batches = [b.mean() for b in np.array_split(waits, 10)]
+    half_width = 2.262 * np.std(batches, ddof=1) / np.sqrt(10)
+    assert abs(waits.mean() - predicted) <= 0.1 * predicted + half_width, (
+        waits.mean(), predicted, half_width)
+    assert half_width < 0.5 * predicted   # the run measured something
 
 
 def test_bearer_token_required_and_never_logged(start_worker, person):
