@@ -81,3 +81,45 @@ def test_crossover_check_compares_each_phase_with_the_predicted_side():
                                     _records([*phases[:2], (5.0, 'local'), phases[3]],
                                              estimates), 1000.0)
     assert not wrong['rate_2_5Hz']['ok'] and wrong['rate_2_5Hz']['majority'] == 'local'
+
+
+@pytest.mark.scenario
+def test_lowering_the_rate_under_a_busy_upload_keeps_the_link_flowing(capable):
+    """tbf with a smaller bucket must not hold a queued packet larger than it (GSO packets:
+    the link wedged for good after a 20 -> 10 Mbit/s step in the fidelity matrix)."""
+    import subprocess
+    import sys
+    import time
+    from offload_ros.scenarios.netns import Topology
+    topology = Topology()
+    try:
+        topology.build(['edge1'])
+        link = topology.links['edge1']
+        topology.shape('edge1', 20.0, queue_ms=5000)
+        sink = subprocess.Popen(topology.exec_prefix(link.edge_ns) + [
+            sys.executable, '-c',
+            'import socket; s = socket.socket(); '
+            f's.bind(("{link.edge_ip}", 9000)); s.listen(); c, _ = s.accept()\n'
+            'while c.recv(1 << 16): pass'])
+        time.sleep(0.5)
+        source = subprocess.Popen(topology.exec_prefix(topology.robot_ns) + [
+            sys.executable, '-c',
+            f'import socket; s = socket.create_connection(("{link.edge_ip}", 9000)); '
+            's.sendall(b"x" * 20_000_000)'])
+        time.sleep(2.0)
+        topology.shape('edge1', 10.0, queue_ms=5000)
+
+        def sent() -> int:
+            out = subprocess.run(['tc', '-n', topology.robot_ns, '-s', 'qdisc', 'show', 'dev',
+                                  link.robot_dev], capture_output=True, text=True).stdout
+            return int(out.split('Sent ')[1].split()[0])
+        time.sleep(0.5)
+        before = sent()
+        time.sleep(2.0)
+        rate_mbps = (sent() - before) * 8 / 2.0 / 1e6
+        for proc in (source, sink):
+            proc.kill()
+            proc.wait()
+        assert 8.0 < rate_mbps < 11.0, rate_mbps    # the new rate, not 0 (wedged) or 20
+    finally:
+        topology.destroy()

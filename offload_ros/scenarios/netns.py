@@ -72,6 +72,13 @@ class Topology:
             base = f'10.{self._subnet}.{index}'
             _run('ip', '-n', self.robot_ns, 'addr', 'add', f'{base}.1/30', 'dev', robot_dev)
             _run('ip', '-n', ns, 'addr', 'add', f'{base}.2/30', 'dev', edge_dev)
+            # One MTU per packet on the shaped devices: a veth passes TCP's GSO packets (up
+            # to 64 kB) to tbf whole when they fit its bucket, and once `shape` lowers the
+            # rate (a smaller bucket) a queued packet larger than the new bucket can never
+            # be sent: the link wedged for good after a 20 -> 10 Mbit/s step under a raw
+            # upload (fidelity matrix, session 6). A radio link carries MTU frames anyway.
+            for n, dev in ((self.robot_ns, robot_dev), (ns, edge_dev)):
+                _run('ip', '-n', n, 'link', 'set', 'dev', dev, 'gso_max_segs', '1')
             _run('ip', '-n', self.robot_ns, 'link', 'set', robot_dev, 'up')
             _run('ip', '-n', ns, 'link', 'set', edge_dev, 'up')
             self.links[name] = Link(ns, robot_dev, edge_dev, f'{base}.1', f'{base}.2')
