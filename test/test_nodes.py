@@ -149,6 +149,32 @@ def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker,
     assert len(people) == 4 and min(people) >= 2
 
 
+def test_a_jpeg_that_does_not_decode_for_a_raw_offload_is_dropped_not_lost(
+        ros_context, start_worker, frames):
+    """payload raw decodes on the robot: the frame is dropped as malformed (one outcome)."""
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], force_target='edge1',
+                        image_transport='compressed', payload='raw')
+    probe = Probe(ros_context)
+    good = conversions.bgr_to_compressed(frames[0], Header())
+    data = bytes(good.data)
+    sof = data.index(b'\xff\xc0')
+    broken = CompressedImage(format='jpeg')
+    broken.data = data[:2] + data[sof:sof + 19] + b'\xff\xd9'
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        for i, msg in enumerate([broken, good]):
+            msg.header = header(probe, i)
+            probe.comp_pub.publish(msg)
+            assert wait_until(lambda: len(probe.records) > i, 20)
+    ordered = sorted(probe.records, key=lambda r: r['seq'])
+    assert [(r['outcome'], r['target']) for r in ordered] == [('drop', 'local'),
+                                                              ('detections', 'edge1')]
+    assert 'does not decode' in ordered[0]['reason']
+    assert node.planner.workers['edge1'].available
+
+
 def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context):
     node = offload_node(ros_context)
     operator = Node('operator', context=ros_context)

@@ -517,6 +517,11 @@ class OffloadNode(Node):
                 result = client.infer_split(layer, tensors, frame.picture.size,
                                             min(budget, self.config['request_timeout_s']),
                                             request_id=request_id)
+        except BadImage as e:   # a JPEG that does not decode, found building the request
+            with self._lock:
+                self.planner.request_abandoned(name, token)
+            self._malformed(frame, e)
+            return
         except (WorkerUnavailable, WorkerRequestError) as e:
             with self._lock:
                 self.planner.request_abandoned(name, token)
@@ -701,8 +706,11 @@ class OffloadNode(Node):
                     if not size and latest is not None:
                         # probe_bytes 0: upload the request the latest frame would make, so
                         # the payload size and its spread are known before offloading.
-                        data = client.request_body(latest)[0]
-                        size = len(data)
+                        try:
+                            data = client.request_body(latest)[0]
+                            size = len(data)
+                        except BadImage:
+                            pass   # a frame that does not decode: the estimate's size
                     size = size or int(self.planner.request_bytes)
                     try:
                         trip = client.probe(size, timeout_s=1.0, data=data)
