@@ -190,6 +190,9 @@ def loaded_planner(bandwidth_rtt_s=0.050):
 
 def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handling():
     planner = loaded_planner()
+    for hold in (0.004, 0.003, 0.005):   # the detector thread's time besides inference
+        planner.local_released(hold)
+    assert planner.local_model().hold_s == pytest.approx(0.004)
     decision = planner.evaluate(5.1)
     snapshot = planner.snapshot(5.1)
     for target in ('local', 'edge1'):
@@ -203,6 +206,9 @@ def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handlin
         assert terms == pytest.approx(dict(decision.predictions[target].terms))
         assert sum(terms.values()) == pytest.approx(predict_from_estimates(snapshot, target))
     assert decision.predictions['local'].terms['ingress_s'] == pytest.approx(0.003)
+    assert snapshot['device']['hold_s'] == pytest.approx(0.004)
+    without = {**snapshot, 'device': {**snapshot['device'], 'hold_s': 0.0}}
+    assert predict_from_estimates(without, 'local') < predict_from_estimates(snapshot, 'local')
     with pytest.raises(ScenarioError, match='edge9'):
         predict_from_estimates(snapshot, 'edge9')
     with pytest.raises(ScenarioError, match='no records'):

@@ -21,6 +21,17 @@ def test_local_is_md1_plus_service():
     assert pred.latency_s == pytest.approx(0.025 + 0.05)
 
 
+def test_local_hold_keeps_the_server_busy_but_is_not_the_frames_service():
+    """The detector's thread publishing a frame's results (hold_s) delays the frames behind
+    it: the M/D/1 of a 60 ms server; the frame's own service term stays the inference."""
+    pred = latency.predict_local(10.0, DeviceModel(service_s=0.05, hold_s=0.01))
+    assert pred.terms['queue_wait_s'] == pytest.approx(queueing.md1_wait_s(10.0, 1 / 0.06))
+    assert pred.terms['service_s'] == 0.05
+    assert latency.predict_local(1 / 0.06, DeviceModel(0.05, hold_s=0.01)).latency_s == math.inf
+    with pytest.raises(ValueError, match='device.hold_s'):
+        DeviceModel(0.05, hold_s=-0.001)
+
+
 def test_local_with_variance_is_pk():
     pred = latency.predict_local(10.0, DeviceModel(service_s=0.05, service_var_s2=0.05 ** 2))
     assert pred.terms['queue_wait_s'] == pytest.approx(queueing.mm1_wait_s(10.0, 20.0))

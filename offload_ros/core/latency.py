@@ -50,17 +50,25 @@ def _sum_terms(terms: Mapping[str, float]) -> Prediction:
 
 @dataclass(frozen=True)
 class DeviceModel:
-    """The robot's accelerator. service_var_s2 None: deterministic service (M/D/1)."""
+    """The robot's accelerator. service_var_s2 None: deterministic service (M/D/1).
+
+    hold_s: how long the detector's thread stays busy with a frame besides its inference
+    (decoding it, publishing its detections and record), which the frames behind it wait
+    for: the queue's server is busy service_s + hold_s per frame, while the frame's own
+    latency counts hold_s in the node's handling, not here (0: the paper's model).
+    """
 
     service_s: float
     parallelism: float = 1
     service_var_s2: Optional[float] = None
+    hold_s: float = 0.0
 
     def __post_init__(self):
         _positive('device.service_s', self.service_s)
         _positive('device.parallelism', self.parallelism)
         if self.service_var_s2 is not None:
             _non_negative('device.service_var_s2', self.service_var_s2)
+        _non_negative('device.hold_s', self.hold_s)
 
 
 @dataclass(frozen=True)
@@ -149,13 +157,14 @@ def predict_local(rate_hz: float, device: DeviceModel, arrival_scv: float = 1.0)
     arrival_scv != 1 applies the Allen-Cunneen GI/G/1 correction (1: the paper's model).
     """
     _non_negative('rate_hz', rate_hz)
+    busy_s = device.service_s + device.hold_s   # what the frames behind one wait for
     if device.service_var_s2 is None:
-        wait_s = queueing.md1_wait_s(rate_hz, 1.0 / device.service_s, device.parallelism)
+        wait_s = queueing.md1_wait_s(rate_hz, 1.0 / busy_s, device.parallelism)
         service_scv = 0.0
     else:
-        wait_s = queueing.mg1k_wait_s(rate_hz, device.service_s, device.service_var_s2,
+        wait_s = queueing.mg1k_wait_s(rate_hz, busy_s, device.service_var_s2,
                                       device.parallelism)
-        service_scv = device.service_var_s2 / device.service_s ** 2
+        service_scv = device.service_var_s2 / busy_s ** 2
     if arrival_scv != 1.0 and math.isfinite(wait_s):
         wait_s *= queueing.allen_cunneen_factor(arrival_scv, service_scv)
     return _sum_terms({'queue_wait_s': wait_s, 'service_s': device.service_s})

@@ -125,6 +125,7 @@ class Planner:
         self.local_service = ServiceTimeEstimator(window=100)
         self.local_service.add(local_service_s)
         self.local_waiting = 0   # frames queued for the robot's detector (not the one it runs)
+        self.local_holds = MedianWindow(50)   # its thread's time per frame besides inference
         self.workers: Dict[str, WorkerState] = {
             n: WorkerState(n, bandwidth=BandwidthEstimator(config.bandwidth_window_s))
             for n in worker_names}
@@ -167,6 +168,11 @@ class Planner:
     def local_queue(self, waiting: int) -> None:
         """Frames now waiting for the robot's detector, not counting the one it runs."""
         self.local_waiting = max(0, waiting)
+
+    def local_released(self, hold_s: float) -> None:
+        """The robot's detector thread is free again, hold_s after the inference ended (or
+        besides it: decoding, publishing the detections and the record)."""
+        self.local_holds.append(max(0.0, hold_s))
 
     def local_done(self, service_s: float) -> None:
         self.local_service.add(service_s)
@@ -290,7 +296,8 @@ class Planner:
         return max(self.arrivals.rate_hz(now_s), 1e-3)
 
     def local_model(self) -> DeviceModel:
-        return DeviceModel(self.local_service.windowed().mean_s)
+        return DeviceModel(self.local_service.windowed().mean_s,
+                           hold_s=self.local_holds.median())
 
     def worker_model(self, name: str) -> WorkerModel:
         state = self.workers[name]
@@ -390,7 +397,8 @@ class Planner:
                 'ingress_s': self.ingress_samples.median(),
                 'handling_s': {'local': self.handling_s(LOCAL),
                                'remote': self.handling_s('remote')},
-                'device': {'service_s': local.mean_s, 'parallelism': 1},
+                'device': {'service_s': local.mean_s, 'parallelism': 1,
+                           'hold_s': self.local_holds.median()},
                 'splits': {str(k): {'head_s': p.head.windowed().mean_s,
                                     'intermediate_bytes': p.intermediate_bytes}
                            for k, p in self.split_points.items()},

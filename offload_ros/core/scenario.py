@@ -94,7 +94,8 @@ def scenario_from_mapping(data: Any) -> Scenario:
     dev = _section(data, 'device')
     device = _build('device', DeviceModel, service_s=_number(dev, 'service_s', 'device.'),
                     parallelism=_number(dev, 'parallelism', 'device.', 1),
-                    service_var_s2=_number(dev, 'service_var_s2', 'device.', None))
+                    service_var_s2=_number(dev, 'service_var_s2', 'device.', None),
+                    hold_s=_number(dev, 'hold_s', 'device.', 0.0))
     net = _section(data, 'network')
     network = _build('network', NetworkModel,
                      bandwidth_bps=_number(net, 'bandwidth_bps', 'network.'),
@@ -208,7 +209,8 @@ def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:
                        for k in ('local', 'remote')},
         'device': {'service_s': mean(s['device']['service_s'] for s in snapshots),
                    'parallelism': median(s['device'].get('parallelism', 1)
-                                         for s in snapshots)},
+                                         for s in snapshots),
+                   'hold_s': mean(s['device'].get('hold_s', 0.0) for s in snapshots)},
         'networks': {}, 'workers': []}
     worker, layer = parse_target(target)
     if worker == 'local':

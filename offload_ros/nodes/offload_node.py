@@ -465,6 +465,8 @@ class OffloadNode(Node):
                 self.planner.local_done(service_s)
             self._finish(frame, 'detections', LOCAL, reason, detections, fallback,
                          service_s=service_s)
+            with self._lock:   # this thread was busy besides inference: frames behind waited
+                self.planner.local_released(time.monotonic() - frame.started_mono - service_s)
         except Exception as e:  # one outcome per frame even if the detector fails
             self._finish(frame, 'miss', LOCAL, f'local inference failed: {e}',
                          fallback=fallback)
