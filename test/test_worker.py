@@ -309,6 +309,32 @@ def test_load_poll_tells_a_slow_answer_from_no_worker(start_worker):
     assert refused.value.kind == 'connection'
 
 
+def test_a_request_timing_out_while_the_worker_answers_others_is_slow_not_dead(
+        start_worker, person):
+    """A request in the tail (queued behind others) times out while the worker answers the
+    rest: 'slow', no breaker failure (the node keeps the worker; a busy worker marked failed
+    sent the crossover bench's frames to a saturated robot). A stopped worker is 'timeout'."""
+    import signal
+    w = start_worker('--threads', '1')
+    client = WorkerClient(w.url, names=NAMES, pool_size=16)
+    client.infer(person)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        busy = [pool.submit(client.infer, person, 10.0) for _ in range(8)]
+        time.sleep(0.05)
+        with pytest.raises(WorkerUnavailable) as slow:
+            client.infer(person, budget_s=0.2)
+        assert all(len(f.result().detections) > 0 for f in busy)
+    assert slow.value.kind == 'slow' and client.breaker.failures == 0
+    w.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.1)
+        with pytest.raises(WorkerUnavailable) as stopped:
+            client.infer(person, budget_s=0.2)
+        assert stopped.value.kind == 'timeout' and client.breaker.failures == 1
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+
+
 def test_idle_worker_refreshes_its_service_profile(start_worker, person):
     """Idle, the worker times one inference of its last image now and then: /load then
     reports that profile ('idle'), not the start-up one, and counts no arrival or request."""

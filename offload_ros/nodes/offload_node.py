@@ -536,7 +536,7 @@ class OffloadNode(Node):
                 except BadImage as bad:
                     self._malformed(frame, bad)  # the worker is fine; nothing to run here
                     return
-            if kind != 'deadline':
+            if kind not in ('deadline', 'slow'):   # 'slow': it answers others meanwhile
                 with self._lock:
                     self.planner.worker_failed(name, f'{kind}: {e}')
                 self._replan()  # leave the failed worker now, not at the next epoch

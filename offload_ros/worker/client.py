@@ -7,6 +7,7 @@ circuit breaker per worker. Triton has no /load route: the load is derived from 
 its cumulative /stats, with the variance taken from a service-time assumption.
 """
 import dataclasses
+import math
 import socket
 import struct
 import threading
@@ -28,7 +29,9 @@ class WorkerUnavailable(RuntimeError):
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
-        self.kind = kind  # 'breaker_open' | 'timeout' | 'connection' | 'http_5xx' | 'deadline'
+        # 'breaker_open' | 'timeout' | 'connection' | 'http_5xx' | 'deadline', or 'slow': the
+        # request timed out while the worker answered other requests (alive, only slow).
+        self.kind = kind
 
 
 class WorkerRequestError(ValueError):
@@ -144,6 +147,7 @@ class WorkerClient:
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
+        self._last_answer_s = -math.inf   # monotonic: the worker's last answer of any kind
 
     def close(self) -> None:
         self.session.close()
@@ -217,10 +221,12 @@ class WorkerClient:
             headers[protocol.DEADLINE_HEADER] = f'{budget_s:.6f}'
         timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
         start = time.perf_counter()
+        sent = time.monotonic()
         for attempt in (1, 2):
             try:
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
                                              data=body, headers=headers, timeout=timeout)
+                self._last_answer_s = time.monotonic()
                 break
             except requests.ConnectionError as e:
                 # Safe to retry only if the connection was refused before sending (a stale
@@ -233,6 +239,11 @@ class WorkerClient:
                 raise WorkerUnavailable(f'{self.url}: {e.__class__.__name__}',
                                         'connection') from e
             except requests.Timeout as e:
+                if self._last_answer_s > sent:
+                    # It answered something else meanwhile (/load, another frame): a slow
+                    # answer in the tail, not a dead worker, so no breaker failure.
+                    raise WorkerUnavailable(f'{self.url}: no answer in {timeout[1]:.3f} s '
+                                            f'but answering others', 'slow') from e
                 self.breaker.failure()
                 raise WorkerUnavailable(f'{self.url}: timed out', 'timeout') from e
         round_trip = time.perf_counter() - start
@@ -274,7 +285,9 @@ class WorkerClient:
         last = None
         for _ in range(2):  # GETs are idempotent: one retry
             try:
-                return self.session.get(f'{self.url}{path}', timeout=timeout_s)
+                response = self.session.get(f'{self.url}{path}', timeout=timeout_s)
+                self._last_answer_s = time.monotonic()
+                return response
             except (requests.ConnectionError, requests.Timeout) as e:
                 last = e
         # Connected but no answer in time ('timeout': maybe stuck behind our own uploads on a
