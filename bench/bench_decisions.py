@@ -58,8 +58,11 @@ def main(argv=None) -> int:
     parser.add_argument('--all', action='store_true', help='every scenario (adds two faults)')
     parser.add_argument('--quick', action='store_true', help='Case 1 only')
     parser.add_argument('--reuse', action='store_true', help='recompute from --work')
+    parser.add_argument('--scenarios', nargs='+', choices=ALL,
+                        help='only these (with another --out, to keep the full results)')
     args = parser.parse_args(argv)
-    scenarios = ['case1_fluctuating'] if args.quick else ALL if args.all else DEFAULT
+    scenarios = args.scenarios or (['case1_fluctuating'] if args.quick
+                                   else ALL if args.all else DEFAULT)
     if not args.reuse:
         if not capable('bench-decisions'):
             return 77

@@ -511,7 +511,7 @@ def main(argv=None) -> int:
                         help='Mbit/s, run in this order (the robot cells at the first)')
     parser.add_argument('--rates', type=float, nargs='+', default=RATES_HZ)
     parser.add_argument('--payloads', nargs='+', default=PAYLOADS, choices=PAYLOADS)
-    args = parse_cell_args(parser, argv, cell_s=25.0, min_frames=40, quick_min_frames=20)
+    args = parse_cell_args(parser, argv, cell_s=23.0, min_frames=40, quick_min_frames=20)
     if args.reuse:
         result = json.loads(pathlib.Path(args.out).read_text())
         result = summarise([regate(c, args.max_utilisation) for c in result['cells']],
