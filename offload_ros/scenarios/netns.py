@@ -42,6 +42,10 @@ class Link:
     robot_ip: str
     edge_ip: str
     rate_mbps: float = 0.0
+    mtu_packets: bool = False   # GSO off (see Topology.shape)
+
+
+RADIO_MBPS = 100.0   # links shaped at or below this carry one MTU per packet
 
 
 @dataclass
@@ -72,13 +76,6 @@ class Topology:
             base = f'10.{self._subnet}.{index}'
             _run('ip', '-n', self.robot_ns, 'addr', 'add', f'{base}.1/30', 'dev', robot_dev)
             _run('ip', '-n', ns, 'addr', 'add', f'{base}.2/30', 'dev', edge_dev)
-            # One MTU per packet on the shaped devices: a veth passes TCP's GSO packets (up
-            # to 64 kB) to tbf whole when they fit its bucket, and once `shape` lowers the
-            # rate (a smaller bucket) a queued packet larger than the new bucket can never
-            # be sent: the link wedged for good after a 20 -> 10 Mbit/s step under a raw
-            # upload (fidelity matrix, session 6). A radio link carries MTU frames anyway.
-            for n, dev in ((self.robot_ns, robot_dev), (ns, edge_dev)):
-                _run('ip', '-n', n, 'link', 'set', 'dev', dev, 'gso_max_segs', '1')
             _run('ip', '-n', self.robot_ns, 'link', 'set', robot_dev, 'up')
             _run('ip', '-n', ns, 'link', 'set', edge_dev, 'up')
             self.links[name] = Link(ns, robot_dev, edge_dev, f'{base}.1', f'{base}.2')
@@ -90,6 +87,17 @@ class Topology:
         at 50 ms; queueing experiments raise it so the link queues instead of dropping.
         """
         link = self.links[worker]
+        if rate_mbps <= RADIO_MBPS and not link.mtu_packets:
+            # One MTU per packet on a radio-rate link: a veth passes TCP's GSO packets (up to
+            # 64 kB) to tbf whole when they fit its bucket, and once the rate is lowered (a
+            # smaller bucket) a queued packet larger than the new bucket can never be sent:
+            # the link wedged for good after a 20 -> 10 Mbit/s step under a raw upload
+            # (fidelity matrix, session 6). A radio link carries MTU frames anyway; a LAN-rate
+            # link keeps GSO, as a wired NIC with segmentation offload would (per-packet work
+            # for 921 kB raw frames would land on the robot's core).
+            for ns, dev in ((self.robot_ns, link.robot_dev), (link.edge_ns, link.edge_dev)):
+                _run('ip', '-n', ns, 'link', 'set', 'dev', dev, 'gso_max_segs', '1')
+            link.mtu_packets = True
         # A small bucket (~5 ms of traffic, at least two MTUs): a large one would let short
         # transfers (probes, the first frame after a step) through at line rate.
         burst = max(3_000, int(rate_mbps * 1e6 / 8 / 200))
