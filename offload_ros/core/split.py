@@ -151,6 +151,8 @@ def _polish(total_rate_hz: float, rates: Dict[str, float],
     segments' slopes: equal marginal costs and the right total. The interpolated rates are
     kept if a step would leave a target's stable range or change which targets are used."""
     active = [n for n, r in rates.items() if r > 0]
+    if not active:
+        return rates
     current = dict(rates)
     for _ in range(8):
         costs = {n: _marginal_cost(curves[n].latency_of, current[n], curves[n].capacity_hz)
