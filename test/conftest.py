@@ -52,6 +52,13 @@ def street(media_dir):
     return frame
 
 
+def jpeg_header_only(data: bytes) -> bytes:
+    """SOI, a JPEG's frame header and EOI: the header parses, the image does not decode."""
+    sof = data.index(b'\xff\xc0')
+    return data[:2] + data[sof:sof + 2 + int.from_bytes(data[sof + 2:sof + 4], 'big')] \
+        + b'\xff\xd9'
+
+
 def venv_exe(name: str) -> str:
     return str(VENV_BIN / name)
 

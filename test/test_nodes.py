@@ -16,6 +16,7 @@ from offload_ros.nodes import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
 from offload_ros.nodes.offload_node import OffloadNode
 from offload_ros.nodes.tracker_node import TrackerNode
+from conftest import jpeg_header_only
 from rosutil import spinning, wait_until
 
 
@@ -123,11 +124,8 @@ def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker,
                         image_transport='compressed', payload='jpeg')
     probe = Probe(ros_context)
     good = [conversions.bgr_to_compressed(f, Header(), quality=90) for f in frames[:4]]
-    data = bytes(good[0].data)
-    sof = data.index(b'\xff\xc0')
     broken = CompressedImage(format='jpeg')   # SOI, the frame header, EOI: no image data
-    broken.data = data[:2] + data[sof:sof + 2 + int.from_bytes(data[sof + 2:sof + 4], 'big')] \
-        + b'\xff\xd9'
+    broken.data = jpeg_header_only(bytes(good[0].data))
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
         assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
@@ -160,10 +158,8 @@ def test_a_jpeg_that_does_not_decode_for_a_raw_offload_is_dropped_not_lost(
                         image_transport='compressed', payload='raw')
     probe = Probe(ros_context)
     good = conversions.bgr_to_compressed(frames[0], Header())
-    data = bytes(good.data)
-    sof = data.index(b'\xff\xc0')
     broken = CompressedImage(format='jpeg')
-    broken.data = data[:2] + data[sof:sof + 19] + b'\xff\xd9'
+    broken.data = jpeg_header_only(bytes(good.data))
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
         assert wait_until(lambda: node.planner.workers['edge1'].available, 10)

@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import jpeg_header_only
 from offload_ros.inference.picture import BadImage, Picture, jpeg_size
 from offload_ros.worker.client import WorkerClient
 
@@ -11,13 +12,6 @@ def encode(image, *flags) -> bytes:
     ok, data = cv2.imencode('.jpg', image, list(flags))
     assert ok
     return data.tobytes()
-
-
-def header_only(data: bytes) -> bytes:
-    """SOI + the frame header + EOI: a valid header and no image data."""
-    i = data.index(b'\xff\xc0')
-    length = int.from_bytes(data[i + 2:i + 4], 'big')
-    return data[:2] + data[i:i + 2 + length] + b'\xff\xd9'
 
 
 @pytest.mark.parametrize('size', [(640, 480), (320, 240), (77, 31)])
@@ -50,7 +44,7 @@ def test_picture_decodes_on_first_use_only(street):
     pixels = picture.bgr
     assert picture.decoded and picture.bgr is pixels   # once
     assert np.array_equal(pixels, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
-    bad = Picture(jpeg=header_only(data))    # the header parses: the damage shows on decode
+    bad = Picture(jpeg=jpeg_header_only(data))    # the header parses: the damage shows on decode
     assert bad.size == picture.size
     with pytest.raises(BadImage, match='does not decode'):
         bad.bgr

@@ -326,7 +326,8 @@ class Planner:
         scv = self.scv(now_s)
         local = self.local_model()
         result = {LOCAL: self._with_backlog(predict_local(rate, local, scv),
-                                            self.local_waiting * local.service_s)}
+                                            self.local_waiting
+                                            * (local.service_s + local.hold_s))}
         for name, state in self.workers.items():
             if not state.available:
                 result[name] = Prediction(math.inf, {'unavailable': math.inf})

@@ -77,20 +77,13 @@ def compressed_to_picture(msg: CompressedImage) -> Picture:
     if len(msg.data) == 0:
         raise ConversionError('empty compressed image')
     data = bytes(msg.data)
+    if 'png' in fmt:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ConversionError(f'{msg.format} data does not decode')
+        return Picture(bgr=image)
     try:
-        if 'png' not in fmt:
-            return Picture(jpeg=data)
-    except BadImage as e:
-        raise ConversionError(f'{msg.format}: {e}') from e
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ConversionError(f'{msg.format} data does not decode')
-    return Picture(bgr=image)
-
-
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
-    try:
-        return compressed_to_picture(msg).bgr
+        return Picture(jpeg=data)
     except BadImage as e:
         raise ConversionError(f'{msg.format}: {e}') from e
 

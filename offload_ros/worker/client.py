@@ -147,7 +147,7 @@ class WorkerClient:
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
-        self._last_answer_s = -math.inf   # monotonic: the worker's last answer of any kind
+        self._last_answer_s = -math.inf   # perf_counter: the worker's last answer, any kind
 
     def close(self) -> None:
         self.session.close()
@@ -221,12 +221,11 @@ class WorkerClient:
             headers[protocol.DEADLINE_HEADER] = f'{budget_s:.6f}'
         timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
         start = time.perf_counter()
-        sent = time.monotonic()
         for attempt in (1, 2):
             try:
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
                                              data=body, headers=headers, timeout=timeout)
-                self._last_answer_s = time.monotonic()
+                self._last_answer_s = time.perf_counter()
                 break
             except requests.ConnectionError as e:
                 # Safe to retry only if the connection was refused before sending (a stale
@@ -239,7 +238,7 @@ class WorkerClient:
                 raise WorkerUnavailable(f'{self.url}: {e.__class__.__name__}',
                                         'connection') from e
             except requests.Timeout as e:
-                if self._last_answer_s > sent:
+                if self._last_answer_s > start:
                     # It answered something else meanwhile (/load, another frame): a slow
                     # answer in the tail, not a dead worker, so no breaker failure.
                     raise WorkerUnavailable(f'{self.url}: no answer in {timeout[1]:.3f} s '
@@ -286,7 +285,7 @@ class WorkerClient:
         for _ in range(2):  # GETs are idempotent: one retry
             try:
                 response = self.session.get(f'{self.url}{path}', timeout=timeout_s)
-                self._last_answer_s = time.monotonic()
+                self._last_answer_s = time.perf_counter()
                 return response
             except (requests.ConnectionError, requests.Timeout) as e:
                 last = e
