@@ -60,6 +60,49 @@ def test_slow_streams_are_measured_over_enough_frames():
     assert est.rate_hz(t) > 5.0
 
 
+def test_arrival_rate_is_unbiased_for_poisson_and_exact_for_a_periodic_camera():
+    """(n-1)/span alone reads 1 Hz Poisson 5.6% high over the 20 frames kept."""
+    rng = np.random.default_rng(7)
+    for rate_hz in (1.0, 8.0):
+        times = np.cumsum(rng.exponential(1.0 / rate_hz, 12000))
+        est = estimators.ArrivalRateEstimator(window_s=5.0, min_events=20)
+        samples = []
+        for i, t in enumerate(times):
+            est.add(float(t))
+            if i > 100 and i % 7 == 0:
+                samples.append(est.rate_hz(float(t)))
+        assert np.mean(samples) == pytest.approx(rate_hz, rel=0.025)
+    periodic = estimators.ArrivalRateEstimator(window_s=5.0, min_events=20)
+    for i in range(200):
+        periodic.add(i / 10.0)
+    assert periodic.rate_hz(19.9) == pytest.approx(10.0, rel=1e-9)
+
+
+def test_a_drop_in_rate_is_not_held_back_by_the_frames_kept():
+    """8 -> 1 Hz: the 20 frames kept for slow streams are mostly 8 Hz ones for 15 s after
+    the step unless the drop is detected (10 s after it: 1.68 Hz, median of 100 seeds)."""
+    def after_step(drop_alpha, seed, seconds=10.0):
+        rng = np.random.default_rng(seed)
+        est = estimators.ArrivalRateEstimator(window_s=5.0, min_events=20,
+                                              drop_alpha=drop_alpha)
+        t = 0.0
+        for _ in range(200):
+            t += rng.exponential(1 / 8.0)
+            est.add(t)
+        step = t
+        while True:
+            gap = rng.exponential(1.0)
+            if t + gap > step + seconds:
+                return est.rate_hz(t)
+            t += gap
+            est.add(t)
+    detected = [after_step(1e-3, seed) for seed in range(60)]
+    held = [after_step(0.0, seed) for seed in range(60)]
+    assert np.median(detected) < 1.25 and np.median(held) > 1.5
+    with pytest.raises(ValueError, match='drop_alpha'):
+        estimators.ArrivalRateEstimator(window_s=5.0, drop_alpha=1.0)
+
+
 def test_bandwidth_ignores_idle_gaps():
     est = estimators.BandwidthEstimator(window_s=30.0, max_samples=8)
     for i in range(10):  # 50 kB in 20 ms each = 20 Mbit/s, with 1 s gaps between transfers
@@ -116,6 +159,32 @@ def test_service_time_window_and_ewma():
     assert est.windowed().var_s2 == pytest.approx(0.005 ** 2, rel=0.1)
     assert est.ewma().mean_s == pytest.approx(0.05, rel=0.05)
     assert est.ewma().var_s2 == pytest.approx(0.005 ** 2, rel=0.5)
+
+
+def test_service_window_lets_old_samples_go_by_age_down_to_a_few():
+    """The robot's detector at 8 Hz (76 ms, a busier CPU), then 20 min elsewhere, then
+    local frames at 1 Hz (67 ms): the 1 Hz frames describe it after 10 of them."""
+    aged = estimators.ServiceTimeEstimator(window=100, max_age_s=30.0, min_samples=10)
+    counted = estimators.ServiceTimeEstimator(window=100)
+    for i in range(200):
+        aged.add(0.076, i / 8.0)
+        counted.add(0.076, i / 8.0)
+    assert aged.windowed().count == 100            # all within 30 s: the count bounds it
+    for i in range(10):
+        aged.add(0.067, 1225.0 + i)
+        counted.add(0.067, 1225.0 + i)
+    assert aged.windowed().mean_s == pytest.approx(0.067)
+    assert aged.windowed().count == 10
+    assert counted.windowed().mean_s == pytest.approx(0.0751)
+    for i in range(10, 60):
+        aged.add(0.067, 1225.0 + i)
+    assert aged.windowed().count == 31             # the last 30 s, its ends included
+    untimed = estimators.ServiceTimeEstimator(window=100, max_age_s=30.0)
+    untimed.seed([0.1] * 50)
+    untimed.add(0.1, 1e6)
+    assert untimed.windowed().count == 10          # untimed samples: older than any
+    with pytest.raises(ValueError, match='max_age_s'):
+        estimators.ServiceTimeEstimator(max_age_s=0.0)
 
 
 def test_fit_parallelism_recovers_k():

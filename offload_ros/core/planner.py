@@ -37,6 +37,8 @@ class PlannerConfig:
     arrival_window_s: float = 5.0
     arrival_min_frames: int = 20      # rate from at least this many frames (see estimator)
     bandwidth_window_s: float = 1.0
+    # the robot's service times: the last 100, less those older than this (latest 10 kept)
+    local_service_max_age_s: float = 30.0
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
@@ -122,7 +124,8 @@ class Planner:
         self.config = config
         self.arrivals = ArrivalRateEstimator(config.arrival_window_s,
                                              config.arrival_min_frames)
-        self.local_service = ServiceTimeEstimator(window=100)
+        self.local_service = ServiceTimeEstimator(
+            window=100, max_age_s=config.local_service_max_age_s)
         self.local_service.add(local_service_s)
         self.local_waiting = 0   # frames queued for the robot's detector (not the one it runs)
         self.local_holds = MedianWindow(50)   # its thread's time per frame besides inference
@@ -174,8 +177,8 @@ class Planner:
         besides it: decoding, publishing the detections and the record)."""
         self.local_holds.append(max(0.0, hold_s))
 
-    def local_done(self, service_s: float) -> None:
-        self.local_service.add(service_s)
+    def local_done(self, service_s: float, now_s: Optional[float] = None) -> None:
+        self.local_service.add(service_s, now_s)
 
     def set_split_points(self, profiles: Mapping[int, tuple]) -> None:
         """{layer: (head service s, intermediate bytes)} from the robot's profile; each

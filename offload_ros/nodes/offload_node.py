@@ -462,7 +462,7 @@ class OffloadNode(Node):
                 service_s = time.perf_counter() - start
             frame.core_done_mono = time.monotonic()
             with self._lock:
-                self.planner.local_done(service_s)
+                self.planner.local_done(service_s, frame.core_done_mono)
             self._finish(frame, 'detections', LOCAL, reason, detections, fallback,
                          service_s=service_s)
             with self._lock:   # this thread was busy besides inference: frames behind waited
