@@ -258,6 +258,23 @@ def test_planner_payload_change_replaces_the_request_size_estimate():
     assert planner.request_bytes == pytest.approx(12_000)
 
 
+def test_planner_request_sizes_leave_out_requests_sent_before_a_payload_change():
+    """A raw frame in flight when JPEG is set is answered after the change: its 230 kB
+    must not enter the JPEG sizes (their SCV, and the FIFO uplink's wait)."""
+    planner = make_planner()
+    raw = planner.request_started('edge1', 1.0)
+    planner.payload_changed()                     # raw -> JPEG by parameter
+    jpeg = [planner.request_started('edge1', 1.1 + 0.1 * i) for i in range(6)]
+    planner.remote_done('edge1', 2.0, 230_400, 900, 1.0, 0.05, 0.0, 0.05, token=raw)
+    for i, token in enumerate(jpeg):
+        planner.remote_done('edge1', 2.1 + 0.1 * i, 17_000 + 100 * i, 900, 0.1, 0.05, 0.0,
+                            0.05, token=token)
+    assert planner.request_bytes == pytest.approx(17_000, rel=0.02)
+    assert planner.request_scv() < 0.001
+    planner.request_abandoned('edge1', planner.request_started('edge1', 3.0))
+    assert not planner._request_generation        # every token ended
+
+
 def test_planner_requests_in_flight_hold_the_bandwidth_estimate_until_they_end():
     """Two uploads share a 4 Mbit/s link: while the second is in flight the busy period of the
     first is incomplete and the estimate holds; once both are in, it is the link's rate. A

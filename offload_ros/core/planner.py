@@ -136,6 +136,8 @@ class Planner:
         self.response_bytes = 1_000.0
         self.request_sizes: Deque[int] = deque(maxlen=50)
         self._requests = 0   # tokens of requests in flight (request_started)
+        self._payload_generation = 0     # payload settings so far (payload_changed)
+        self._request_generation: Dict[int, int] = {}   # token -> its payload setting
         self._size_scv = 1.0
         self.decision = Decision(LOCAL, 'start-up: no estimates yet')
         self.switches: List[Switch] = []
@@ -194,8 +196,13 @@ class Planner:
 
     def payload_changed(self) -> None:
         """The payload setting changed (JPEG <-> raw, quality): the next request's size
-        replaces the estimate instead of being averaged into the old regime's."""
+        replaces the estimate instead of being averaged into the old regime's. Requests
+        started before the change and answered after it are not counted in the sizes (in
+        session 6's fidelity matrix a raw frame answered 1 s after the switch to JPEG on a
+        2 Mbit/s link put the size SCV at 2.6-2.9 for the next 50 JPEG frames, and the
+        FIFO uplink's wait with it)."""
         self.request_sizes.clear()
+        self._payload_generation += 1
 
     def payload(self, request_bytes: int, response_bytes: int) -> None:
         """One request's size. The first after start-up or a payload change replaces the
@@ -219,9 +226,14 @@ class Planner:
         shares to end)."""
         self._requests += 1
         self.workers[name].bandwidth.transfer_started(self._requests, now_s)
+        generations = self._request_generation
+        generations[self._requests] = self._payload_generation
+        if len(generations) > 4096:      # a token never ended (its thread lost): let it go
+            del generations[next(iter(generations))]
         return self._requests
 
     def request_abandoned(self, name: str, token: int) -> None:
+        self._request_generation.pop(token, None)
         if name in self.workers:
             self.workers[name].bandwidth.transfer_abandoned(token)
 
@@ -237,7 +249,8 @@ class Planner:
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
                                      start_s=now_s - round_trip_s, token=token)
-        if whole_frame:
+        generation = self._request_generation.pop(token, self._payload_generation)
+        if whole_frame and generation == self._payload_generation:
             self.payload(request_bytes, response_bytes)
 
     def probe_done(self, name: str, now_s: float, payload_bytes: int,
