@@ -97,8 +97,8 @@ def main(argv=None) -> int:
                 'over_bare_p50_ms': round((pct(trips, 50) - pct(bare, 50)) * 1e3, 3)}
             client.close()
         for clients in (1, 4):
-            pool_clients = [WorkerClient(worker.url, names=names, payload='jpeg')
-                            for _ in range(clients)]
+            pool_clients = [WorkerClient(worker.url, names=names, payload='jpeg',
+                                         serial_uploads=False) for _ in range(clients)]
             stop_at = time.perf_counter() + args.throughput_s
 
             def loop(c):

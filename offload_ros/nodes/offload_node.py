@@ -79,9 +79,9 @@ SPECS = [
                 'robot too at the latest safe moment and keep the first answer (0: off).',
                 (0.0, 1.0)),
     params.Spec('link_model', 'measured', "Uplink queue: measured (FIFO M/G/1 at the spread "
-                'of payload sizes; fits TCP uploads on a rate-limited link, concurrent or not, '
-                "in the fidelity matrix) or exponential (the paper's M/M/1, the mean of an "
-                'ideal processor-sharing link).', choices=('measured', 'exponential')),
+                'of payload sizes: the link with serial_uploads) or exponential (the '
+                "paper's M/M/1, the mean of an ideal processor-sharing link).",
+                choices=('measured', 'exponential')),
     params.Spec('jpeg_quality', 80, 'JPEG quality of offloaded frames (re-encoded ones: see '
                 'jpeg_passthrough).', (1, 100)),
     params.Spec('jpeg_passthrough', True, "With payload jpeg, offload a compressed camera "
@@ -89,6 +89,9 @@ SPECS = [
                 "decoded only for the robot's detector or a fallback). false: decode and "
                 're-encode at jpeg_quality.'),
     params.Spec('payload', 'jpeg', 'Offload payload.', choices=('jpeg', 'raw')),
+    params.Spec('serial_uploads', True, 'Upload to each worker one frame at a time, in '
+                'arrival order (the link is FIFO: concurrent TCP uploads share it and each '
+                'takes as long as all). false: every request uploads at once.'),
     params.Spec('probe_period_s', 0.25, 'While no frame goes to a worker, upload a probe '
                 'to it this often to keep its bandwidth estimate fresh (0: never).',
                 (0.0, 60.0)),
@@ -292,7 +295,8 @@ class OffloadNode(Node):
                     score_threshold=self.config['score_threshold'],
                     iou_threshold=self.config['iou_threshold'],
                     pool_size=self.config['max_inflight'],
-                    forward_jpeg=self.config['jpeg_passthrough'])
+                    forward_jpeg=self.config['jpeg_passthrough'],
+                    serial_uploads=self.config['serial_uploads'])
         self.planner.set_workers(list(workers))
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
@@ -319,6 +323,7 @@ class OffloadNode(Node):
             client.jpeg_quality = pending['jpeg_quality']
             client.payload = pending['payload']
             client.forward_jpeg = pending['jpeg_passthrough']
+            client.serial_uploads = pending['serial_uploads']
             client.score_threshold = pending['score_threshold']
             client.iou_threshold = pending['iou_threshold']
         self.detector.score_threshold = pending['score_threshold']
@@ -498,16 +503,19 @@ class OffloadNode(Node):
         frame.started_mono = time.monotonic()
         client = self.worker_clients.get(name)
         layer = parse_target(frame.target)[1]
-        head_s = token = None
+        head_s = None
+        tokens = []     # the planner's token for the request, once its upload begins
+
+        def upload_begins():
+            tokens.append(self._request_started(name))
         request_id = frame.hedge.request_id if frame.hedge else ''
         try:
             if client is None:
                 raise WorkerUnavailable(f'worker {name} was removed', 'connection')
             if layer is None:
                 budget = frame.deadline_at_s - self._now_s()
-                token = self._request_started(name)
                 result = client.infer(frame.picture, min(budget, self.config['request_timeout_s']),
-                                      request_id=request_id)
+                                      request_id=request_id, on_upload=upload_begins)
             else:
                 try:
                     tensors, head_s = self._head(frame, layer)
@@ -515,18 +523,15 @@ class OffloadNode(Node):
                     self._fallback(frame, f'split@{layer} head failed: {e}')
                     return
                 budget = frame.deadline_at_s - self._now_s()
-                token = self._request_started(name)
                 result = client.infer_split(layer, tensors, frame.picture.size,
                                             min(budget, self.config['request_timeout_s']),
-                                            request_id=request_id)
+                                            request_id=request_id, on_upload=upload_begins)
         except BadImage as e:   # a JPEG that does not decode, found building the request
-            with self._lock:
-                self.planner.request_abandoned(name, token)
+            self._abandon(name, tokens)
             self._malformed(frame, e)
             return
         except (WorkerUnavailable, WorkerRequestError) as e:
-            with self._lock:
-                self.planner.request_abandoned(name, token)
+            self._abandon(name, tokens)
             kind = getattr(e, 'kind', 'request')
             if frame.hedge is not None and self._is_finished(frame):
                 return  # the robot answered first and cancelled this request
@@ -543,11 +548,12 @@ class OffloadNode(Node):
             self._fallback(frame, f'{name} {kind}')
             return
         now = frame.core_done_mono = time.monotonic()
-        with self._lock:
+        with self._lock:   # the link's time: from the upload's start, not the wait for it
             self.planner.remote_done(name, now, result.request_bytes, result.response_bytes,
-                                     result.round_trip_s, result.server_s,
-                                     result.server_queue_s, result.server_service_s,
-                                     whole_frame=layer is None, token=token)
+                                     result.round_trip_s - result.upload_wait_s,
+                                     result.server_s, result.server_queue_s,
+                                     result.server_service_s, whole_frame=layer is None,
+                                     token=tokens[0] if tokens else None)
             self._last_remote_s[name] = now
         predicted = frame.predictions.get(frame.target)
         if predicted is not None and result.round_trip_s > 1.5 * predicted.latency_s:
@@ -559,6 +565,11 @@ class OffloadNode(Node):
     def _request_started(self, name: str) -> int:
         with self._lock:
             return self.planner.request_started(name, time.monotonic())
+
+    def _abandon(self, name: str, tokens: List[int]) -> None:
+        with self._lock:
+            for token in tokens:
+                self.planner.request_abandoned(name, token)
 
     def _is_finished(self, frame: Frame) -> bool:
         with self._lock:

@@ -22,8 +22,9 @@ def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, s
     with a deadline carry it, so the worker may schedule by it or drop them unrun)."""
     frame = cv2.resize(cv2.VideoCapture(str(models.cache_dir() / 'media/vtest.avi')).read()[1],
                        (640, 480))
+    # Each synthetic tenant stands for another robot on its own link: no shared uplink.
     client = WorkerClient(url, client_id=client_id, payload='jpeg', pool_size=32,
-                          breaker=CircuitBreaker(threshold=10 ** 9))
+                          breaker=CircuitBreaker(threshold=10 ** 9), serial_uploads=False)
     tensor = client.encode(frame)
     rng = np.random.default_rng(seed)
     sent, failed = 0, 0

@@ -6,6 +6,7 @@ per-request timeout from the frame's remaining deadline budget, retries only whe
 circuit breaker per worker. Triton has no /load route: the load is derived from deltas of
 its cumulative /stats, with the variance taken from a service-time assumption.
 """
+import collections
 import dataclasses
 import math
 import socket
@@ -47,6 +48,7 @@ class InferResult:
     server_s: Optional[float]
     server_queue_s: Optional[float]
     server_service_s: Optional[float]
+    upload_wait_s: float = 0.0     # waiting for the uplink (serial uploads), in round_trip_s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +99,71 @@ class CircuitBreaker:
                 self.opened_s = self.clock()
 
 
+# Unsent bytes a socket may hold before a blocking send waits (TCP_NOTSENT_LOWAT): once
+# an upload's last block is handed over, at most this much of it is still to go out.
+UPLOAD_LOWAT_BYTES = 16384
+
+
+class FifoLock:
+    """A lock granted in the order it was asked for (threading.Lock wakes any waiter)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+
+    def acquire(self, timeout_s: Optional[float] = None) -> bool:
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            if self._cond.wait_for(lambda: self._queue[0] is ticket, timeout_s):
+                return True
+            self._queue.remove(ticket)
+            self._cond.notify_all()     # the one behind may be first now
+            return False
+
+    def release(self) -> None:
+        with self._cond:
+            self._queue.popleft()
+            self._cond.notify_all()
+
+    def waiting(self) -> int:
+        """Holders and waiters."""
+        with self._cond:
+            return len(self._queue)
+
+
+class _UploadBody:
+    """A request body that hands the uplink on once its last block is in the kernel.
+
+    urllib3 reads a file-like body block by block and sends each block before reading the
+    next, so the read that finds the end comes after every byte was handed to the socket
+    (of which at most UPLOAD_LOWAT_BYTES are still unsent there).
+    """
+
+    def __init__(self, data: bytes, on_end):
+        self._data = memoryview(data)
+        self._pos = 0
+        self._on_end = on_end
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self):
+        while True:
+            block = self.read(16384)
+            if not block:
+                return
+            yield block
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else self._pos + size
+        block = bytes(self._data[self._pos:end])
+        self._pos += len(block)
+        if not block:
+            self._on_end()
+        return block
+
+
 class _ResettingAdapter(requests.adapters.HTTPAdapter):
     """Connections whose close discards unsent data (SO_LINGER 0: a TCP reset).
 
@@ -108,7 +175,9 @@ class _ResettingAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs['socket_options'] = HTTPConnection.default_socket_options + [
-            (socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))]
+            (socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))] + (
+            [(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UPLOAD_LOWAT_BYTES)]
+            if hasattr(socket, 'TCP_NOTSENT_LOWAT') else [])
         super().init_poolmanager(*args, **kwargs)
 
 
@@ -120,7 +189,7 @@ class WorkerClient:
                  token: Optional[str] = None, server_nms: bool = True,
                  score_threshold: float = 0.3, iou_threshold: float = 0.45,
                  stats_variance: str = 'deterministic', breaker: CircuitBreaker = None,
-                 pool_size: int = 8, forward_jpeg: bool = True):
+                 pool_size: int = 8, forward_jpeg: bool = True, serial_uploads: bool = True):
         if payload not in ('jpeg', 'raw'):
             raise ValueError(f"payload must be 'jpeg' or 'raw', got {payload!r}")
         if not 1 <= jpeg_quality <= 100:
@@ -148,6 +217,9 @@ class WorkerClient:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
         self._last_answer_s = -math.inf   # perf_counter: the worker's last answer, any kind
+        # One upload at a time on the link to this worker, in arrival order (see _infer).
+        self.serial_uploads = serial_uploads
+        self.uplink = FifoLock()
 
     def close(self) -> None:
         self.session.close()
@@ -178,13 +250,15 @@ class WorkerClient:
         return protocol.encode(header, [tensor], 'inputs')
 
     def infer(self, image, budget_s: Optional[float] = None,
-              tensor: Optional[protocol.Tensor] = None, request_id: str = '') -> InferResult:
+              tensor: Optional[protocol.Tensor] = None, request_id: str = '',
+              on_upload=None) -> InferResult:
         """Run detection remotely on a frame (BGR pixels or a Picture). budget_s: time left
-        before the frame's deadline."""
+        before the frame's deadline. on_upload: called as the upload begins (after any wait
+        for the uplink)."""
         self._admit(budget_s)
         picture = Picture.of(image)
         body, head_len = self.request_body(picture, tensor, request_id)
-        return self._infer(self.model, body, head_len, budget_s, picture.size)
+        return self._infer(self.model, body, head_len, budget_s, picture.size, on_upload)
 
     def split_request_body(self, tensors: Mapping[str, np.ndarray], image_size: Tuple[int, int],
                            request_id: str = '') -> Tuple[bytes, int]:
@@ -200,12 +274,12 @@ class WorkerClient:
 
     def infer_split(self, layer: int, tensors: Mapping[str, np.ndarray],
                     image_size: Tuple[int, int], budget_s: Optional[float] = None,
-                    request_id: str = '') -> InferResult:
+                    request_id: str = '', on_upload=None) -> InferResult:
         """Run the tail of a split after `layer` remotely on the head's tensors."""
         self._admit(budget_s)
         body, head_len = self.split_request_body(tensors, image_size, request_id)
         return self._infer(protocol.tail_model_name(self.model, layer), body, head_len,
-                           budget_s, image_size)
+                           budget_s, image_size, on_upload)
 
     def _admit(self, budget_s: Optional[float]) -> None:
         if budget_s is not None and budget_s <= 0:
@@ -214,23 +288,61 @@ class WorkerClient:
             raise WorkerUnavailable(f'{self.url}: circuit breaker open', 'breaker_open')
 
     def _infer(self, model: str, body: bytes, head_len: int, budget_s: Optional[float],
-               image_size: Tuple[int, int]) -> InferResult:
+               image_size: Tuple[int, int], on_upload=None) -> InferResult:
+        """With serial_uploads, a request first waits for the uplink: concurrent uploads on
+        a rate-limited link share it (TCP flows), so each takes as long as all of them, while
+        one at a time in arrival order finishes the first first; for frames of one size the
+        mean time on the link is then the FIFO M/D/1's, not processor sharing's
+        (rho/(2(1-rho)) against rho/(1-rho) transfers of wait). The link is handed on once
+        the body is in the kernel, so the next upload follows without a gap; the answer is
+        awaited without holding it."""
+        start = time.perf_counter()
+        upload_wait = 0.0
+        if self.serial_uploads:
+            if not self.uplink.acquire(budget_s):
+                raise WorkerUnavailable(f'{self.url}: uplink busy for the whole budget '
+                                        f'({budget_s:.3f} s)', 'deadline')
+            upload_wait = time.perf_counter() - start
+            if budget_s is not None:
+                budget_s -= upload_wait
+                if budget_s <= 0.001:
+                    self.uplink.release()
+                    raise WorkerUnavailable(f'{self.url}: uplink busy for the whole budget',
+                                            'deadline')
+        handed_on = [not self.serial_uploads]
+
+        def hand_on():
+            if not handed_on[0]:
+                handed_on[0] = True
+                self.uplink.release()
+        try:
+            if on_upload is not None:
+                on_upload()
+            return self._post(model, body, head_len, budget_s, image_size, start, upload_wait,
+                              hand_on)
+        finally:
+            hand_on()
+
+    def _post(self, model: str, body: bytes, head_len: int, budget_s: Optional[float],
+              image_size: Tuple[int, int], start: float, upload_wait: float,
+              hand_on) -> InferResult:
         headers = {protocol.HEADER_LENGTH: str(head_len),
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
             headers[protocol.DEADLINE_HEADER] = f'{budget_s:.6f}'
         timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
-        start = time.perf_counter()
         for attempt in (1, 2):
             try:
+                data = _UploadBody(body, hand_on) if self.serial_uploads else body
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
-                                             data=body, headers=headers, timeout=timeout)
+                                             data=data, headers=headers, timeout=timeout)
                 self._last_answer_s = time.perf_counter()
                 break
             except requests.ConnectionError as e:
                 # Safe to retry only if the connection was refused before sending (a stale
                 # keep-alive socket), and only while budget remains.
-                left = None if budget_s is None else budget_s - (time.perf_counter() - start)
+                left = None if budget_s is None else \
+                    budget_s - (time.perf_counter() - start - upload_wait)
                 stale_socket = 'refused' not in str(e).lower()
                 if attempt == 1 and stale_socket and (left is None or left > 0.01):
                     continue
@@ -265,7 +377,7 @@ class WorkerClient:
         params = header.get('parameters') or {}
         return InferResult(detections, round_trip, len(body), len(response.content),
                            params.get('server_s'), params.get('queue_s'),
-                           params.get('service_s'))
+                           params.get('service_s'), upload_wait)
 
     def _name(self, class_id: int) -> str:
         return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
