@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -298,7 +298,8 @@ class WorkerClient:
         awaited without holding it."""
         start = time.perf_counter()
         upload_wait = 0.0
-        if self.serial_uploads:
+        serial = self.serial_uploads    # read once: a reconfigure mid-request changes nothing
+        if serial:
             if not self.uplink.acquire(budget_s):
                 raise WorkerUnavailable(f'{self.url}: uplink busy for the whole budget '
                                         f'({budget_s:.3f} s)', 'deadline')
@@ -309,7 +310,7 @@ class WorkerClient:
                     self.uplink.release()
                     raise WorkerUnavailable(f'{self.url}: uplink busy for the whole budget',
                                             'deadline')
-        handed_on = [not self.serial_uploads]
+        handed_on = [not serial]
 
         def hand_on():
             if not handed_on[0]:
@@ -319,13 +320,14 @@ class WorkerClient:
             if on_upload is not None:
                 on_upload()
             return self._post(model, body, head_len, budget_s, image_size, start, upload_wait,
-                              hand_on)
+                              hand_on if serial else None)
         finally:
             hand_on()
 
     def _post(self, model: str, body: bytes, head_len: int, budget_s: Optional[float],
               image_size: Tuple[int, int], start: float, upload_wait: float,
-              hand_on) -> InferResult:
+              hand_on: Optional[Callable[[], None]]) -> InferResult:
+        """hand_on, when given, is called once the body is in the kernel (serial uploads)."""
         headers = {protocol.HEADER_LENGTH: str(head_len),
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
@@ -333,7 +335,7 @@ class WorkerClient:
         timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
         for attempt in (1, 2):
             try:
-                data = _UploadBody(body, hand_on) if self.serial_uploads else body
+                data = body if hand_on is None else _UploadBody(body, hand_on)
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
                                              data=data, headers=headers, timeout=timeout)
                 self._last_answer_s = time.perf_counter()

@@ -1,0 +1,47 @@
+"""The shared node entry point: how a process ends when its context goes away under it."""
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from offload_ros.nodes import runner
+
+
+class ClosingNode(Node):
+    closed = 0
+
+    def __init__(self):
+        super().__init__('runner_probe')
+
+    def close(self):
+        ClosingNode.closed += 1
+
+
+class ShutdownBeforeWait(SingleThreadedExecutor):
+    """Makes the signal race certain: the context is shut down (as rclpy's signal thread does
+    on SIGINT) after spin's ok() check and before the wait set is built, so the real rcl call
+    fails with 'context is not valid'."""
+
+    def spin(self):
+        assert self.context.ok()
+        self.context.try_shutdown()
+        self.spin_once(timeout_sec=0.1)
+
+
+class FailsWhileRunning(SingleThreadedExecutor):
+    def spin(self):
+        raise RuntimeError('a real failure')
+
+
+def test_shutdown_during_wait_set_creation_is_a_clean_stop():
+    ClosingNode.closed = 0
+    assert runner.run(ClosingNode, [], executor_type=ShutdownBeforeWait) == 0
+    assert ClosingNode.closed == 1
+    assert not rclpy.ok()
+
+
+def test_rcl_error_while_the_context_is_valid_propagates():
+    ClosingNode.closed = 0
+    with pytest.raises(RuntimeError, match='a real failure'):
+        runner.run(ClosingNode, [], executor_type=FailsWhileRunning)
+    assert ClosingNode.closed == 1 and not rclpy.ok()
