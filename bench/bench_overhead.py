@@ -18,6 +18,9 @@
    encoding counted); compressed ones as the camera's JPEG, undecoded (`jpeg_passthrough`,
    the default: payload jpeg), so neither decoding nor re-encoding is on their path.
 3. CPU share of each process at 15 fps (raw), from /proc via psutil over the measurement.
+4. The serial-uploads lock (client.FifoLock): one uncontended acquire + release, the cost
+   every offloaded request pays when `serial_uploads` is on (its waits are link time, and
+   are excluded from the graph latency with the round trip they are part of).
 
 Writes bench/results/overhead.json.
 """
@@ -32,9 +35,22 @@ import psutil
 from offload_ros import report
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
+from offload_ros.worker.client import FifoLock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bench_policy  # noqa: E402
+
+
+def uplink_lock_cost(runs: int) -> dict:
+    lock = FifoLock()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        lock.acquire(1.0)
+        lock.release()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return {'median_us': round(float(np.median(samples)), 2),
+            'p99_us': round(float(np.percentile(samples, 99)), 2), 'runs': runs}
 
 
 def percentiles(values) -> dict:
@@ -109,7 +125,8 @@ def main(argv=None) -> int:
         args.seconds = 6.0
     print('[overhead] policy evaluation', flush=True)
     policy = bench_policy.measure(1000 if args.quick else 3000)
-    result = {'policy': policy}
+    result = {'policy': policy, 'uplink_lock': uplink_lock_cost(2000 if args.quick else 20000)}
+    print(f"[overhead] uplink lock {result['uplink_lock']['median_us']} us median", flush=True)
     try:
         check_capabilities()
     except ScenarioUnavailable as e:

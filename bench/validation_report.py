@@ -175,6 +175,10 @@ def overhead_section(o) -> list:
         goal = '<= 50 us' if n == 4 else ''
         lines.append(f'| policy evaluation, {n} worker(s) | {v["median_us"]} us | '
                      f'{v["p99_us"]} us | {goal} |')
+    if 'uplink_lock' in o:
+        v = o['uplink_lock']
+        lines.append(f'| serial-uploads lock, uncontended acquire + release | '
+                     f'{v["median_us"]} us | {v["p99_us"]} us | |')
     for transport, rates in o.get('graph', {}).items():
         if not isinstance(rates, dict) or 'skipped' in rates:
             continue
