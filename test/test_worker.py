@@ -414,3 +414,55 @@ def test_load_tracker_reports_the_fastest_of_start_up_and_idle_profiles():
     assert figures['profile'] == 'start-up' and figures['service_mean_s'] == pytest.approx(0.04)
     quiet_start.service(10.5, 'robot', 0.045)     # live samples win while in the window
     assert quiet_start.snapshot(10.6, 0, 0)['profile'] == 'live'
+
+
+def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
+    """A robot's client outlives many worker restarts: each restart's dead connections are
+    closed, not kept (the soak's descriptor count), and requests succeed again after it."""
+    import psutil
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    w = start_worker('--threads', '1', '--port', str(port))
+    client = WorkerClient(w.url, names=NAMES)
+    me = psutil.Process()
+    done = threading.Event()
+    answered, failed = [0], [0]
+
+    def frames():
+        while not done.is_set():
+            try:
+                client.infer(person)
+                answered[0] += 1
+            except (WorkerUnavailable, WorkerRequestError):
+                failed[0] += 1
+                time.sleep(0.02)
+
+    def held():
+        return [c.status for c in me.net_connections('tcp')
+                if c.raddr and c.raddr.port == port]
+    threads = [threading.Thread(target=frames) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        counts = []
+        for _ in range(3):
+            time.sleep(1.5)
+            before = answered[0]
+            assert w.stop() == 0
+            w = start_worker('--threads', '1', '--port', str(port))
+            deadline = time.monotonic() + 10
+            while answered[0] == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert answered[0] > before, 'no answer after the restart'
+            time.sleep(1.0)
+            counts.append(held())
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert failed[0] > 0                       # the restarts were seen
+    assert all(len(c) <= 3 for c in counts), counts      # one per concurrent request
+    assert all(s == 'ESTABLISHED' for c in counts for s in c), counts
+    client.close()
+    assert held() == []
