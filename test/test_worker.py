@@ -419,6 +419,7 @@ def test_load_tracker_reports_the_fastest_of_start_up_and_idle_profiles():
 def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
     """A robot's client outlives many worker restarts: each restart's dead connections are
     closed, not kept (the soak's descriptor count), and requests succeed again after it."""
+    import gc
     import psutil
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -465,4 +466,8 @@ def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
     assert all(len(c) <= 3 for c in counts), counts      # one per concurrent request
     assert all(s == 'ESTABLISHED' for c in counts for s in c), counts
     client.close()
+    # Run alone, close() leaves none; after other tests in the process, up to three live
+    # until the cycle collector runs (urllib3 connection objects caught in reference
+    # cycles): not a growth, since the restarts above never left more than three.
+    gc.collect()
     assert held() == []
