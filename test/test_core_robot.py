@@ -306,3 +306,53 @@ def test_offloading_to_names_the_workers_the_decision_sends_frames_to():
     shares = {'local': 0.7, 'edge1': 0.3, 'edge2': 0.0}
     planner.decision = Decision('local', 'split', fractions=shares)
     assert planner.offloading_to('edge1') and not planner.offloading_to('edge2')
+
+
+def offloading_planner(local_service_s, worker_service_s, **kw):
+    """1 Hz frames; edge1 answering a 51 kB request in its service time + 52 ms."""
+    planner = Planner(PlannerConfig(policy=PolicyConfig(hysteresis=0.1), **kw), ['edge1'],
+                      local_service_s=local_service_s)
+    for i in range(30):
+        planner.frame_arrived(float(i))
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=1.0, service_mean_s=worker_service_s,
+                        service_var_s2=1e-6, parallelism=1, own_rate_hz=1.0)
+    planner.remote_done('edge1', 29.0, 50_000, 1_000, round_trip_s=worker_service_s + 0.052,
+                        server_s=worker_service_s, queue_s=0.0, service_s=worker_service_s)
+    return planner
+
+
+def test_an_offloading_robot_re_times_its_detector_where_it_could_win():
+    # Start-up profile 220 ms (every process starting at once); the detector really takes
+    # 100 ms; the worker ~150 ms. Without re-timing the robot never runs a frame again.
+    planner = offloading_planner(0.22, 0.1)
+    assert planner.evaluate(30.0).target == 'edge1'
+    edge = planner.decision.predictions['edge1'].latency_s
+    assert 0.22 <= 1.5 * edge                          # a near tie: worth re-timing
+    assert planner.local_profile_due(30.0)
+    planner.local_queue(1)
+    assert not planner.local_profile_due(30.0)         # a frame waits for the detector
+    planner.local_queue(0)
+    planner.local_profile_started(30.0)
+    assert not planner.local_profile_due(34.9) and planner.local_profile_due(35.0)
+    now = 30.0
+    while planner.decision.target == 'edge1':
+        now += 5.2      # a period after the last inference ended (0.1 s after its start)
+        assert planner.local_profile_due(now), now
+        planner.local_profile_started(now)
+        planner.local_done(0.1, now + 0.1)
+        planner.evaluate(now + 0.2)
+        assert now < 60.0, 'the re-timings never moved the decision'
+    # Three re-timings: the robot's mean (0.22 + 3 x 0.1) / 4 = 130 ms beats 150 / 1.1.
+    assert planner.decision.target == 'local' and now == pytest.approx(45.6)
+    assert not planner.local_profile_due(now + 10)     # local frames keep it fresh
+
+
+def test_no_re_timing_where_the_robot_cannot_win_or_when_off():
+    far = offloading_planner(0.25, 0.02)               # worker ~75 ms: 0.25 > 1.5 x 0.075
+    assert far.evaluate(30.0).target == 'edge1' and not far.local_profile_due(100.0)
+    off = offloading_planner(0.25, 0.1, local_profile_period_s=0.0)
+    assert off.evaluate(30.0).target == 'edge1' and not off.local_profile_due(100.0)
+    with pytest.raises(ValueError, match='local_profile_period_s'):
+        PlannerConfig(local_profile_period_s=-1.0)
+    with pytest.raises(ValueError, match='local_profile_margin'):
+        PlannerConfig(local_profile_margin=float('nan'))

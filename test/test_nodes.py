@@ -453,3 +453,37 @@ def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, for
         assert probes == 0
     else:
         assert probes >= 10          # every few epochs over ~2.8 s
+
+
+def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
+        ros_context, start_worker, frames):
+    """The node's side of Planner.local_profile_due (whose logic test_core_robot checks):
+    when due, the latest frame runs through the robot's detector, its time joins the robot's
+    estimate, and no frame gains or loses an outcome. Due is forced here (a forced target
+    never re-times by itself)."""
+    import time
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
+                        force_target='edge1', epoch_s=0.1)
+    assert not node.planner.local_profile_due(time.monotonic() + 1e3)   # forced: never
+    node.planner.local_profile_due = lambda now_s: True
+    timed, local_done = [], node.planner.local_done
+
+    def recording(service_s, now_s=None):
+        timed.append(service_s)
+        local_done(service_s, now_s)
+    node.planner.local_done = recording
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+        time.sleep(0.5)
+        assert timed == [] and node.local_profiles == 0      # no frame yet: nothing to time
+        for i, frame in enumerate(frames[:6]):
+            probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
+            time.sleep(0.3)
+        assert wait_until(lambda: len(probe.records) == 6, 20)
+        time.sleep(0.3)
+    assert sorted(r['seq'] for r in probe.records) == list(range(1, 7))
+    assert {r['target'] for r in probe.records} == {'edge1'}
+    assert node.local_profiles == len(timed) >= 5      # one each epoch the detector is free
+    assert all(0.005 < s < 2.0 for s in timed), timed   # a real yolov3-tiny run

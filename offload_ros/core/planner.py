@@ -39,6 +39,11 @@ class PlannerConfig:
     bandwidth_window_s: float = 1.0
     # the robot's service times: the last 100, less those older than this (latest 10 kept)
     local_service_max_age_s: float = 30.0
+    # While frames go elsewhere, re-time the robot's detector once this long after its last
+    # inference (0: never), if its service time is within (1 + margin) of the chosen
+    # target's predicted latency: only where the robot's estimate could change the decision.
+    local_profile_period_s: float = 5.0
+    local_profile_margin: float = 0.5
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
@@ -56,6 +61,12 @@ class PlannerConfig:
             raise ValueError('bandwidth_override_bps must be > 0 (or None to measure)')
         if not self.bandwidth_prior_bps > 0:
             raise ValueError('bandwidth_prior_bps must be > 0')
+        if not self.local_profile_period_s >= 0:
+            raise ValueError(f'local_profile_period_s must be >= 0, got '
+                             f'{self.local_profile_period_s!r}')
+        if not self.local_profile_margin >= 0:
+            raise ValueError(f'local_profile_margin must be >= 0, got '
+                             f'{self.local_profile_margin!r}')
         if self.arrival_model not in ('poisson', 'measured'):
             raise ValueError(f"arrival_model must be 'poisson' or 'measured', got "
                              f'{self.arrival_model!r}')
@@ -127,6 +138,7 @@ class Planner:
         self.local_service = ServiceTimeEstimator(
             window=100, max_age_s=config.local_service_max_age_s)
         self.local_service.add(local_service_s)
+        self._local_timed_s = -math.inf   # when the robot's detector was last timed
         self.local_waiting = 0   # frames queued for the robot's detector (not the one it runs)
         self.local_holds = MedianWindow(50)   # its thread's time per frame besides inference
         self.workers: Dict[str, WorkerState] = {
@@ -181,6 +193,33 @@ class Planner:
 
     def local_done(self, service_s: float, now_s: Optional[float] = None) -> None:
         self.local_service.add(service_s, now_s)
+        if now_s is not None:
+            self._local_timed_s = max(self._local_timed_s, now_s)
+
+    def local_profile_due(self, now_s: float) -> bool:
+        """Whether to re-time the robot's detector now, on the latest frame.
+
+        A robot that offloads never runs its detector, so without this its estimate stays
+        the start-up profile, taken while every process of the robot started on the same
+        cores, and a decision that profile made against the robot is never revisited (the
+        worker's idle profile is the same remedy on the other side). It is due
+        `local_profile_period_s` after the last local inference, with no frame waiting for
+        the detector and no target forced, and only while the robot could win: its service
+        time alone within `local_profile_margin` of the chosen target's predicted latency."""
+        period = self.config.local_profile_period_s
+        if not period or now_s - self._local_timed_s < period or self.local_waiting:
+            return False
+        target = self.decision.target
+        chosen = self.decision.predictions.get(target)
+        if target == LOCAL or self.config.forced_target or chosen is None or \
+                not math.isfinite(chosen.latency_s):
+            return False
+        service = self.local_service.windowed().mean_s
+        return service <= (1.0 + self.config.local_profile_margin) * chosen.latency_s
+
+    def local_profile_started(self, now_s: float) -> None:
+        """A re-timing of the robot's detector was started: not due again for a period."""
+        self._local_timed_s = max(self._local_timed_s, now_s)
 
     def set_split_points(self, profiles: Mapping[int, tuple]) -> None:
         """{layer: (head service s, intermediate bytes)} from the robot's profile; each

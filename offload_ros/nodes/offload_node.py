@@ -95,6 +95,13 @@ SPECS = [
     params.Spec('probe_period_s', 0.25, 'While no frame goes to a worker, upload a probe '
                 'to it this often to keep its bandwidth estimate fresh (0: never).',
                 (0.0, 60.0)),
+    params.Spec('local_profile_period_s', 5.0, "While frames go to a worker, re-time the "
+                "robot's detector on the latest frame this long after its last inference, so "
+                'a slow start-up profile is not kept forever (0: never). See '
+                'local_profile_margin.', (0.0, 3600.0)),
+    params.Spec('local_profile_margin', 0.5, "Re-time the robot's detector only while its "
+                "service time is within this fraction of the chosen target's predicted "
+                'latency (where it could change the decision).', (0.0, 100.0)),
     params.Spec('probe_bytes', 20000, 'Probe upload size (0: the request of the latest frame).',
                 (0, 10_000_000)),
     params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
@@ -162,6 +169,8 @@ class OffloadConfig:
             bandwidth_prior_bps=v['bandwidth_prior_bps'],
             forced_target=v['force_target'] or None,
             arrival_model=v['arrival_model'], link_model=v['link_model'],
+            local_profile_period_s=v['local_profile_period_s'],
+            local_profile_margin=v['local_profile_margin'],
             energy=EnergyModel(v['energy_compute_w'], v['energy_idle_w'],
                                v['energy_tx_j_per_byte'], v['energy_rx_j_per_byte'],
                                v['energy_worker_w']),
@@ -244,6 +253,7 @@ class OffloadNode(Node):
         self._latest_picture: Optional[Picture] = None
         self._energy: Optional[dict] = None
         self.hedges: Counter = Counter()
+        self.local_profiles = 0   # re-timings of the robot's detector (_profile_local)
         self._inflight: Counter = Counter()    # worker requests in flight, per worker
         self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
@@ -479,6 +489,38 @@ class OffloadNode(Node):
             with self._lock:
                 self._local_backlog -= 1
 
+    def _profile_local_if_due(self) -> None:
+        """Re-time the robot's detector on the latest frame (Planner.local_profile_due). It
+        runs in the detector's thread like a frame: one arriving for the robot meanwhile
+        waits for it, as behind any frame."""
+        with self._lock:
+            now = time.monotonic()
+            picture = self._latest_picture
+            if picture is None or self._local_backlog or \
+                    not self.planner.local_profile_due(now):
+                return
+            self.planner.local_profile_started(now)
+            self._local_backlog += 1
+        self.local_pool.submit(self._profile_local, picture)
+
+    def _profile_local(self, picture: Picture) -> None:
+        try:
+            image = picture.bgr
+            with self._device_lock:
+                start = time.perf_counter()
+                self.detector.detect(image)
+                service_s = time.perf_counter() - start
+            with self._lock:
+                self.planner.local_done(service_s, time.monotonic())
+                self.local_profiles += 1
+        except BadImage:
+            pass    # that frame's own outcome says so; the next due time tries a newer one
+        except Exception as e:  # a failed re-timing must not stop the epochs
+            self.get_logger().warning(f're-timing the local detector failed: {e}')
+        finally:
+            with self._lock:
+                self._local_backlog -= 1
+
     def _run_remote(self, frame: Frame) -> None:
         name = parse_target(frame.target)[0]
         with self._lock:
@@ -674,6 +716,7 @@ class OffloadNode(Node):
     # -- epoch ------------------------------------------------------------------------------
     def _on_epoch(self) -> None:
         self._apply_pending()
+        self._profile_local_if_due()
         with self._lock:
             if self._refreshing:
                 return
@@ -765,7 +808,8 @@ class OffloadNode(Node):
                   KeyValue(key='reason', value=decision.reason),
                   KeyValue(key='switches', value=str(switches)),
                   KeyValue(key='frames', value=str(sum(outcomes.values()))),
-                  KeyValue(key='received', value=str(self._seq))]
+                  KeyValue(key='received', value=str(self._seq)),
+                  KeyValue(key='local_profiles', value=str(self.local_profiles))]
         values += [KeyValue(key=f'outcome/{t}/{k}', value=str(n))
                    for (t, k), n in sorted(outcomes.items())]
         values += [KeyValue(key=f'hedge/{k}', value=str(n)) for k, n in sorted(hedges.items())]
