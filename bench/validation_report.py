@@ -154,7 +154,9 @@ def decisions_section(d) -> list:
                   f"static {pct(best_static)} |",
                   f"| switch within 1 s of a change | "
                   f"{g.get('switch_within_1s', {}).get('ok')} | " + ', '.join(
-                      f"{c['time_to_switch_s']}" for c in
+                      f"{c['phase']}: " + ('on the new side already'
+                                           if c.get('on_new_side_at_change') else
+                                           f"{c['time_to_switch_s']} s") for c in
                       g.get('switch_within_1s', {}).get('changes', [])) + ' |', '']
         img = ROOT / 'bench_out/decisions' / r['scenario'] / 'model/timeline.png'
         if img.exists():

@@ -123,3 +123,32 @@ def test_lowering_the_rate_under_a_busy_upload_keeps_the_link_flowing(capable):
         assert 8.0 < rate_mbps < 11.0, rate_mbps    # the new rate, not 0 (wedged) or 20
     finally:
         topology.destroy()
+
+
+def test_comparison_records_the_target_each_change_finds():
+    """A policy already on the new side when a change comes needs no switch; the comparison
+    says which target each change found (the last switch before it, or the first frame's)."""
+    from offload_ros.scenarios import compare
+    phases = [{'name': 'start', 'start_s': 0.0, 'end_s': 10.0},
+              {'name': 'rate_hz=2.0', 'start_s': 10.0, 'end_s': 20.0},
+              {'name': 'rate_hz=5.0', 'start_s': 20.0, 'end_s': 30.0}]
+
+    def run(switches):
+        return {'deadline_s': 1.0, 'phases': phases, 'switches': switches,
+                'events': [{'t_s': 10.0}, {'t_s': 20.0}]}
+
+    def records(target_of):
+        return [{'seq': i + 1, 't_s': 100.0 + i, 'outcome': 'detections',
+                 'observed_latency_s': 0.2, 'planned_target': target_of(i)}
+                for i in range(30)]
+    model_switches = [{'t_s': 8.0, 'from': 'local', 'to': 'edge1'},
+                      {'t_s': 21.5, 'from': 'edge1', 'to': 'local'}]
+    result = compare.compare('x', {'model': run(model_switches), 'local': run([]),
+                                   'remote': run([])},
+                             {'model': records(lambda i: 'local' if i < 8 else 'edge1'),
+                              'local': records(lambda i: 'local'),
+                              'remote': records(lambda i: 'edge1')})
+    model = result['policies']['model']
+    assert model['target_at_change'] == ['edge1', 'edge1']
+    assert model['time_to_switch_s'] == [None, 1.5]
+    assert result['policies']['local']['target_at_change'] == ['local', 'local']

@@ -62,14 +62,20 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
                             deadline) for ph in phases]
         steps = [e['t_s'] for e in runs[policy].get('events', [])]
         switches = runs[policy]['switches']
-        to_switch = []
+        to_switch, at_change = [], []
+        first = min(recs, key=lambda r: r['seq']) if recs else {}
         for i, step in enumerate(steps):  # the first switch before the next change, if any
             until = steps[i + 1] if i + 1 < len(steps) else math.inf
             after = [s['t_s'] - step for s in switches if step - 0.05 <= s['t_s'] < until]
             to_switch.append(round(max(0.0, after[0]), 3) if after else None)
+            # the planned target when the change comes (the last switch's, or the first's)
+            before = [s['to'] for s in switches if s['t_s'] < step - 0.05]
+            at_change.append(before[-1] if before else
+                             first.get('planned_target', first.get('target')))
         result['policies'][policy] = {**overall, 'phases': per_phase,
                                       'switches': len(switches),
-                                      'time_to_switch_s': to_switch}
+                                      'time_to_switch_s': to_switch,
+                                      'target_at_change': at_change}
     oracle_phases = []
     for i, ph in enumerate(phases):
         static = {p: result['policies'][p]['phases'][i] for p in ('local', 'remote')
