@@ -467,12 +467,12 @@ def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
                         force_target='edge1', epoch_s=0.1)
     assert not node.planner.local_profile_due(time.monotonic() + 1e3)   # forced: never
     node.planner.local_profile_due = lambda now_s: True
-    timed, local_done = [], node.planner.local_done
+    timed, retimed = [], node.planner.local_retimed
 
-    def recording(service_s, now_s=None):
+    def recording(service_s, now_s):
         timed.append(service_s)
-        local_done(service_s, now_s)
-    node.planner.local_done = recording
+        return retimed(service_s, now_s)
+    node.planner.local_retimed = recording
     probe = Probe(ros_context)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)

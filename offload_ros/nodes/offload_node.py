@@ -511,7 +511,7 @@ class OffloadNode(Node):
                 self.detector.detect(image)
                 service_s = time.perf_counter() - start
             with self._lock:
-                self.planner.local_done(service_s, time.monotonic())
+                self.planner.local_retimed(service_s, time.monotonic())
                 self.local_profiles += 1
         except BadImage:
             pass    # that frame's own outcome says so; the next due time tries a newer one
