@@ -27,7 +27,10 @@ from offload_ros.nodes import qos
 HEADER_FIRST = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'vision_msgs/msg/Detection2DArray')
 SPIN_WAIT_S = 0.002
 IMAGE_DEADLINE_S = 1.0  # camera_node's default liveness_s
-LINGER_S = 0.5
+# After the last message, before the publishers go. Destroying a best-effort writer drops
+# what its readers have not taken yet: with 0.5 s, a fresh-clone CI run (2 loaded cores)
+# lost the last of 60 raw frames once, the node's executor busy beside its detector.
+LINGER_S = 2.0
 
 
 def restamp(data: bytes, t_ns: int) -> bytes:
