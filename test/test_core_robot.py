@@ -188,6 +188,31 @@ def loaded_planner(bandwidth_rtt_s=0.050):
     return planner
 
 
+def test_slow_first_frames_do_not_lock_the_robot_out_of_a_worker():
+    # Case 2's failed start (scenario test, session 9): the first two offloaded frames
+    # spent 453 and 117 ms in the node outside the round trip (start-up), later ones 4 ms;
+    # a median of the two added 287 ms to every remote prediction, so no frame went remote
+    # again to replace it.
+    planner = make_planner(arrival_model='poisson')
+    planner.load_report('edge1', rtt_s=0.002, total_rate_hz=0.0, service_mean_s=0.058,
+                        service_var_s2=1e-5, parallelism=1, own_rate_hz=0.0)
+    for i in range(10):
+        planner.local_done(0.200, 4.0 + 0.1 * i)
+    planner.remote_done('edge1', 5.0, 50_000, 1_000, round_trip_s=0.075, server_s=0.060,
+                        queue_s=0.001, service_s=0.058)
+    for slow in (0.457, 0.117):
+        planner.frame_handled('edge1', slow)
+    planner.frame_handled('local', 0.010)
+    assert planner.handling_s('edge1') == pytest.approx(0.117)   # the least of too few
+    assert planner.evaluate(5.1).target == 'edge1'
+    for later in (0.200, 0.300):
+        planner.frame_handled('edge1', later)
+    assert planner.handling_s('edge1') == pytest.approx(0.117)
+    planner.frame_handled('edge1', 0.250)
+    assert planner.handling_s('edge1') == pytest.approx(0.250)   # five: their median
+    assert planner.handling_s('local') == pytest.approx(0.010)
+
+
 def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handling():
     planner = loaded_planner()
     for hold in (0.004, 0.003, 0.005):   # the detector thread's time besides inference

@@ -471,10 +471,7 @@ class OffloadNode(Node):
             except BadImage as e:
                 self._malformed(frame, e, fallback)
                 return
-            with self._device_lock:
-                start = time.perf_counter()
-                detections = self.detector.detect(image)
-                service_s = time.perf_counter() - start
+            detections, service_s = self._on_device(self.detector.detect, image)
             frame.core_done_mono = time.monotonic()
             with self._lock:
                 self.planner.local_done(service_s, frame.core_done_mono)
@@ -505,11 +502,7 @@ class OffloadNode(Node):
 
     def _profile_local(self, picture: Picture) -> None:
         try:
-            image = picture.bgr
-            with self._device_lock:
-                start = time.perf_counter()
-                self.detector.detect(image)
-                service_s = time.perf_counter() - start
+            service_s = self._on_device(self.detector.detect, picture.bgr)[1]
             with self._lock:
                 self.planner.local_retimed(service_s, time.monotonic())
                 self.local_profiles += 1
@@ -531,12 +524,16 @@ class OffloadNode(Node):
             with self._lock:
                 self._inflight[name] -= 1
 
-    def _head(self, frame: Frame, layer: int) -> tuple:
-        """Run a split's head on the robot's accelerator: (crossing tensors, seconds)."""
+    def _on_device(self, run, image) -> tuple:
+        """Run one model on the robot's accelerator, alone on it: (its result, seconds)."""
         with self._device_lock:
             start = time.perf_counter()
-            tensors = self.heads[layer].run(frame.image)
-            head_s = time.perf_counter() - start
+            result = run(image)
+            return result, time.perf_counter() - start
+
+    def _head(self, frame: Frame, layer: int) -> tuple:
+        """Run a split's head on the robot's accelerator: (crossing tensors, seconds)."""
+        tensors, head_s = self._on_device(self.heads[layer].run, frame.image)
         with self._lock:
             self.planner.head_done(layer, head_s)
         return tensors, head_s
