@@ -5,7 +5,7 @@ import math
 import pytest
 
 from offload_ros.core.control import ControllerConfig, command, select_target
-from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
+from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds, request_timeout_s
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import Decision, PolicyConfig
 from offload_ros.core.scenario import (ScenarioError, mean_estimates, predict_all,
@@ -85,6 +85,19 @@ def test_deadline_monitor_percentiles_and_levels():
     for _ in range(100):
         monitor.record('local', 0.5)
     assert monitor.summary()['level'] == 'ERROR' and monitor.total_misses == 110
+
+
+def test_a_request_is_cut_only_where_the_robot_could_still_run_the_frame():
+    # Budget 1 s, limit 0.5 s: a robot needing 0.3 s can still run the frame after a cut.
+    assert request_timeout_s(1.0, 0.5, 0.3) == 0.5
+    assert request_timeout_s(0.8, 0.5, 0.3) == 0.5
+    # The crossover at 5 Hz: 0.98 s left, the robot needing 644 ms. A cut at 0.5 s was a
+    # certain miss; the worker gets the whole budget (the frame's deadline) instead.
+    assert request_timeout_s(0.98, 0.5, 0.644) == pytest.approx(0.98)
+    assert request_timeout_s(0.98, 0.5, math.inf) == pytest.approx(0.98)
+    # Less budget than the limit: the deadline bounds the request, as before.
+    assert request_timeout_s(0.2, 0.5, 0.0) == pytest.approx(0.2)
+    assert request_timeout_s(-0.1, 0.5, 0.1) == 0.0
 
 
 def make_planner(**kw):

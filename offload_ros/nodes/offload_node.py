@@ -24,6 +24,7 @@ from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core import hedging
+from offload_ros.core.deadline import request_timeout_s
 from offload_ros.core.latency import Prediction
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.energy import EnergyModel, EnergyWeights
@@ -104,7 +105,9 @@ SPECS = [
                 'latency (where it could change the decision).', (0.0, 100.0)),
     params.Spec('probe_bytes', 20000, 'Probe upload size (0: the request of the latest frame).',
                 (0, 10_000_000)),
-    params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request.', (0.01, 30.0)),
+    params.Spec('request_timeout_s', 0.5, 'Upper bound of one worker request, where the '
+                'robot could still run the frame in time after it; where it could not, the '
+                'request waits up to the frame\'s deadline.', (0.01, 30.0)),
     params.Spec('max_inflight', 4, 'Concurrent worker requests.', (1, 64), read_only=True),
     params.Spec('max_local_queue', 8, 'Frames waiting for local inference before drops.',
                 (1, 1000)),
@@ -552,8 +555,7 @@ class OffloadNode(Node):
             if client is None:
                 raise WorkerUnavailable(f'worker {name} was removed', 'connection')
             if layer is None:
-                budget = frame.deadline_at_s - self._now_s()
-                result = client.infer(frame.picture, min(budget, self.config['request_timeout_s']),
+                result = client.infer(frame.picture, self._request_budget(frame),
                                       request_id=request_id, on_upload=upload_begins)
             else:
                 try:
@@ -561,9 +563,8 @@ class OffloadNode(Node):
                 except Exception as e:  # one outcome per frame even if the head fails
                     self._fallback(frame, f'split@{layer} head failed: {e}')
                     return
-                budget = frame.deadline_at_s - self._now_s()
                 result = client.infer_split(layer, tensors, frame.picture.size,
-                                            min(budget, self.config['request_timeout_s']),
+                                            self._request_budget(frame),
                                             request_id=request_id, on_upload=upload_begins)
         except BadImage as e:   # a JPEG that does not decode, found building the request
             self._abandon(name, tokens)
@@ -600,6 +601,13 @@ class OffloadNode(Node):
         self._finish(frame, 'detections', frame.target, '', result.detections,
                      service_s=result.server_service_s, round_trip_s=result.round_trip_s,
                      head_s=head_s, server=(result.server_s, result.server_queue_s))
+
+    def _request_budget(self, frame: Frame) -> float:
+        """The wait for a worker's answer (core.deadline.request_timeout_s)."""
+        local = frame.predictions.get(LOCAL)
+        return request_timeout_s(frame.deadline_at_s - self._now_s(),
+                                 self.config['request_timeout_s'],
+                                 local.latency_s if local is not None else 0.0)
 
     def _request_started(self, name: str) -> int:
         with self._lock:
