@@ -266,6 +266,42 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
     assert node.hedges['local_started'] + node.hedges['local_after_failure'] >= len(hedged)
 
 
+def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
+        ros_context, start_worker, frames, monkeypatch):
+    """Where the robot could not take a frame over, its request waits up to the deadline
+    (core.deadline.request_timeout_s); a worker that answers nothing meanwhile is still
+    failed after request_timeout_s (the /load poll's check), not at the deadline."""
+    import signal
+    import time
+    worker = start_worker('--threads', '1')
+    node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
+                        force_target='edge1', deadline_s=3.0, request_timeout_s=0.4)
+    # As if the robot were too slow to take any frame over: every request gets its budget.
+    monkeypatch.setattr(node, '_request_budget',
+                        lambda frame: frame.deadline_at_s - node._now_s())
+    probe = Probe(ros_context)
+    try:
+        with spinning(ros_context, node, probe):
+            assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+            assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+            probe.image_pub.publish(conversions.bgr_to_image(frames[0], header(probe, 0)))
+            assert wait_until(lambda: len(probe.records) == 1, 10)
+            worker.proc.send_signal(signal.SIGSTOP)       # accepts, never answers
+            start = time.monotonic()
+            probe.image_pub.publish(conversions.bgr_to_image(frames[1], header(probe, 1)))
+            assert wait_until(lambda: not node.planner.workers['edge1'].available, 5)
+            failed_after = time.monotonic() - start
+            waiting = len(probe.records) == 1
+            assert wait_until(lambda: len(probe.records) == 2, 10)
+            answered_after = time.monotonic() - start
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    # Failed within the limit plus one poll (0.2 s, retried once), the frame still waiting.
+    assert failed_after < 1.5 and waiting, (failed_after, probe.records[-1]['reason'])
+    assert answered_after > 2.5                            # the frame waited to its deadline
+    assert probe.records[0]['outcome'] == 'detections' and probe.records[1]['outcome'] == 'miss'
+
+
 def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
                                                                     start_worker, frames):
     """Forced onto split@7: every frame's head runs on the robot (its time recorded), the

@@ -4,6 +4,7 @@ Thin adapter: messages are converted at the edge, the Planner (core) estimates a
 inference and HTTP run on thread pools (never on the executor), results are published from
 those threads. Every frame ends in exactly one outcome, published on offload/decisions.
 """
+import collections
 import concurrent.futures
 import dataclasses
 import json
@@ -258,6 +259,8 @@ class OffloadNode(Node):
         self.hedges: Counter = Counter()
         self.local_profiles = 0   # re-timings of the robot's detector (_profile_local)
         self._inflight: Counter = Counter()    # worker requests in flight, per worker
+        # perf_counter start of each request in flight, per worker (_unanswered)
+        self._inflight_since: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
         self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
@@ -521,11 +524,23 @@ class OffloadNode(Node):
         name = parse_target(frame.target)[0]
         with self._lock:
             self._inflight[name] += 1
+            self._inflight_since[name][id(frame)] = time.perf_counter()
         try:
             self._remote(frame, name)
         finally:
             with self._lock:
                 self._inflight[name] -= 1
+                del self._inflight_since[name][id(frame)]
+
+    def _unanswered(self, name: str, client: WorkerClient) -> bool:
+        """Whether our oldest request to the worker has waited request_timeout_s with no
+        answer of any kind from it since it began. A request may wait past that limit
+        (request_timeout_s in core.deadline), but the worker is failed from then on, as
+        when the request was cut there: new frames go elsewhere at once. Call with
+        self._lock held."""
+        oldest = min(self._inflight_since[name].values(), default=None)
+        return oldest is not None and not client.answered_since(oldest) and \
+            time.perf_counter() - oldest > self.config['request_timeout_s']
 
     def _on_device(self, run, image) -> tuple:
         """Run one model on the robot's accelerator, alone on it: (its result, seconds)."""
@@ -736,9 +751,10 @@ class OffloadNode(Node):
                     load = client.fetch_load(timeout_s=min(0.5, self.config['epoch_s']))
                 except (WorkerUnavailable, KeyError, ValueError) as e:
                     with self._lock:
-                        # A poll stuck behind our own uploads on a busy link is no fault:
-                        # those requests' own timeouts tell a dead worker soon enough.
-                        if getattr(e, 'kind', '') == 'timeout' and self._inflight[name] > 0:
+                        # A poll stuck behind our own uploads on a busy link is no fault,
+                        # unless the oldest of them has had no answer in request_timeout_s.
+                        if getattr(e, 'kind', '') == 'timeout' and self._inflight[name] > 0 \
+                                and not self._unanswered(name, client):
                             continue
                         self.planner.worker_failed(name, f'load: {e}')
                     continue

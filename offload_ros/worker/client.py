@@ -394,6 +394,11 @@ class WorkerClient:
         return postprocess(by_name['boxes'][0], by_name['scores'][0], names,
                            self.score_threshold, self.iou_threshold, image_size)
 
+    def answered_since(self, perf_s: float) -> bool:
+        """Whether the worker answered anything (a frame, /load, a probe) after perf_s
+        (time.perf_counter)."""
+        return self._last_answer_s > perf_s
+
     def _get(self, path: str, timeout_s: float) -> requests.Response:
         last = None
         for _ in range(2):  # GETs are idempotent: one retry
