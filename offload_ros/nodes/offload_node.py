@@ -258,9 +258,8 @@ class OffloadNode(Node):
         self._energy: Optional[dict] = None
         self.hedges: Counter = Counter()
         self.local_profiles = 0   # re-timings of the robot's detector (_profile_local)
-        self._inflight: Counter = Counter()    # worker requests in flight, per worker
-        # perf_counter start of each request in flight, per worker (_unanswered)
-        self._inflight_since: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
+        # Worker requests in flight, per worker: each one's perf_counter start (_unanswered).
+        self._inflight: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
         self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
@@ -523,14 +522,12 @@ class OffloadNode(Node):
     def _run_remote(self, frame: Frame) -> None:
         name = parse_target(frame.target)[0]
         with self._lock:
-            self._inflight[name] += 1
-            self._inflight_since[name][id(frame)] = time.perf_counter()
+            self._inflight[name][id(frame)] = time.perf_counter()
         try:
             self._remote(frame, name)
         finally:
             with self._lock:
-                self._inflight[name] -= 1
-                del self._inflight_since[name][id(frame)]
+                del self._inflight[name][id(frame)]
 
     def _unanswered(self, name: str, client: WorkerClient) -> bool:
         """Whether our oldest request to the worker has waited request_timeout_s with no
@@ -538,7 +535,7 @@ class OffloadNode(Node):
         (request_timeout_s in core.deadline), but the worker is failed from then on, as
         when the request was cut there: new frames go elsewhere at once. Call with
         self._lock held."""
-        oldest = min(self._inflight_since[name].values(), default=None)
+        oldest = min(self._inflight[name].values(), default=None)
         return oldest is not None and not client.answered_since(oldest) and \
             time.perf_counter() - oldest > self.config['request_timeout_s']
 
@@ -619,10 +616,14 @@ class OffloadNode(Node):
 
     def _request_budget(self, frame: Frame) -> float:
         """The wait for a worker's answer (core.deadline.request_timeout_s)."""
-        local = frame.predictions.get(LOCAL)
         return request_timeout_s(frame.deadline_at_s - self._now_s(),
-                                 self.config['request_timeout_s'],
-                                 local.latency_s if local is not None else 0.0)
+                                 self.config['request_timeout_s'], self._local_needed_s(frame))
+
+    @staticmethod
+    def _local_needed_s(frame: Frame) -> float:
+        """What the robot would take to run the frame itself (its prediction at decision)."""
+        local = frame.predictions.get(LOCAL)
+        return local.latency_s if local is not None else 0.0
 
     def _request_started(self, name: str) -> int:
         with self._lock:
@@ -648,8 +649,7 @@ class OffloadNode(Node):
             with self._lock:
                 self.hedges['local_after_failure'] += 1
         remaining = frame.deadline_at_s - self._now_s()
-        local = frame.predictions.get(LOCAL)
-        needed = local.latency_s if local is not None else 0.0
+        needed = self._local_needed_s(frame)
         if remaining >= needed:
             self._submit_local(frame, fallback=True, reason=f'fallback after {why}')
         else:
@@ -753,7 +753,7 @@ class OffloadNode(Node):
                     with self._lock:
                         # A poll stuck behind our own uploads on a busy link is no fault,
                         # unless the oldest of them has had no answer in request_timeout_s.
-                        if getattr(e, 'kind', '') == 'timeout' and self._inflight[name] > 0 \
+                        if getattr(e, 'kind', '') == 'timeout' and self._inflight[name] \
                                 and not self._unanswered(name, client):
                             continue
                         self.planner.worker_failed(name, f'load: {e}')
@@ -771,7 +771,7 @@ class OffloadNode(Node):
                     # Probe only a link no frame uses: one uploaded beside offloaded frames
                     # (even between two at 1 Hz, or while one is still uploading) is traffic
                     # the uplink queue does not count, and slows the frames it meets.
-                    idle = (not self.planner.offloading_to(name) and self._inflight[name] == 0
+                    idle = (not self.planner.offloading_to(name) and not self._inflight[name]
                             and now - self._last_remote_s.get(name, -1e9)
                             > self.config['epoch_s'])
                     period = self.config['probe_period_s']
