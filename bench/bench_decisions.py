@@ -10,7 +10,6 @@ Writes bench/results/decisions.json and the per-run folders under bench_out/deci
 import argparse
 import pathlib
 import sys
-from typing import List
 
 from offload_ros import report
 from offload_ros.scenarios import compare
@@ -29,23 +28,17 @@ def goals(result: dict) -> dict:
     cis = [p.get('model_vs_oracle_ci95') for p in phases]
     static = {p: policies[p]['miss_rate'] for p in ('local', 'remote')}
     best_static = min(static.values())
-    changes: List[dict] = []
-    at_change = model.get('target_at_change') or [None] * len(model['time_to_switch_s'])
-    for i, step_to_switch in enumerate(model['time_to_switch_s']):
-        # Change i starts phase i + 1; a switch is due where the oracle's target changes,
-        # unless the model is on the new side (robot or a worker) when the change comes.
-        if i + 1 < len(phases) and phases[i + 1]['best'] != phases[i]['best']:
-            there = at_change[i] is not None and \
-                (at_change[i] == 'local') == (phases[i + 1]['best'] == 'local')
-            changes.append({'phase': phases[i + 1]['phase'], 'time_to_switch_s': step_to_switch,
-                            'on_new_side_at_change': there,
-                            'ok': there or step_to_switch is not None and step_to_switch <= 1.0})
+    # With repeats, every run's switches are judged against the oracle of all of them.
+    changes = [{**c, 'repeat': k + 1} if 'runs' in result else c
+               for k, run in enumerate(result.get('runs', [result]))
+               for c in compare.switch_changes(run['policies']['model'], phases)]
     return {
         'mean_within_5pct_of_oracle': {
             'ok': all(g is not None and g <= 0.05 for g in gaps),
             'per_phase': [None if g is None else round(g, 4) for g in gaps],
             # The phase means come from separate runs of ~15 s: their 95% half-widths say
-            # whether a miss of the goal is beyond the measurement's own noise.
+            # whether a miss of the goal is beyond the measurement's own noise (with repeats,
+            # from the spread of the per-repeat gaps, which holds the drift between runs).
             'ci95_per_phase': [None if c is None else round(c, 4) for c in cis],
             'misses_beyond_noise': [i for i, (g, c) in enumerate(zip(gaps, cis))
                                     if g is not None and c is not None and g - c > 0.05]},
@@ -63,6 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument('--all', action='store_true', help='every scenario (adds two faults)')
     parser.add_argument('--quick', action='store_true', help='Case 1 only')
     parser.add_argument('--reuse', action='store_true', help='recompute from --work')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='interleaved rounds of every policy per scenario')
     parser.add_argument('--scenarios', nargs='+', choices=ALL,
                         help='only these (with another --out, to keep the full results)')
     args = parser.parse_args(argv)
@@ -72,7 +67,7 @@ def main(argv=None) -> int:
         if not capable('bench-decisions'):
             return 77
     results, failed = compare.run_all(scenarios, ['model', 'local', 'remote', 'threshold'],
-                                      pathlib.Path(args.work), args.reuse)
+                                      pathlib.Path(args.work), args.reuse, args.repeats)
     for result in results:
         result['goals'] = goals(result)
         met = {k: v['ok'] for k, v in result['goals'].items()}

@@ -9,6 +9,8 @@ import pathlib
 import shutil
 import sys
 
+from offload_ros.scenarios import compare
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'bench/results'
 BEGIN, END = '<!-- bench:begin -->', '<!-- bench:end -->'
@@ -135,9 +137,10 @@ def decisions_section(d) -> list:
                   '| policy | mean ms | p99 ms | miss rate | switches | time to switch (s) |',
                   '|---|---|---|---|---|---|']
         for policy, s in r['policies'].items():
-            times = ', '.join('-' if t is None else f'{t:.2f}' for t in s['time_to_switch_s'])
+            times = compare.switch_times(s['time_to_switch_s'])
             lines.append(f"| {policy} | {ms(s['mean_s'])} | {ms(s['p99_s'])} | "
-                         f"{pct(s['miss_rate'])} | {s['switches']} | {times} |")
+                         f"{pct(s['miss_rate'])} | {compare.switch_counts(s['switches'])} | "
+                         f"{times} |")
         gaps = g.get('mean_within_5pct_of_oracle', {}).get('per_phase', [])
         cis = g.get('mean_within_5pct_of_oracle', {}).get('ci95_per_phase') or \
             [None] * len(gaps)
@@ -154,11 +157,13 @@ def decisions_section(d) -> list:
                   f"static {pct(best_static)} |",
                   f"| switch within 1 s of a change | "
                   f"{g.get('switch_within_1s', {}).get('ok')} | " + ', '.join(
-                      f"{c['phase']}: " + ('on the new side already'
-                                           if c.get('on_new_side_at_change') else
-                                           f"{c['time_to_switch_s']} s") for c in
+                      f"{c['phase']}" + (f" (r{c['repeat']})" if 'repeat' in c else '')
+                      + ': ' + ('on the new side already'
+                                if c.get('on_new_side_at_change') else
+                                f"{c['time_to_switch_s']} s") for c in
                       g.get('switch_within_1s', {}).get('changes', [])) + ' |', '']
-        img = ROOT / 'bench_out/decisions' / r['scenario'] / 'model/timeline.png'
+        img = compare.run_dir(ROOT / 'bench_out/decisions', r['scenario'], 'model', 0,
+                              r.get('repeats', 1)) / 'timeline.png'
         if img.exists():
             shutil.copy(img, ROOT / f"docs/img/decisions_{r['scenario']}.png")
         if (ROOT / f"docs/img/decisions_{r['scenario']}.png").exists():

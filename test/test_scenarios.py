@@ -152,3 +152,51 @@ def test_comparison_records_the_target_each_change_finds():
     assert model['target_at_change'] == ['edge1', 'edge1']
     assert model['time_to_switch_s'] == [None, 1.5]
     assert result['policies']['local']['target_at_change'] == ['local', 'local']
+
+
+def test_repeats_pool_frames_and_take_the_gap_half_width_from_their_spread():
+    """Interleaved repeats: phase statistics over the frames of every repeat, the oracle's
+    target from them, each repeat's gap against its own oracle run, a Student-t half-width
+    from those gaps, and switch times judged run by run."""
+    import math
+    from offload_ros.scenarios import compare
+    phases = [{'name': 'start', 'start_s': 0.0, 'end_s': 10.0},
+              {'name': 'bandwidth=2', 'start_s': 10.0, 'end_s': 20.0}]
+
+    def run(switches):
+        return {'deadline_s': 1.0, 'phases': phases, 'switches': switches,
+                'events': [{'t_s': 10.0}]}
+
+    def records(first, second, target='local'):
+        return [{'seq': i + 1, 't_s': 50.0 + i, 'outcome': 'detections',
+                 'observed_latency_s': first if i < 10 else second, 'planned_target': target}
+                for i in range(20)]
+    runs = [{'model': run([{'t_s': 10.4, 'from': 'edge1', 'to': 'local'}]),
+             'local': run([]), 'remote': run([])},
+            {'model': run([{'t_s': 11.5, 'from': 'edge1', 'to': 'local'}]),
+             'local': run([]), 'remote': run([])}]
+    recs = [{'model': records(0.10, 0.20, 'edge1'), 'local': records(0.20, 0.25),
+             'remote': records(0.10, 0.40, 'edge1')},
+            {'model': records(0.12, 0.22, 'edge1'), 'local': records(0.20, 0.20),
+             'remote': records(0.12, 0.40, 'edge1')}]
+    result = compare.compare_repeats('x', runs, recs)
+    assert result['repeats'] == 2 and len(result['runs']) == 2
+    oracle = result['oracle']['phases']
+    assert [p['best'] for p in oracle] == ['remote', 'local']
+    assert oracle[1]['mean_s'] == pytest.approx(0.225)          # 10 frames of each repeat
+    assert oracle[1]['model_mean_s'] == pytest.approx(0.21)
+    assert oracle[1]['model_vs_oracle'] == pytest.approx(0.21 / 0.225 - 1)
+    assert oracle[1]['model_vs_oracle_per_repeat'] == [pytest.approx(-0.2), pytest.approx(0.1)]
+    spread = math.sqrt(((-0.2 + 0.05) ** 2 + (0.1 + 0.05) ** 2) / 1)
+    assert oracle[1]['model_vs_oracle_ci95'] == pytest.approx(12.706 * spread / math.sqrt(2))
+    assert oracle[0]['model_vs_oracle'] == pytest.approx(0.0)      # same frames as remote
+    assert result['policies']['model']['switches'] == [1, 1]
+    assert result['policies']['model']['time_to_switch_s'] == [[pytest.approx(0.4)],
+                                                               [pytest.approx(1.5)]]
+    changes = [c for each in result['runs']
+               for c in compare.switch_changes(each['policies']['model'], oracle)]
+    assert [c['ok'] for c in changes] == [True, False]        # the second run switched late
+    assert compare.paired_half_width([0.1]) is None
+    # One repeat is the plain comparison.
+    assert compare.compare_repeats('x', runs[:1], recs[:1]) == \
+        compare.compare('x', runs[0], recs[0])

@@ -50,6 +50,20 @@ def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
     return 1.96 * math.sqrt((sm / o) ** 2 + (m * so / o ** 2) ** 2)
 
 
+# Two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (more: 1.96 is within 12%).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def paired_half_width(gaps: List[float]) -> Optional[float]:
+    """95% half-width of the mean of per-repeat gaps (each repeat's model run against its
+    own, adjacent oracle run): the spread between repeats holds the machine's drift from run
+    to run, which the frames of one run cannot show."""
+    if len(gaps) < 2:
+        return None
+    t = T95[len(gaps) - 2] if len(gaps) - 2 < len(T95) else 1.96
+    return t * float(np.std(gaps, ddof=1)) / math.sqrt(len(gaps))
+
+
 def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) -> dict:
     spec = runs['model']
     deadline = spec['deadline_s']
@@ -94,6 +108,80 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
     return result
 
 
+def switch_changes(model: dict, phases: List[dict]) -> List[dict]:
+    """Each change after which the oracle's target changes, with the model run's time to
+    switch; ok where within 1 s or the model was already on the new side (robot or a
+    worker) when the change came."""
+    changes: List[dict] = []
+    at_change = model.get('target_at_change') or [None] * len(model['time_to_switch_s'])
+    for i, step_to_switch in enumerate(model['time_to_switch_s']):
+        # Change i starts phase i + 1.
+        if i + 1 < len(phases) and phases[i + 1]['best'] != phases[i]['best']:
+            there = at_change[i] is not None and \
+                (at_change[i] == 'local') == (phases[i + 1]['best'] == 'local')
+            changes.append({'phase': phases[i + 1]['phase'], 'time_to_switch_s': step_to_switch,
+                            'on_new_side_at_change': there,
+                            'ok': there or step_to_switch is not None and step_to_switch <= 1.0})
+    return changes
+
+
+def compare_repeats(name: str, runs: List[Dict[str, dict]],
+                    records: List[Dict[str, List[dict]]]) -> dict:
+    """The comparison over repeats of every policy, run interleaved: statistics over the
+    frames of every repeat, the oracle's target per phase from them, and each phase's gap
+    with a half-width from the spread of the per-repeat gaps (`paired_half_width`). The
+    per-repeat comparisons stay under 'runs' (switch times are judged run by run)."""
+    each = [compare(name, r, rec) for r, rec in zip(runs, records)]
+    if len(each) == 1:
+        return each[0]
+    spec = runs[0]['model']
+    deadline, phases = spec['deadline_s'], spec['phases']
+    result = {'scenario': name, 'deadline_s': deadline, 'repeats': len(each),
+              'policies': {}, 'oracle': {}, 'runs': each}
+    for policy in each[0]['policies']:
+        overall: List[float] = []
+        per_phase: List[List[float]] = [[] for _ in phases]
+        for rec in records:
+            t0 = min(r['t_s'] for r in rec[policy])
+            overall += _latencies(rec[policy], t0, 0, 1e9)
+            for i, ph in enumerate(phases):
+                per_phase[i] += _latencies(rec[policy], t0, ph['start_s'], ph['end_s'])
+        result['policies'][policy] = {
+            **_stats(overall, deadline), 'phases': [_stats(v, deadline) for v in per_phase],
+            'switches': [e['policies'][policy]['switches'] for e in each],
+            'time_to_switch_s': [e['policies'][policy]['time_to_switch_s'] for e in each]}
+    oracle_phases = []
+    for i, ph in enumerate(phases):
+        static = {p: result['policies'][p]['phases'][i] for p in ('local', 'remote')}
+        best = min(static, key=lambda p: (static[p]['mean_s'] is None,
+                                          static[p]['miss_rate'] or 0,
+                                          static[p]['mean_s'] or math.inf))
+        model = result['policies']['model']['phases'][i]
+        gaps = [e['policies']['model']['phases'][i]['mean_s'] /
+                e['policies'][best]['phases'][i]['mean_s'] - 1.0 for e in each
+                if e['policies']['model']['phases'][i]['mean_s']
+                and e['policies'][best]['phases'][i]['mean_s']]
+        oracle_phases.append({
+            'phase': ph['name'], 'best': best, **static[best], 'model_mean_s': model['mean_s'],
+            'model_vs_oracle': model['mean_s'] / static[best]['mean_s'] - 1.0
+            if model['mean_s'] and static[best]['mean_s'] else None,
+            'model_vs_oracle_per_repeat': [round(g, 4) for g in gaps],
+            'model_vs_oracle_ci95': paired_half_width(gaps)})
+    result['oracle']['phases'] = oracle_phases
+    return result
+
+
+def switch_times(times: list) -> str:
+    """'0.4, -' for one run; '0.4, - / 0.5, 0.3' for repeats (a list per run)."""
+    if times and isinstance(times[0], list):
+        return ' / '.join(switch_times(t) for t in times)
+    return ', '.join('-' if t is None else f'{t:.2f}' for t in times)
+
+
+def switch_counts(counts) -> str:
+    return ' / '.join(map(str, counts)) if isinstance(counts, list) else str(counts)
+
+
 def markdown(results: List[dict]) -> str:
     def ms(v):
         return '-' if v is None else f'{v * 1e3:.0f}'
@@ -109,9 +197,9 @@ def markdown(results: List[dict]) -> str:
                   '| policy | mean ms | p99 ms | miss rate | switches | time to switch (s) |',
                   '|---|---|---|---|---|---|']
         for policy, s in r['policies'].items():
-            times = ', '.join('-' if t is None else str(t) for t in s['time_to_switch_s'])
+            times = switch_times(s['time_to_switch_s'])
             lines.append(f"| {policy} | {ms(s['mean_s'])} | {ms(s['p99_s'])} | "
-                         f"{pct(s['miss_rate'])} | {s['switches']} | {times} |")
+                         f"{pct(s['miss_rate'])} | {switch_counts(s['switches'])} | {times} |")
         lines += ['', 'Oracle: per phase, the better of the always-local and always-remote runs '
                   '(remote = the first worker; in case 2 the model may also use edge2).', '',
                   '| phase | oracle target | oracle mean ms | model mean ms | model vs oracle |',
@@ -124,28 +212,42 @@ def markdown(results: List[dict]) -> str:
 
 
 def run_all(scenarios: List[str], policies: List[str], root: pathlib.Path,
-            reuse: bool = False):
-    """Run (or with reuse, reload) every scenario under every policy; returns the
-    comparisons and the scenarios whose model run failed its assertions."""
+            reuse: bool = False, repeats: int = 1):
+    """Run (or with reuse, reload) every scenario under every policy, `repeats` times;
+    returns the comparisons and the scenarios whose model run failed its assertions.
+
+    Repeats are interleaved: each round runs every policy of a scenario back to back, in an
+    order rotated from round to round, so that a model run and its oracle runs are minutes
+    apart and no policy always runs first. With repeats > 1 a run's folder is
+    root/NAME/rK/POLICY (K from 1), else root/NAME/POLICY."""
     share = harness.launch.package_share()
-    results, failed = [], []
-    for name in scenarios:
-        spec = harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
-        runs, records = {}, {}
-        for policy in policies:
-            out = root / name / policy
-            if reuse:
-                summary = json.loads((out / 'summary.json').read_text())
-            else:
-                summary = harness.Run(spec, policy, out).execute()
-            runs[policy] = summary
-            records[policy] = [json.loads(line) for line in
-                               (out / 'records.jsonl').read_text().splitlines() if line]
-            if policy == 'model' and not summary['passed']:
-                failed.append(name)
-        if {'model', 'local', 'remote'} <= set(runs):
-            results.append(compare(name, runs, records))
+    specs = {name: harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
+             for name in scenarios}
+    runs = {name: [{} for _ in range(repeats)] for name in scenarios}
+    records = {name: [{} for _ in range(repeats)] for name in scenarios}
+    failed: List[str] = []
+    for k in range(repeats):
+        for name in scenarios:
+            for policy in policies[k % len(policies):] + policies[:k % len(policies)]:
+                out = run_dir(root, name, policy, k, repeats)
+                if reuse:
+                    summary = json.loads((out / 'summary.json').read_text())
+                else:
+                    summary = harness.Run(specs[name], policy, out).execute()
+                runs[name][k][policy] = summary
+                records[name][k][policy] = [json.loads(line) for line in
+                                            (out / 'records.jsonl').read_text().splitlines()
+                                            if line]
+                if policy == 'model' and not summary['passed'] and name not in failed:
+                    failed.append(name)
+    results = [compare_repeats(name, runs[name], records[name]) for name in scenarios
+               if {'model', 'local', 'remote'} <= set(policies)]
     return results, failed
+
+
+def run_dir(root: pathlib.Path, name: str, policy: str, k: int = 0,
+            repeats: int = 1) -> pathlib.Path:
+    return root / name / (f'r{k + 1}' if repeats > 1 else '') / policy
 
 
 def main(argv=None) -> int:
@@ -156,12 +258,15 @@ def main(argv=None) -> int:
                         default=['model', 'local', 'remote', 'threshold'])
     parser.add_argument('--reuse', action='store_true',
                         help='recompute the comparison from runs already in --out')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='interleaved rounds of every policy (phase gaps get a half-width '
+                             'from the spread between rounds)')
     args = parser.parse_args(argv)
     if not args.reuse:
         if not capable('offload_scenarios'):
             return 77
     results, failed = run_all(args.scenarios, args.policies, pathlib.Path(args.out),
-                              args.reuse)
+                              args.reuse, args.repeats)
     root = pathlib.Path(args.out)
     (root / 'comparison.json').write_text(json.dumps(results, indent=2))
     (root / 'comparison.md').write_text(markdown(results))
