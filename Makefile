@@ -54,8 +54,11 @@ bench-fidelity-long: bootstrap
 bench-tenants: bootstrap
 	$(PY) bench/bench_tenants.py --report $(BENCH_ARGS)
 
+# REPEATS=3: every policy three times, interleaved (~55 min): phase gaps that hold the
+# robot's drift from run to run. make bench keeps one round for its 45 minutes.
+REPEATS ?= 1
 bench-decisions: bootstrap
-	$(PY) bench/bench_decisions.py $(BENCH_ARGS)
+	$(PY) bench/bench_decisions.py --repeats $(REPEATS) $(BENCH_ARGS)
 
 bench-overhead: bootstrap
 	$(PY) bench/bench_overhead.py $(BENCH_ARGS)
