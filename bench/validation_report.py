@@ -159,8 +159,12 @@ def decisions_section(d) -> list:
                   + ', '.join('-' if x is None else f'{x:+.1%}' + (
                       '' if c is None else f' (+-{c:.1%})') for x, c in zip(gaps, cis))
                   + ' |']
+        lines.append("| (model's frames on the oracle's target) | | " + ', '.join(
+            '-' if ph.get('model_same_target') is None else
+            f"{ph['model_same_target']:.0%} ({ph['oracle_target']})"
+            for ph in r['oracle']['phases']) + ' |')
         if r.get('repeats', 1) > 1:
-            lines.append('| (the same, per round) | | ' + '; '.join(
+            lines.append('| (phase gaps per round) | | ' + '; '.join(
                 ', '.join(f'{x:+.1%}' for x in ph.get('model_vs_oracle_per_repeat', []))
                 for ph in r['oracle']['phases']) + ' |')
         lines += [f"| miss rate <= half the best static | "

@@ -34,6 +34,13 @@ def test_scenario(capable, name, tmp_path):
     assert summary['frames_without_outcome'] == 0 and summary['frames'] > 60
     assert (tmp_path / 'run.bag' / 'metadata.yaml').exists()
     assert (tmp_path / 'timeline.png').exists()
+    # What each phase cost: a CPU share per process and the robot quota's throttling.
+    cpu = summary['cpu_by_phase']
+    assert [c['phase'] for c in cpu] == [p['name'] for p in summary['phases']]
+    for phase in cpu:
+        assert 0.0 < phase['share']['robot/offload'] <= 0.45, phase   # under its 40% quota
+        assert 0.0 <= phase['robot_throttled_share'] <= 1.0
+        assert phase['share']['observer'] > 0.0
 
 
 def test_scenario_files_are_valid():
@@ -139,7 +146,8 @@ def test_comparison_records_the_target_each_change_finds():
 
     def records(target_of):
         return [{'seq': i + 1, 't_s': 100.0 + i, 'outcome': 'detections',
-                 'observed_latency_s': 0.2, 'planned_target': target_of(i)}
+                 'observed_latency_s': 0.2, 'planned_target': target_of(i),
+                 'target': target_of(i)}
                 for i in range(30)]
     model_switches = [{'t_s': 8.0, 'from': 'local', 'to': 'edge1'},
                       {'t_s': 21.5, 'from': 'edge1', 'to': 'local'}]
@@ -169,7 +177,8 @@ def test_repeats_pool_frames_and_take_the_gap_half_width_from_their_spread():
 
     def records(first, second, target='local'):
         return [{'seq': i + 1, 't_s': 50.0 + i, 'outcome': 'detections',
-                 'observed_latency_s': first if i < 10 else second, 'planned_target': target}
+                 'observed_latency_s': first if i < 10 else second, 'planned_target': target,
+                 'target': target}
                 for i in range(20)]
     runs = [{'model': run([{'t_s': 10.4, 'from': 'edge1', 'to': 'local'}]),
              'local': run([]), 'remote': run([])},
@@ -190,6 +199,9 @@ def test_repeats_pool_frames_and_take_the_gap_half_width_from_their_spread():
     spread = math.sqrt(((-0.2 + 0.05) ** 2 + (0.1 + 0.05) ** 2) / 1)
     assert oracle[1]['model_vs_oracle_ci95'] == pytest.approx(12.706 * spread / math.sqrt(2))
     assert oracle[0]['model_vs_oracle'] == pytest.approx(0.0)      # same frames as remote
+    # Which target the oracle's frames used, and how many of the model's frames went there.
+    assert [p['oracle_target'] for p in oracle] == ['edge1', 'local']
+    assert [p['model_same_target'] for p in oracle] == [1.0, 0.0]
     assert result['policies']['model']['switches'] == [1, 1]
     assert result['policies']['model']['time_to_switch_s'] == [[pytest.approx(0.4)],
                                                                [pytest.approx(1.5)]]

@@ -7,6 +7,7 @@ scenario_out/NAME/POLICY/{summary.json,timeline.png,run.bag} and
 scenario_out/comparison.{json,md}.
 """
 import argparse
+import collections
 import json
 import math
 import pathlib
@@ -38,6 +39,29 @@ def _stats(values: List[float], deadline_s: float) -> dict:
             'p99_s': float(np.percentile(finite, 99)) if finite.size else None,
             'miss_rate': (sum(1 for v in values if not v <= deadline_s) / len(values))
             if values else None}
+
+
+def _targets(records: List[dict], t0: float, start: float, end: float) -> Dict[str, int]:
+    return dict(collections.Counter(r['target'] for r in records
+                                    if start <= r['t_s'] - t0 < end))
+
+
+def oracle_phase(name: str, static: Dict[str, dict], model: dict) -> dict:
+    """One phase of the oracle: the better static run (fewer misses, then lower mean), the
+    target its frames used most, the share of the model's frames on that same target (where
+    it is 1.0, a gap in the means is the runs' execution, not the decision) and the gap."""
+    best = min(static, key=lambda p: (static[p]['mean_s'] is None, static[p]['miss_rate'] or 0,
+                                      static[p]['mean_s'] or math.inf))
+    oracle = static[best]
+    counts = oracle.get('targets') or {}
+    target = max(counts, key=counts.get) if counts else None
+    frames = sum((model.get('targets') or {}).values())
+    return {'phase': name, 'best': best, **oracle, 'oracle_target': target,
+            'model_same_target': model['targets'].get(target, 0) / frames
+            if frames and target else None,
+            'model_mean_s': model['mean_s'],
+            'model_vs_oracle': model['mean_s'] / oracle['mean_s'] - 1.0
+            if model['mean_s'] and oracle['mean_s'] else None}
 
 
 def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
@@ -72,8 +96,10 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
     t0s = {p: min(r['t_s'] for r in recs) for p, recs in records.items() if recs}
     for policy, recs in records.items():
         overall = _stats(_latencies(recs, t0s[policy], 0, 1e9), deadline)
-        per_phase = [_stats(_latencies(recs, t0s[policy], ph['start_s'], ph['end_s']),
-                            deadline) for ph in phases]
+        per_phase = [{**_stats(_latencies(recs, t0s[policy], ph['start_s'], ph['end_s']),
+                               deadline),
+                      'targets': _targets(recs, t0s[policy], ph['start_s'], ph['end_s'])}
+                     for ph in phases]
         steps = [e['t_s'] for e in runs[policy].get('events', [])]
         switches = runs[policy]['switches']
         to_switch, at_change = [], []
@@ -94,16 +120,10 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
     for i, ph in enumerate(phases):
         static = {p: result['policies'][p]['phases'][i] for p in ('local', 'remote')
                   if p in result['policies']}
-        best = min(static, key=lambda p: (static[p]['mean_s'] is None,
-                                          static[p]['miss_rate'] or 0,
-                                          static[p]['mean_s'] or math.inf))
-        oracle_phases.append({'phase': ph['name'], 'best': best, **static[best]})
         model = result['policies']['model']['phases'][i]
-        oracle_phases[-1]['model_mean_s'] = model['mean_s']
-        oracle_phases[-1]['model_vs_oracle'] = (
-            model['mean_s'] / static[best]['mean_s'] - 1.0
-            if model['mean_s'] and static[best]['mean_s'] else None)
-        oracle_phases[-1]['model_vs_oracle_ci95'] = gap_half_width(model, static[best])
+        phase = oracle_phase(ph['name'], static, model)
+        phase['model_vs_oracle_ci95'] = gap_half_width(model, static[phase['best']])
+        oracle_phases.append(phase)
     result['oracle']['phases'] = oracle_phases
     return result
 
@@ -146,27 +166,25 @@ def compare_repeats(name: str, runs: List[Dict[str, dict]],
             overall += _latencies(rec[policy], t0, 0, 1e9)
             for i, ph in enumerate(phases):
                 per_phase[i] += _latencies(rec[policy], t0, ph['start_s'], ph['end_s'])
+        targets = [sum((collections.Counter(e['policies'][policy]['phases'][i]['targets'])
+                        for e in each), collections.Counter()) for i in range(len(phases))]
         result['policies'][policy] = {
-            **_stats(overall, deadline), 'phases': [_stats(v, deadline) for v in per_phase],
+            **_stats(overall, deadline),
+            'phases': [{**_stats(v, deadline), 'targets': dict(t)}
+                       for v, t in zip(per_phase, targets)],
             'switches': [e['policies'][policy]['switches'] for e in each],
             'time_to_switch_s': [e['policies'][policy]['time_to_switch_s'] for e in each]}
     oracle_phases = []
     for i, ph in enumerate(phases):
         static = {p: result['policies'][p]['phases'][i] for p in ('local', 'remote')}
-        best = min(static, key=lambda p: (static[p]['mean_s'] is None,
-                                          static[p]['miss_rate'] or 0,
-                                          static[p]['mean_s'] or math.inf))
-        model = result['policies']['model']['phases'][i]
+        phase = oracle_phase(ph['name'], static, result['policies']['model']['phases'][i])
         gaps = [e['policies']['model']['phases'][i]['mean_s'] /
-                e['policies'][best]['phases'][i]['mean_s'] - 1.0 for e in each
+                e['policies'][phase['best']]['phases'][i]['mean_s'] - 1.0 for e in each
                 if e['policies']['model']['phases'][i]['mean_s']
-                and e['policies'][best]['phases'][i]['mean_s']]
-        oracle_phases.append({
-            'phase': ph['name'], 'best': best, **static[best], 'model_mean_s': model['mean_s'],
-            'model_vs_oracle': model['mean_s'] / static[best]['mean_s'] - 1.0
-            if model['mean_s'] and static[best]['mean_s'] else None,
-            'model_vs_oracle_per_repeat': [round(g, 4) for g in gaps],
-            'model_vs_oracle_ci95': paired_half_width(gaps)})
+                and e['policies'][phase['best']]['phases'][i]['mean_s']]
+        phase['model_vs_oracle_per_repeat'] = [round(g, 4) for g in gaps]
+        phase['model_vs_oracle_ci95'] = paired_half_width(gaps)
+        oracle_phases.append(phase)
     result['oracle']['phases'] = oracle_phases
     return result
 
@@ -202,11 +220,13 @@ def markdown(results: List[dict]) -> str:
                          f"{pct(s['miss_rate'])} | {switch_counts(s['switches'])} | {times} |")
         lines += ['', 'Oracle: per phase, the better of the always-local and always-remote runs '
                   '(remote = the first worker; in case 2 the model may also use edge2).', '',
-                  '| phase | oracle target | oracle mean ms | model mean ms | model vs oracle |',
-                  '|---|---|---|---|---|']
+                  '| phase | oracle | oracle mean ms | model mean ms | model vs oracle | '
+                  "model's frames on the oracle's target |",
+                  '|---|---|---|---|---|---|']
         for ph in r['oracle']['phases']:
-            lines.append(f"| {ph['phase']} | {ph['best']} | {ms(ph['mean_s'])} | "
-                         f"{ms(ph['model_mean_s'])} | {pct(ph['model_vs_oracle'])} |")
+            lines.append(f"| {ph['phase']} | {ph['best']} ({ph.get('oracle_target')}) | "
+                         f"{ms(ph['mean_s'])} | {ms(ph['model_mean_s'])} | "
+                         f"{pct(ph['model_vs_oracle'])} | {pct(ph.get('model_same_target'))} |")
         lines.append('')
     return '\n'.join(lines)
 

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Dict, List, Optional
 
+import psutil
 import yaml
 
 from offload_ros import report
@@ -78,6 +79,7 @@ class Run:
         self.received = 0
         self.events: List[dict] = []
         self.param_errors: List[dict] = []
+        self.cpu_samples: List[dict] = []
         two_cores = (os.cpu_count() or 1) >= 2
         self.robot_cores, self.edge_cores = ('0', '1') if two_cores else (None, None)
         self.env = {**os.environ, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
@@ -265,11 +267,14 @@ class Run:
             t0_wall = self.start()
             start = time.monotonic()
             steps = sorted(self.spec.get('schedule', []), key=lambda s: s['at_s'])
+            self._sample_cpu()
             for step in steps:
                 time.sleep(max(0.0, start + step['at_s'] - time.monotonic()))
                 self._apply(step)
                 self.events.append({**step, 't_s': time.time() - t0_wall})
+                self._sample_cpu()
             time.sleep(max(0.0, start + self.spec['duration_s'] - time.monotonic()))
+            self._sample_cpu()
             self.drain()
         finally:
             self.teardown()
@@ -313,6 +318,44 @@ class Run:
             if quota:
                 quota.remove()
 
+    # -- CPU ---------------------------------------------------------------------------------
+    def _sample_cpu(self) -> None:
+        """CPU seconds of every process so far (by pid, so a restarted worker starts anew)
+        and the robot group's throttling, at the start, after each scheduled change and at
+        the end: what each phase cost, and whether the robot ran short of its quota."""
+        procs = {**{f'robot/{n}': p for n, p in zip(self.robot_names, self.robot)},
+                 **{f'worker/{n}': w.proc for n, w in self.workers.items()},
+                 **{f'tenants/{n}': p for n, p in self.loadgens.items()},
+                 **dict(zip(('observer', 'bag_record'), self.helpers))}
+        cpu = {}
+        for label, proc in procs.items():
+            try:
+                cpu[label] = (proc.pid, sum(psutil.Process(proc.pid).cpu_times()[:2]))
+            except psutil.Error:
+                pass   # gone (a killed worker)
+        self.cpu_samples.append({'t': time.monotonic(), 'cpu': cpu,
+                                 'robot': self.quota.throttling() if self.quota else {}})
+
+    def _cpu_by_phase(self) -> List[dict]:
+        """Per phase (between consecutive samples): each process's CPU share (1.0 = one
+        core) and the share of the robot's quota periods that ran out."""
+        phases = []
+        for (a, b), phase in zip(zip(self.cpu_samples, self.cpu_samples[1:]), self._phases()):
+            span = b['t'] - a['t']
+            share = {label: round((cpu - a['cpu'][label][1]) / span, 4)
+                     for label, (pid, cpu) in b['cpu'].items()
+                     if label in a['cpu'] and a['cpu'][label][0] == pid}
+            entry = {'phase': phase['name'], 'span_s': round(span, 2), 'share': share}
+            periods = b['robot'].get('periods', 0) - a['robot'].get('periods', 0)
+            if periods > 0:
+                entry['robot_throttled_share'] = round(
+                    (b['robot']['throttled_periods'] - a['robot']['throttled_periods'])
+                    / periods, 4)
+                entry['robot_throttled_s'] = round(
+                    b['robot']['throttled_s'] - a['robot']['throttled_s'], 3)
+            phases.append(entry)
+        return phases
+
     # -- analysis --------------------------------------------------------------------------
     def _phases(self) -> List[dict]:
         return schedule_phases(self.spec)
@@ -331,6 +374,7 @@ class Run:
                                         for w in self.spec['workers']},
                                     'robot_cpu_fraction': self.spec.get('robot', {}).get(
                                         'cpu_fraction')}})
+        summary['cpu_by_phase'] = self._cpu_by_phase()
         summary['checks'] = check(self.spec, summary, self.records, t0) \
             if self.policy == 'model' else {}
         if self.param_errors:

@@ -153,6 +153,19 @@ class CpuQuota:
         procs = self.path / 'cgroup.procs'
         return ['sh', '-c', f'echo $$ > {procs} && exec "$@"', 'cpu-quota', *command]
 
+    def throttling(self) -> Dict[str, float]:
+        """CFS bandwidth statistics so far: enforcement periods, those that ran out of quota,
+        and the time the group was held back (v1: throttled_time ns; v2: throttled_usec)."""
+        try:
+            pairs = [line.split() for line in (self.path / 'cpu.stat').read_text().splitlines()]
+        except OSError:
+            return {}
+        stat = {k: int(v) for k, v in (p for p in pairs if len(p) == 2)}
+        held = stat['throttled_time'] / 1e9 if 'throttled_time' in stat \
+            else stat.get('throttled_usec', 0) / 1e6
+        return {'periods': stat.get('nr_periods', 0),
+                'throttled_periods': stat.get('nr_throttled', 0), 'throttled_s': held}
+
     def remove(self) -> None:
         try:
             self.path.rmdir()
