@@ -435,6 +435,38 @@ def test_load_tracker_holds_a_faster_profile_against_one_or_two_slow_requests():
     assert fast.snapshot(10.1, 0, 0)['service_mean_s'] == pytest.approx(0.050)
 
 
+def test_load_tracker_leaves_a_hiccup_out_until_half_the_window_is_slow():
+    # Case 2 (session 11): edge1's first request took 174 ms of service, the next ones 64;
+    # the mean of the first three (101 ms) sent the robot to the slower edge2 for 5 s.
+    from offload_ros.worker.load import LoadTracker
+    tracker = LoadTracker(5.0, 1, 0.0, prior_service_s=0.054)
+    for t, service in ((10.0, 0.174), (10.3, 0.064), (10.6, 0.064)):
+        tracker.service(t, 'robot', service)
+    figures = tracker.snapshot(10.7, 0, 0)     # two samples left: the faster profile
+    assert figures['hiccups'] == 1 and figures['samples'] == 2
+    assert figures['profile'] == 'start-up' and figures['service_mean_s'] == 0.054
+    tracker.service(10.9, 'robot', 0.064)
+    figures = tracker.snapshot(11.0, 0, 0)
+    assert figures['profile'] == 'live' and figures['hiccups'] == 1
+    assert figures['service_mean_s'] == pytest.approx(0.064)
+    assert figures['service_var_s2'] == pytest.approx(0.0)
+    # A worker that really slows down: left out while fewer than half its requests are slow,
+    # its speed once they are the median.
+    tracker.service(11.2, 'robot', 0.140)
+    assert tracker.snapshot(11.3, 0, 0)['hiccups'] == 2
+    for i in range(3):
+        tracker.service(11.5 + 0.3 * i, 'robot', 0.140)
+    figures = tracker.snapshot(12.2, 0, 0)
+    assert figures['hiccups'] == 0
+    assert figures['service_mean_s'] == pytest.approx((0.174 + 3 * 0.064 + 4 * 0.140) / 8)
+    # Ordinary spread (up to 1.4x the median) is all counted.
+    spread = LoadTracker(5.0, 1, 0.0)
+    for i, service in enumerate((0.055, 0.060, 0.059, 0.072, 0.082)):
+        spread.service(10.0 + 0.1 * i, 'robot', service)
+    figures = spread.snapshot(10.6, 0, 0)
+    assert figures['hiccups'] == 0 and figures['service_mean_s'] == pytest.approx(0.0656)
+
+
 def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
     """A robot's client outlives many worker restarts: each restart's dead connections are
     closed, not kept (the soak's descriptor count), and requests succeed again after it."""

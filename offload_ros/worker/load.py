@@ -11,6 +11,10 @@ from typing import Deque, Dict, Optional, Tuple
 from offload_ros.core import queueing
 
 MIN_LIVE_SAMPLES = 3   # requests in the window before their mean replaces a faster profile
+# A service time above this multiple of the window's median is a hiccup (a start-up or
+# another process's burst), not the worker's speed; inference times here spread to 1.4x the
+# median at the 99th percentile.
+HICCUP_RATIO = 2.0
 
 
 class WindowedMoments:
@@ -50,6 +54,24 @@ class WindowedMoments:
         if n < 2:
             return 0.0 if n == 1 else None
         return max(0.0, (self.total_sq - self.total * self.total / n) / (n - 1))
+
+    def without_hiccups(self, ratio: float = HICCUP_RATIO) -> Tuple[Optional[float], float, int]:
+        """Mean and variance of the samples, leaving out those above `ratio` times their
+        median where there are three or more; returns (mean, variance, samples left out).
+
+        Case 2's first request took 174 ms of service (64 after it): in a 5 s window of
+        three requests it made the mean 98 ms and sent the robot to a slower worker until it
+        aged out. A worker that really slows down shows it once half the window is slow."""
+        values = [v for _, v in self._samples]
+        if len(values) < 3:
+            return self.mean(), self.variance() or 0.0, 0
+        ordered = sorted(values)
+        median = ordered[len(ordered) // 2] if len(ordered) % 2 else \
+            0.5 * (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2])
+        kept = [v for v in values if v <= ratio * median]
+        mean = sum(kept) / len(kept)
+        var = sum((v - mean) ** 2 for v in kept) / (len(kept) - 1) if len(kept) > 1 else 0.0
+        return mean, var, len(values) - len(kept)
 
 
 @dataclass
@@ -118,10 +140,11 @@ class LoadTracker:
 
     def _figures(self, stream: _Stream, now_s: float) -> dict:
         stream.services.trim(now_s)
+        mean, var, hiccups = stream.services.without_hiccups()
         return {'arrival_rate_hz': self._rate(stream, now_s),
-                'service_mean_s': stream.services.mean(),
-                'service_var_s2': stream.services.variance(),
-                'samples': stream.services.count}
+                'service_mean_s': mean,
+                'service_var_s2': var if mean is not None else None,
+                'samples': stream.services.count - hiccups, 'hiccups': hiccups}
 
     def snapshot(self, now_s: float, queue_length: int, in_service: int) -> dict:
         figures = self._figures(self._all, now_s)
