@@ -41,9 +41,14 @@ def _stats(values: List[float], deadline_s: float) -> dict:
             if values else None}
 
 
-def _targets(records: List[dict], t0: float, start: float, end: float) -> Dict[str, int]:
-    return dict(collections.Counter(r['target'] for r in records
-                                    if start <= r['t_s'] - t0 < end))
+def _by_phase(records: List[dict], phases: List[dict]):
+    """The run's latencies (all, and per phase) and the targets its frames used per phase."""
+    t0 = min(r['t_s'] for r in records)
+    latencies = [_latencies(records, t0, ph['start_s'], ph['end_s']) for ph in phases]
+    targets = [collections.Counter(r['target'] for r in records
+                                   if ph['start_s'] <= r['t_s'] - t0 < ph['end_s'])
+               for ph in phases]
+    return _latencies(records, t0, 0, 1e9), latencies, targets
 
 
 def oracle_phase(name: str, static: Dict[str, dict], model: dict) -> dict:
@@ -93,13 +98,11 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
     deadline = spec['deadline_s']
     phases = spec['phases']
     result = {'scenario': name, 'deadline_s': deadline, 'policies': {}, 'oracle': {}}
-    t0s = {p: min(r['t_s'] for r in recs) for p, recs in records.items() if recs}
     for policy, recs in records.items():
-        overall = _stats(_latencies(recs, t0s[policy], 0, 1e9), deadline)
-        per_phase = [{**_stats(_latencies(recs, t0s[policy], ph['start_s'], ph['end_s']),
-                               deadline),
-                      'targets': _targets(recs, t0s[policy], ph['start_s'], ph['end_s'])}
-                     for ph in phases]
+        everything, latencies, targets = _by_phase(recs, phases)
+        overall = _stats(everything, deadline)
+        per_phase = [{**_stats(v, deadline), 'targets': dict(t)}
+                     for v, t in zip(latencies, targets)]
         steps = [e['t_s'] for e in runs[policy].get('events', [])]
         switches = runs[policy]['switches']
         to_switch, at_change = [], []
@@ -161,13 +164,13 @@ def compare_repeats(name: str, runs: List[Dict[str, dict]],
     for policy in each[0]['policies']:
         overall: List[float] = []
         per_phase: List[List[float]] = [[] for _ in phases]
+        targets = [collections.Counter() for _ in phases]
         for rec in records:
-            t0 = min(r['t_s'] for r in rec[policy])
-            overall += _latencies(rec[policy], t0, 0, 1e9)
-            for i, ph in enumerate(phases):
-                per_phase[i] += _latencies(rec[policy], t0, ph['start_s'], ph['end_s'])
-        targets = [sum((collections.Counter(e['policies'][policy]['phases'][i]['targets'])
-                        for e in each), collections.Counter()) for i in range(len(phases))]
+            everything, latencies, used = _by_phase(rec[policy], phases)
+            overall += everything
+            for i in range(len(phases)):
+                per_phase[i] += latencies[i]
+                targets[i] += used[i]
         result['policies'][policy] = {
             **_stats(overall, deadline),
             'phases': [{**_stats(v, deadline), 'targets': dict(t)}

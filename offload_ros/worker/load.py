@@ -1,10 +1,11 @@
 """The worker's live load, in the terms of the decision models (ROS-free, injected clocks).
 
-Arrival rate over a sliding window, service-time mean and variance from running sums of
-squares over the same window, per model and per client, and the M/G/1 predicted wait.
+Arrival rate over a sliding window, service-time mean and variance over the same window
+(hiccups left out), per model and per client, and the M/G/1 predicted wait.
 """
 import collections
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Deque, Dict, Optional, Tuple
 
@@ -17,67 +18,48 @@ MIN_LIVE_SAMPLES = 3   # requests in the window before their mean replaces a fas
 HICCUP_RATIO = 2.0
 
 
-class WindowedMoments:
-    """Count, sum and sum of squares of the samples in a time window, updated incrementally."""
+class WindowedSamples:
+    """The samples of a time window (time, value), oldest first."""
 
     def __init__(self, window_s: float):
         if not window_s > 0:
             raise ValueError(f'window_s must be > 0, got {window_s!r}')
         self.window_s = window_s
         self._samples: Deque[Tuple[float, float]] = collections.deque()
-        self.total = 0.0
-        self.total_sq = 0.0
 
     def add(self, now_s: float, value: float) -> None:
         self._samples.append((now_s, value))
-        self.total += value
-        self.total_sq += value * value
         self.trim(now_s)
 
     def trim(self, now_s: float) -> None:
         while self._samples and self._samples[0][0] < now_s - self.window_s:
-            _, value = self._samples.popleft()
-            self.total -= value
-            self.total_sq -= value * value
-        if not self._samples:  # reset float drift when empty
-            self.total = self.total_sq = 0.0
+            self._samples.popleft()
 
     @property
     def count(self) -> int:
         return len(self._samples)
 
-    def mean(self) -> Optional[float]:
-        return self.total / self.count if self.count else None
-
-    def variance(self) -> Optional[float]:
-        n = self.count
-        if n < 2:
-            return 0.0 if n == 1 else None
-        return max(0.0, (self.total_sq - self.total * self.total / n) / (n - 1))
-
-    def without_hiccups(self, ratio: float = HICCUP_RATIO) -> Tuple[Optional[float], float, int]:
-        """Mean and variance of the samples, leaving out those above `ratio` times their
-        median where there are three or more; returns (mean, variance, samples left out).
+    def moments(self, ratio: float = HICCUP_RATIO) -> Tuple[Optional[float], float, int]:
+        """Mean and variance of the values, leaving out those above `ratio` times their
+        median where there are three or more; returns (mean or None, variance, left out).
 
         Case 2's first request took 174 ms of service (64 after it): in a 5 s window of
         three requests it made the mean 98 ms and sent the robot to a slower worker until it
         aged out. A worker that really slows down shows it once half the window is slow."""
         values = [v for _, v in self._samples]
-        if len(values) < 3:
-            return self.mean(), self.variance() or 0.0, 0
-        ordered = sorted(values)
-        median = ordered[len(ordered) // 2] if len(ordered) % 2 else \
-            0.5 * (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2])
-        kept = [v for v in values if v <= ratio * median]
-        mean = sum(kept) / len(kept)
-        var = sum((v - mean) ** 2 for v in kept) / (len(kept) - 1) if len(kept) > 1 else 0.0
+        if not values:
+            return None, 0.0, 0
+        limit = ratio * statistics.median(values) if len(values) >= 3 else math.inf
+        kept = [v for v in values if v <= limit]
+        mean = statistics.fmean(kept)
+        var = statistics.variance(kept, mean) if len(kept) > 1 else 0.0
         return mean, var, len(values) - len(kept)
 
 
 @dataclass
 class _Stream:
-    arrivals: WindowedMoments
-    services: WindowedMoments
+    arrivals: WindowedSamples
+    services: WindowedSamples
 
 
 class LoadTracker:
@@ -97,7 +79,7 @@ class LoadTracker:
         self._clients: Dict[str, _Stream] = {}
 
     def _stream(self) -> _Stream:
-        return _Stream(WindowedMoments(self.window_s), WindowedMoments(self.window_s))
+        return _Stream(WindowedSamples(self.window_s), WindowedSamples(self.window_s))
 
     def _client(self, client: str) -> _Stream:
         if client not in self._clients:
@@ -140,7 +122,7 @@ class LoadTracker:
 
     def _figures(self, stream: _Stream, now_s: float) -> dict:
         stream.services.trim(now_s)
-        mean, var, hiccups = stream.services.without_hiccups()
+        mean, var, hiccups = stream.services.moments()
         return {'arrival_rate_hz': self._rate(stream, now_s),
                 'service_mean_s': mean,
                 'service_var_s2': var if mean is not None else None,
