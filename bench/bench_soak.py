@@ -8,6 +8,9 @@ each minute (more often in short runs). Reports frames without outcome and the d
 rate per 5-minute window.
 Goals: RSS growth under 5% after the first 5 minutes (per process lifetime: the restarted
 worker is judged from its own start), no descriptor growth, zero frames without outcome.
+Descriptors are read by kind (scenarios.descriptors): no growth means the descriptors other
+than TCP connections end where they settled, the TCP connections never exceed what the
+process's pools allow, and none stays in CLOSE_WAIT from one sample to the next.
 Writes bench/results/soak.json.
 """
 import argparse
@@ -17,9 +20,11 @@ import sys
 import time
 
 import psutil
+import yaml
 
 from offload_ros import report
-from offload_ros.scenarios import harness
+from offload_ros.nodes.offload_node import IO_THREADS
+from offload_ros.scenarios import descriptors, harness
 from offload_ros.scenarios.netns import capable
 
 
@@ -29,16 +34,32 @@ def sample(run: harness.Run) -> dict:
     out = {}
     for name, popen in procs.items():
         try:
-            p = psutil.Process(popen.pid)
-            out[name] = {'pid': popen.pid, 'rss_mb': round(p.memory_info().rss / 2 ** 20, 2),
-                         'fds': p.num_fds()}
+            rss = psutil.Process(popen.pid).memory_info().rss
         except psutil.Error:
             out[name] = None
+            continue
+        fds = descriptors.descriptors(popen.pid)
+        out[name] = None if fds is None else {
+            'pid': popen.pid, 'rss_mb': round(rss / 2 ** 20, 2), 'fds': fds['total'],
+            'fd_kinds': fds['kinds'], 'tcp_states': fds['tcp_states'],
+            'close_wait': fds['close_wait']}
     return out
 
 
-def growth(samples: list, name: str, settle_s: float) -> dict:
-    """RSS and descriptor change of one process from `settle_s` after its start to the end."""
+def tcp_bound(run: harness.Run, name: str) -> int:
+    """The TCP connections a process may hold at once by design: the offload node's pool to
+    each worker keeps up to max_inflight connections and opens one more per concurrent
+    /load poll or cancel (IO_THREADS); the worker's only client is that node; the other
+    nodes speak DDS (UDP and shared memory) only."""
+    if name not in ('offload', 'gpu_worker'):
+        return 0
+    params = yaml.safe_load((run.out / 'params.yaml').read_text())
+    per_worker = params['/**/offload']['ros__parameters']['max_inflight'] + IO_THREADS
+    return per_worker * (len(run.workers) if name == 'offload' else 1)
+
+
+def growth(samples: list, name: str, settle_s: float, bound: int) -> dict:
+    """RSS and descriptors of one process from `settle_s` after its start to the end."""
     series = [(s['t_s'], s['procs'][name]) for s in samples if s['procs'].get(name)]
     if not series:
         return {}
@@ -47,11 +68,14 @@ def growth(samples: list, name: str, settle_s: float) -> dict:
     start = own[0][0]
     settled = [(t, v) for t, v in own if t >= start + settle_s] or own[-1:]
     first, end = settled[0][1], own[-1][1]
+    fds = descriptors.growth([{'total': v['fds'], 'kinds': v['fd_kinds'],
+                               'tcp_states': v['tcp_states'], 'close_wait': v['close_wait']}
+                              for _, v in settled], bound)
     return {'pid': last_pid, 'from_s': round(settled[0][0]), 'rss_start_mb': first['rss_mb'],
             'rss_end_mb': end['rss_mb'],
             'rss_growth_pct': round(100.0 * (end['rss_mb'] / first['rss_mb'] - 1.0), 2),
             'fds_start': first['fds'], 'fds_end': end['fds'],
-            'fd_growth': end['fds'] - first['fds']}
+            'fd_growth': end['fds'] - first['fds'], 'descriptors': fds}
 
 
 def main(argv=None) -> int:
@@ -112,18 +136,20 @@ def main(argv=None) -> int:
     result = {'minutes': args.minutes, 'frames': summary['frames'],
               'frames_without_outcome': summary['frames_without_outcome'],
               'events': run.events, 'windows': windows, 'window_s': window_s,
-              'growth': {n: growth(samples, n, settle_s) for n in names},
+              'growth': {n: growth(samples, n, settle_s, tcp_bound(run, n)) for n in names},
               'samples': samples, 'machine': {'robot_core': run.robot_cores,
                                               'worker_core': run.edge_cores}}
     result['goals'] = {
         'rss_growth_under_5pct': all(g and g['rss_growth_pct'] < 5.0
                                      for g in result['growth'].values()),
-        'no_fd_growth': all(g and g['fd_growth'] <= 0 for g in result['growth'].values()),
+        'no_fd_growth': all(g and not g['descriptors']['leak']
+                            for g in result['growth'].values()),
         'zero_frames_without_outcome': summary['frames_without_outcome'] == 0}
     report.write_json(pathlib.Path(args.out), result)
     for name, g in result['growth'].items():
         print(f'  {name:18s} RSS {g.get("rss_start_mb")} -> {g.get("rss_end_mb")} MB '
-              f'({g.get("rss_growth_pct")}%), fds {g.get("fds_start")} -> {g.get("fds_end")}')
+              f'({g.get("rss_growth_pct")}%), fds {g.get("fds_start")} -> {g.get("fds_end")} '
+              f'{g.get("descriptors")}')
     print(f'frames {summary["frames"]}, without outcome {summary["frames_without_outcome"]}; '
           f'goals {result["goals"]}; wrote {args.out}')
     return 0

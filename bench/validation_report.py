@@ -242,11 +242,18 @@ def soak_section(s) -> list:
              f"{s['frames']} frames, {s['frames_without_outcome']} without outcome; events: "
              + ', '.join(f"{k}={v}" for e in s['events'] for k, v in e.items()
                          if k not in ('at_s', 't_s')) + '.', '',
-             '| process | RSS from -> to (MB) | growth | fds from -> to |', '|---|---|---|---|']
+             '| process | RSS from -> to (MB) | growth | fds from -> to | of which not TCP '
+             'connections | TCP connections max (bound) | CLOSE_WAIT max / kept |',
+             '|---|---|---|---|---|---|---|']
     for name, g in s['growth'].items():
         if g:
+            d = g.get('descriptors')
+            kinds = (f"{d['fixed_start']} -> {d['fixed_end']} | {d['tcp_max']} "
+                     f"({d['tcp_bound']}) | {d['close_wait_max']} / "
+                     f"{d.get('close_wait_kept', '-')}") if d else '| |'
             lines.append(f"| {name} | {g['rss_start_mb']} -> {g['rss_end_mb']} | "
-                         f"{g['rss_growth_pct']:+.1f}% | {g['fds_start']} -> {g['fds_end']} |")
+                         f"{g['rss_growth_pct']:+.1f}% | {g['fds_start']} -> {g['fds_end']} | "
+                         f"{kinds} |")
     lines += ['', 'Miss rate per window: ' + ', '.join(
         f"{w['from_s'] / 60:.0f} min: {pct(w['miss_rate'])}" for w in s['windows']) + '.',
         '', f"Goals: {s['goals']}", '']

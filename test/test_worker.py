@@ -522,3 +522,35 @@ def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
     # cycles): not a growth, since the restarts above never left more than three.
     gc.collect()
     assert held() == []
+
+
+def test_pooled_connections_the_worker_closed_are_closed_by_the_next_load_poll(
+        start_worker, person):
+    """Two overlapping requests leave two pooled connections; frames then keep to the newest
+    while the worker closes the idle one (keep-alive 1 s here, 30 s by default). urllib3
+    keeps it half-closed (CLOSE_WAIT) until it takes it again, which its newest-first pool
+    may never do (the soak's offload node held one for 25 min); the next /load poll closes
+    it."""
+    import psutil
+    w = start_worker('--threads', '1', '--keepalive-timeout-s', '1')
+    port = urllib.parse.urlsplit(w.url).port
+    client = WorkerClient(w.url, names=NAMES)
+    me = psutil.Process()
+
+    def held():
+        return sorted(c.status for c in me.net_connections('tcp')
+                      if c.raddr and c.raddr.port == port)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: client.infer(person), range(2)))
+        assert held() == ['ESTABLISHED', 'ESTABLISHED']
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:      # one connection in use, the other idle > 1 s
+            client.infer(person)
+            time.sleep(0.2)
+        assert held() == ['CLOSE_WAIT', 'ESTABLISHED']
+        client.fetch_load()
+        assert held() == ['ESTABLISHED']
+        assert client.close_dropped() == 0     # nothing left to close
+    finally:
+        client.close()

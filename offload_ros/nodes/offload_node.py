@@ -37,6 +37,10 @@ from offload_ros.nodes import conversions, params, qos, runner, topics
 from offload_ros.worker import protocol
 from offload_ros.worker.client import WorkerClient, WorkerRequestError, WorkerUnavailable
 
+# Threads for worker calls besides frames (/load polls, cancels): with max_inflight, the
+# most requests one worker's connection pool can hold at once.
+IO_THREADS = 2
+
 SPECS = [
     params.Spec('workers', [], 'Workers as NAME=URL (KServe v2 base URL).', string_array=True),
     params.Spec('model_name', 'yolov3_tiny', 'Model name on the workers.'),
@@ -247,7 +251,7 @@ class OffloadNode(Node):
         self.local_pool = concurrent.futures.ThreadPoolExecutor(1, 'local')
         self.remote_pool = concurrent.futures.ThreadPoolExecutor(self.config['max_inflight'],
                                                                  'remote')
-        self.io_pool = concurrent.futures.ThreadPoolExecutor(2, 'refresh')
+        self.io_pool = concurrent.futures.ThreadPoolExecutor(IO_THREADS, 'refresh')
         self._refreshing = False
         self._local_backlog = 0   # frames given to the local pool and not finished
         self._local_waiting = 0   # of those, not yet started

@@ -445,8 +445,27 @@ class WorkerClient:
         except WorkerUnavailable:
             return False
 
+    def close_dropped(self) -> int:
+        """Close the pooled idle connections the worker has closed (its keep-alive timeout,
+        a restart); returns how many. urllib3 finds a dropped connection only when it takes
+        it again, and its pool hands out the newest first: a connection opened once when
+        requests overlapped sat half-closed (CLOSE_WAIT) for the rest of a 30 min soak."""
+        queue = self.session.get_adapter(self.url).poolmanager.connection_from_url(
+            self.url).pool
+        closed = 0
+        if queue is None:                 # the pool was closed
+            return closed
+        with queue.mutex:                 # idle connections only: none is in use
+            for conn in queue.queue:
+                if conn is not None and conn.sock is not None and not conn.is_connected:
+                    conn.close()
+                    closed += 1
+        return closed
+
     def fetch_load(self, timeout_s: float = 0.5, now_s: float = None) -> WorkerLoad:
-        """The worker's load: /load on our worker, else deltas of Triton's /stats."""
+        """The worker's load: /load on our worker, else deltas of Triton's /stats. Each
+        poll first closes pooled connections the worker has closed (close_dropped)."""
+        self.close_dropped()
         response = self._get(f'/v2/models/{self.model}/load', timeout_s)
         if response.status_code == 200:
             data = response.json()

@@ -580,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
                    '(per-client round robin)')
     p.add_argument('--max-body-bytes', type=int, default=8 * 1024 * 1024)
     p.add_argument('--read-timeout-s', type=float, default=10.0)
+    p.add_argument('--keepalive-timeout-s', type=float, default=30.0,
+                   help='close a client connection idle this long')
     p.add_argument('--threads', type=int, default=0, help='onnxruntime intra-op threads')
     p.add_argument('--load-window-s', type=float, default=5.0,
                    help='sliding window of the /load figures')
@@ -635,7 +637,8 @@ def main(argv=None) -> int:
                               iou_threshold=args.iou_threshold, threads=args.threads,
                               load_window_s=args.load_window_s,
                               scheduling=args.scheduling,
-                              idle_profile_s=args.idle_profile_s)
+                              idle_profile_s=args.idle_profile_s,
+                              keepalive_timeout_s=args.keepalive_timeout_s)
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
         tails, tail_profiles = {}, {}
