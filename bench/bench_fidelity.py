@@ -41,18 +41,6 @@ PAYLOADS = ('jpeg', 'raw')
 WIDTH, HEIGHT = 320, 240          # QVGA: raw frames are 230 kB, JPEG ~12 kB
 
 
-def batch_half_width(values: List[float], batches: int = 10) -> float:
-    """95% half-width of the mean from batch means (consecutive latencies are correlated);
-    5 batches where there are too few values for 10 (a 25 s cell at 1 Hz: ~20 frames)."""
-    if len(values) < 2 * batches:
-        if batches > 5 and len(values) >= 10:
-            return batch_half_width(values, 5)
-        return math.inf
-    means = np.array([b.mean() for b in np.array_split(np.asarray(values), batches)])
-    t975 = {10: 2.262, 8: 2.365, 5: 2.776}.get(batches, 2.262)
-    return float(t975 * means.std(ddof=1) / math.sqrt(batches))
-
-
 def utilisation(estimates: dict, target: str, rate_hz: float) -> Optional[dict]:
     """Each stage's utilisation at `rate_hz` by the node's own estimates."""
     if target == 'local':
@@ -169,7 +157,7 @@ class Bench:
             observed = [r['observed_latency_s'] for r in done]
             if len(observed) >= a.min_frames:
                 mean = float(np.mean(observed))
-                if batch_half_width(observed) < a.half_width * mean:
+                if report.batch_half_width(observed) < a.half_width * mean:
                     break
             if time.time() >= deadline:
                 break
@@ -181,7 +169,7 @@ class Bench:
         if len(observed) < max(10, a.min_frames // 4) or not predicted:
             result.update({'stable': False, 'frames': len(observed)})
             return result
-        mean, hw = float(np.mean(observed)), batch_half_width(observed)
+        mean, hw = float(np.mean(observed)), report.batch_half_width(observed)
         # The prediction of the cell's mean: the model at the mean of the node's online
         # estimates over the cell's frames (as the paper predicts a mean from mean
         # parameters). Two robustness checks from the same records: the mean and the median
@@ -221,6 +209,7 @@ class Bench:
                if alternative and alternative[1] is not None else {}),
             'mean_estimates': averaged,
             'error_median_pct': 100.0 * (pred_median - mean) / mean,
+            'paired_error': report.paired_error(done, cell['target']),
             'terms_s': terms, 'measured_s': round(time.time() - begin, 1),
             'utilisation': self.utilisation(last, cell['target'], cell['rate_hz']) or rho,
             'estimates': last})
@@ -389,6 +378,19 @@ def other_link_summary(stable: List[dict]) -> Optional[dict]:
             'within_5_pct': float(100.0 * np.mean([e <= 5 for e in errors]))}
 
 
+def paired_summary(stable: List[dict]) -> Optional[dict]:
+    """The cells whose error is known to +-2% (paired half-width under 2%, paired_error):
+    how many, and their errors against the goal's bands."""
+    paired = [c['paired_error'] for c in stable if c.get('paired_error')]
+    if not paired:
+        return None
+    known = np.array([abs(p['error_pct']) for p in paired if p['half_width_pct'] < 2.0])
+    return {'cells': len(paired), 'known_to_2_pct': int(known.size),
+            'mape_pct': float(known.mean()) if known.size else None,
+            'within_2_pct': float(100.0 * (known <= 2.0).mean()) if known.size else None,
+            'within_5_pct': float(100.0 * (known <= 5.0).mean()) if known.size else None}
+
+
 def summarise(cells: List[dict], machine: dict) -> dict:
     stable = [c for c in cells if c['stable']]
     errors = np.array([abs(c['error_pct']) for c in stable]) if stable else np.array([])
@@ -412,6 +414,7 @@ def summarise(cells: List[dict], machine: dict) -> dict:
         'noise_mape_pct': float(np.mean([(c['half_width_pct'] or 0.0) / 1.96
                                          * math.sqrt(2.0 / math.pi) for c in stable]))
         if stable else None,
+        'paired': paired_summary(stable),
         'other_link_model': other_link_summary(stable),
         'by_utilisation': by_utilisation(stable),
         'stage_errors': stage_errors(stable),
@@ -458,23 +461,32 @@ def markdown(result: dict) -> str:
              'per-frame: the mean and the median of the node\'s own per-frame predictions.', '',
              'Stage most off: the stage (link, worker queue, inference, the node\'s own) whose '
              'predicted mean is furthest from its measured mean, predicted minus measured.', '',
+             'Paired: the error and its 95% half-width over 10 batches of consecutive frames, '
+             'each predicted from its own frames\' estimates (the machine\'s drift cancels).',
+             '',
              '| target | payload | Mbit/s | Hz | n | observed ms | +-% | predicted ms | '
-             'error % | per-frame mean / median error % | stage most off | utilisation |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             'error % | paired error % | per-frame mean / median error % | stage most off | '
+             'utilisation |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for c in result['cells']:
         rho = ', '.join(f'{k} {v:.2f}' for k, v in (c.get('utilisation') or {}).items())
         if not c['stable']:
             lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
-                         f'{c["rate_hz"]} | - | unstable/skipped | | | | | | {rho} |')
+                         f'{c["rate_hz"]} | - | unstable/skipped | | | | | | | {rho} |')
             continue
         lines.append(f'| {c["target"]} | {c["payload"]} | {c["bandwidth_mbps"]} | '
                      f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
                      f'{c["half_width_pct"] or math.nan:.1f} | '
                      f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | '
+                     f'{paired_text(c.get("paired_error"))} | '
                      f'{c.get("error_framewise_pct", math.nan):+.1f} / '
                      f'{c.get("error_median_pct", math.nan):+.1f} | '
                      f'{stage_text(largest_stage_error(c))} | {rho} |')
     return '\n'.join(lines) + '\n'
+
+
+def paired_text(paired: Optional[dict]) -> str:
+    return f'{paired["error_pct"]:+.1f} +-{paired["half_width_pct"]:.1f}' if paired else '-'
 
 
 def stage_text(largest: Optional[dict]) -> str:

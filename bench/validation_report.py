@@ -62,6 +62,14 @@ def fidelity_section(f) -> list:
              *([f"| MAPE that sampling noise alone would give (each cell's CI) | "
                 f"{f['noise_mape_pct']:.2f}% | (the floor of the MAPE at these cell lengths) |"]
                if f.get('noise_mape_pct') is not None else []),
+             *([f"| cells whose error is known to +-2% (paired by batch: the error's "
+                f"95% half-width under 2%) | {f['paired']['known_to_2_pct']} of "
+                f"{f['paired']['cells']}"
+                + (f", MAPE {f['paired']['mape_pct']:.2f}%, "
+                   f"{f['paired']['within_2_pct']:.0f}% within +-2%"
+                   if f['paired']['known_to_2_pct'] else '') + " | (what the goal asks of "
+                "cells measured well enough to judge it) |"]
+               if f.get('paired') else []),
              f"| 95% CI half-width of the observed mean | median "
              f"{sorted(hw)[len(hw) // 2]:.1f}%, {f['half_width_met_pct']:.0f}% of cells under "
              f"2% | < 2% in every cell |" if hw else '| CI half-width | - | < 2% |', '',
@@ -112,7 +120,8 @@ def fidelity_long_section(f, short) -> list:
              + ('-' if f.get('noise_mape_pct') is None else f"{f['noise_mape_pct']:.2f}%")
              + f"; {f.get('machine', {}).get('wall_s')} s in all.", '',
              '| target | payload | Mbit/s | Hz | frames | observed ms | 95% CI | predicted ms '
-             '| error | stage most off |', '|---|---|---|---|---|---|---|---|---|---|']
+             '| error | paired error (95% CI) | stage most off |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for c in stable:
         stages = c.get('stages') or {}
         worst = max(stages, key=lambda k: abs(stages[k]['error_s']), default=None)
@@ -120,8 +129,13 @@ def fidelity_long_section(f, short) -> list:
         lines.append(f"| {c['target']} | {c['payload']} | {c['bandwidth_mbps']:g} | "
                      f"{c['rate_hz']:g} | {c['frames']} | {ms(c['observed_mean_s'], 1)} | "
                      f"+-{c['half_width_pct']:.1f}% | {ms(c['predicted_mean_s'], 1)} | "
-                     f"{c['error_pct']:+.1f}% | {most} |")
+                     f"{c['error_pct']:+.1f}% | {paired(c.get('paired_error'))} | {most} |")
     return lines + ['']
+
+
+def paired(p) -> str:
+    """A cell's error paired by batch (report.paired_error)."""
+    return f"{p['error_pct']:+.1f}% +-{p['half_width_pct']:.1f}" if p else '-'
 
 
 def decisions_section(d) -> list:
@@ -195,7 +209,10 @@ def overhead_section(o) -> list:
     for n in (1, 4, 16):
         v = p[f'argmin_{n}_workers']
         goal = '<= 50 us' if n == 4 else ''
-        lines.append(f'| policy evaluation, {n} worker(s) | {v["median_us"]} us | '
+        rounds = v.get('round_medians_us')
+        spread = f' (medians of {len(rounds)} interleaved rounds: ' + ', '.join(
+            f'{r:g}' for r in rounds) + ' us)' if rounds else ''
+        lines.append(f'| policy evaluation, {n} worker(s){spread} | {v["median_us"]} us | '
                      f'{v["p99_us"]} us | {goal} |')
     if 'uplink_lock' in o:
         v = o['uplink_lock']

@@ -10,7 +10,29 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from offload_ros.core.scenario import mean_estimates, predict_from_estimates
+
 OUTCOME_KINDS = ('detections', 'miss', 'drop')
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t95(dof: int) -> float:
+    """Two-sided 95% quantile of Student's t (beyond 30 degrees of freedom, 1.96 + 2.5 /
+    dof: within 0.1% of the exact value)."""
+    if dof < 1:
+        raise ValueError(f'dof must be >= 1, got {dof!r}')
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96 + 2.5 / dof
+
+
+def mean_half_width(values: Sequence[float]) -> Optional[float]:
+    """95% half-width of the mean of independent values (Student's t); None below two."""
+    if len(values) < 2:
+        return None
+    return t95(len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
 
 
 def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -20,6 +42,42 @@ def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
     return {'n': int(finite.size), 'mean': float(finite.mean()),
             'p50': float(np.percentile(finite, 50)), 'p95': float(np.percentile(finite, 95)),
             'p99': float(np.percentile(finite, 99))}
+
+
+def batch_half_width(values: List[float], batches: int = 10) -> float:
+    """95% half-width of the mean from batch means (consecutive latencies are correlated);
+    5 batches where there are too few values for 10 (a 25 s cell at 1 Hz: ~20 frames)."""
+    if len(values) < 2 * batches:
+        if batches > 5 and len(values) >= 10:
+            return batch_half_width(values, 5)
+        return math.inf
+    means = [float(b.mean()) for b in np.array_split(np.asarray(values), batches)]
+    return mean_half_width(means)
+
+
+def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[dict]:
+    """The model's error on `target`, with its 95% half-width, from `done` (a period's
+    answered frame records, in order) cut into batches of consecutive frames: each batch is
+    predicted from its own frames' mean estimates and held against its own observed mean.
+    The machine's speed drifts over minutes; the observed mean's half-width holds that drift,
+    while the online estimates follow it, so the error's half-width (paired by batch) says
+    how close the model is with fewer frames (half or less of the observed mean's in the
+    long fidelity cells). None with fewer than two frames a batch."""
+    done = [r for r in done if r.get('estimates')]
+    if len(done) < 2 * batches:
+        return None
+    errors = []
+    for chunk in np.array_split(np.arange(len(done)), batches):
+        part = [done[i] for i in chunk]
+        predicted = predict_from_estimates(
+            mean_estimates([r['estimates'] for r in part], target), target)
+        errors.append(predicted - float(np.mean([r['observed_latency_s'] for r in part])))
+    if not all(math.isfinite(e) for e in errors):
+        return None
+    mean_s = float(np.mean([r['observed_latency_s'] for r in done]))
+    return {'error_pct': 100.0 * float(np.mean(errors)) / mean_s,
+            'half_width_pct': 100.0 * mean_half_width(errors) / mean_s,
+            'batches': batches}
 
 
 def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:

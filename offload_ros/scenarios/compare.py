@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from offload_ros import report
 from offload_ros.inference import models  # noqa: F401  (fails early if not provisioned)
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
@@ -79,18 +80,11 @@ def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
     return 1.96 * math.sqrt((sm / o) ** 2 + (m * so / o ** 2) ** 2)
 
 
-# Two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (more: 1.96 is within 12%).
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
-
-
 def paired_half_width(gaps: List[float]) -> Optional[float]:
     """95% half-width of the mean of per-repeat gaps (each repeat's model run against its
     own, adjacent oracle run): the spread between repeats holds the machine's drift from run
     to run, which the frames of one run cannot show."""
-    if len(gaps) < 2:
-        return None
-    t = T95[len(gaps) - 2] if len(gaps) - 2 < len(T95) else 1.96
-    return t * float(np.std(gaps, ddof=1)) / math.sqrt(len(gaps))
+    return report.mean_half_width(gaps)
 
 
 def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) -> dict:
