@@ -236,8 +236,10 @@ def test_median_window_recomputes_only_after_a_new_sample():
     for value in (5.0, 1.0, 3.0):
         window.append(value)
     assert window.median() == 3.0
+    assert window.mean() == 3.0
     window.append(0.5)            # 5.0 leaves the window of 3
     assert window.median() == 1.0 and len(window) == 3 and sorted(window) == [0.5, 1.0, 3.0]
+    assert window.mean() == pytest.approx(1.5)
 
 
 def test_windowed_service_profile_follows_new_samples():

@@ -245,16 +245,17 @@ class ServiceProfile:
 
 
 class MedianWindow:
-    """The last `maxlen` samples and their median, computed once per new sample (policy
-    evaluations read it far more often than frames add to it)."""
+    """The last `maxlen` samples, their median and their mean, each computed once per new
+    sample (policy evaluations read them far more often than frames add to them)."""
 
     def __init__(self, maxlen: int):
         self._samples: Deque[float] = collections.deque(maxlen=maxlen)
         self._median: Optional[float] = None
+        self._mean: Optional[float] = None
 
     def append(self, value: float) -> None:
         self._samples.append(value)
-        self._median = None
+        self._median = self._mean = None
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -271,6 +272,13 @@ class MedianWindow:
         if self._median is None:
             self._median = statistics.median(self._samples)
         return self._median
+
+    def mean(self, default: float = 0.0) -> float:
+        if not self._samples:
+            return default
+        if self._mean is None:
+            self._mean = math.fsum(self._samples) / len(self._samples)
+        return self._mean
 
 
 class ServiceTimeEstimator:
