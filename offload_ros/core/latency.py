@@ -43,9 +43,11 @@ class Prediction:
                 'terms': {name: finite(v) for name, v in self.terms.items()}}
 
 
-def _sum_terms(terms: Mapping[str, float]) -> Prediction:
+def _sum_terms(terms: dict) -> Prediction:
+    """The prediction that is the sum of `terms`, a dict the caller has just built (kept, not
+    copied: the policy evaluates every target each frame)."""
     total = sum(terms.values())
-    return Prediction(total if math.isfinite(total) else math.inf, dict(terms))
+    return Prediction(total if math.isfinite(total) else math.inf, terms)
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,11 @@ def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
     total_hz = float(sum(rates_hz))
     if total_hz <= 0.0:
         raise ValueError('service_mixture needs a positive total rate')
-    weights = [r / total_hz for r in rates_hz]   # first: r * s can underflow at tiny rates
-    mean_s = sum(w * s for w, s in zip(weights, services_s))
-    second = sum(w * (v + s * s) for w, s, v in zip(weights, services_s, services_var_s2))
+    mean_s = second = 0.0
+    for r, s, v in zip(rates_hz, services_s, services_var_s2):
+        w = r / total_hz                  # first: r * s can underflow at tiny rates
+        mean_s += w * s
+        second += w * (v + s * s)
     var_s2 = max(0.0, second - mean_s * mean_s)
     return ServiceMixture(total_hz, mean_s, var_s2)
 
@@ -172,14 +176,13 @@ def predict_local(rate_hz: float, device: DeviceModel, arrival_scv: float = 1.0)
 
 def worker_load(rate_hz: float, worker: WorkerModel) -> ServiceMixture:
     """The worker's total arrival rate lam_E and mixed service moments with our rate added."""
+    if worker.tenant_rate_hz <= 0.0:    # ours alone (one robot per worker): no mixture
+        return ServiceMixture(rate_hz, worker.service_s, worker.service_var_s2)
     tenant_s = worker.tenant_service_s if worker.tenant_service_s is not None \
         else worker.service_s
     tenant_var = worker.tenant_service_var_s2 if worker.tenant_service_var_s2 is not None \
         else worker.service_var_s2
-    rates = [rate_hz, worker.tenant_rate_hz]
-    if sum(rates) <= 0.0:
-        return ServiceMixture(0.0, worker.service_s, worker.service_var_s2)
-    return service_mixture(rates, [worker.service_s, tenant_s],
+    return service_mixture((rate_hz, worker.tenant_rate_hz), [worker.service_s, tenant_s],
                            [worker.service_var_s2, tenant_var])
 
 

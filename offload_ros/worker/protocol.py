@@ -75,14 +75,17 @@ def decode_bytes_elements(raw: bytes, count: int) -> List[bytes]:
     return out
 
 
-def _tensor_bytes(tensor: Tensor) -> bytes:
+def _tensor_bytes(tensor: Tensor):
+    """A tensor's binary data: the array's own buffer where it is contiguous (no copy)."""
     if tensor.datatype == 'BYTES':
         return encode_bytes_elements(tensor.data)
-    return np.ascontiguousarray(tensor.data).tobytes()
+    return memoryview(np.ascontiguousarray(tensor.data)).cast('B')
 
 
 def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, int]:
-    """Encode a header plus binary tensors under header[key]; returns (body, header length)."""
+    """Encode a header plus binary tensors under header[key]; returns (body, header length).
+    The body is assembled in one copy (a raw VGA frame is 921 kB: each copy ~0.1 ms of the
+    robot's core on the offloading path)."""
     entries, blobs = [], []
     for t in tensors:
         blob = _tensor_bytes(t)
@@ -90,7 +93,7 @@ def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, in
                         'parameters': {**t.parameters, 'binary_data_size': len(blob)}})
         blobs.append(blob)
     head = json.dumps({**header, key: entries}, separators=(',', ':')).encode()
-    return head + b''.join(blobs), len(head)
+    return b''.join([head, *blobs]), len(head)
 
 
 def _as_shape(value, where: str) -> List[int]:
