@@ -478,15 +478,11 @@ def markdown(result: dict) -> str:
                      f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
                      f'{c["half_width_pct"] or math.nan:.1f} | '
                      f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | '
-                     f'{paired_text(c.get("paired_error"))} | '
+                     f'{report.paired_text(c.get("paired_error"))} | '
                      f'{c.get("error_framewise_pct", math.nan):+.1f} / '
                      f'{c.get("error_median_pct", math.nan):+.1f} | '
                      f'{stage_text(largest_stage_error(c))} | {rho} |')
     return '\n'.join(lines) + '\n'
-
-
-def paired_text(paired: Optional[dict]) -> str:
-    return f'{paired["error_pct"]:+.1f} +-{paired["half_width_pct"]:.1f}' if paired else '-'
 
 
 def stage_text(largest: Optional[dict]) -> str:

@@ -41,8 +41,7 @@ def sample(run: harness.Run) -> dict:
         fds = descriptors.descriptors(popen.pid)
         out[name] = None if fds is None else {
             'pid': popen.pid, 'rss_mb': round(rss / 2 ** 20, 2), 'fds': fds['total'],
-            'fd_kinds': fds['kinds'], 'tcp_states': fds['tcp_states'],
-            'close_wait': fds['close_wait']}
+            'descriptors': fds}
     return out
 
 
@@ -68,9 +67,7 @@ def growth(samples: list, name: str, settle_s: float, bound: int) -> dict:
     start = own[0][0]
     settled = [(t, v) for t, v in own if t >= start + settle_s] or own[-1:]
     first, end = settled[0][1], own[-1][1]
-    fds = descriptors.growth([{'total': v['fds'], 'kinds': v['fd_kinds'],
-                               'tcp_states': v['tcp_states'], 'close_wait': v['close_wait']}
-                              for _, v in settled], bound)
+    fds = descriptors.growth([v['descriptors'] for _, v in settled], bound)
     return {'pid': last_pid, 'from_s': round(settled[0][0]), 'rss_start_mb': first['rss_mb'],
             'rss_end_mb': end['rss_mb'],
             'rss_growth_pct': round(100.0 * (end['rss_mb'] / first['rss_mb'] - 1.0), 2),

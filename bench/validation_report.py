@@ -9,6 +9,7 @@ import pathlib
 import shutil
 import sys
 
+from offload_ros import report
 from offload_ros.scenarios import compare
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -129,13 +130,9 @@ def fidelity_long_section(f, short) -> list:
         lines.append(f"| {c['target']} | {c['payload']} | {c['bandwidth_mbps']:g} | "
                      f"{c['rate_hz']:g} | {c['frames']} | {ms(c['observed_mean_s'], 1)} | "
                      f"+-{c['half_width_pct']:.1f}% | {ms(c['predicted_mean_s'], 1)} | "
-                     f"{c['error_pct']:+.1f}% | {paired(c.get('paired_error'))} | {most} |")
+                     f"{c['error_pct']:+.1f}% | "
+                     f"{report.paired_text(c.get('paired_error'))} | {most} |")
     return lines + ['']
-
-
-def paired(p) -> str:
-    """A cell's error paired by batch (report.paired_error)."""
-    return f"{p['error_pct']:+.1f}% +-{p['half_width_pct']:.1f}" if p else '-'
 
 
 def decisions_section(d) -> list:

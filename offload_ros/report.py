@@ -80,6 +80,11 @@ def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[d
             'batches': batches}
 
 
+def paired_text(paired: Optional[dict]) -> str:
+    """A paired_error as '+x.x% +-y.y' ('-' where there is none)."""
+    return f"{paired['error_pct']:+.1f}% +-{paired['half_width_pct']:.1f}" if paired else '-'
+
+
 def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
     """Changes of the planned target between consecutive frames (by sequence number), timed
     when the decision changed (decided_t_s), else when the first such frame finished."""

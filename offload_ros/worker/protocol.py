@@ -8,7 +8,7 @@ followed by the bytes. Shared by the worker server and the client.
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def decode_bytes_elements(raw: bytes, count: int) -> List[bytes]:
     return out
 
 
-def _tensor_bytes(tensor: Tensor):
+def _tensor_bytes(tensor: Tensor) -> Union[bytes, memoryview]:
     """A tensor's binary data: the array's own buffer where it is contiguous (no copy)."""
     if tensor.datatype == 'BYTES':
         return encode_bytes_elements(tensor.data)
