@@ -66,8 +66,10 @@ def test_compressed_round_trip_and_errors():
     with pytest.raises(BadImage, match='does not decode'):
         lazy.bgr
     for fmt, data, needle in (('tiff', msg.data, 'unsupported compressed format'),
-                              ('jpeg', b'', 'empty'), ('jpeg', b'\xff\xd8junk', 'marker'),
-                              ('png', b'\x89PNGjunk', 'does not decode')):
+                              ('jpeg', b'', 'empty'), ('jpeg', b'\xff\xd8junk', 'not a JPEG'),
+                              ('jpeg', b'\xff\xd8\xff\x00junk', 'frame header'),
+                              ('png', b'\x89PNG\r\n\x1a\njunk', 'no IHDR'),
+                              ('png', b'GIF89a' + bytes(20), 'GIF')):
         bad = CompressedImage(format=fmt)
         bad.data = data
         with pytest.raises(conv.ConversionError, match=needle):

@@ -75,7 +75,9 @@ def _served_order(worker, requests_to_send, media_dir):
     return [name for _, name, _ in sorted(done)]
 
 
-BLOCKERS = [(f'b{i}', 'tenant', 30.0, 0.0) for i in range(8)]
+# Enough queued work that some is still waiting when the late request comes (inference here
+# takes 20-50 ms: 16 blockers outlast its 0.1 s delay).
+BLOCKERS = [(f'b{i}', 'tenant', 30.0, 0.0) for i in range(16)]
 
 
 @pytest.mark.parametrize('discipline', ['fifo', 'edf'])

@@ -10,7 +10,8 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Object
 
 from offload_ros.core.types import Box, Observation
 from offload_ros.inference.detector import Detection
-from offload_ros.inference.picture import BadImage, Picture
+from offload_ros.inference import picture as pictures
+from offload_ros.inference.picture import BadImage, ImageLimits, Picture
 
 CHANNELS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1, 'bgra8': 4, 'rgba8': 4}
 
@@ -33,7 +34,7 @@ def ns_to_stamp(t_ns: int) -> Time:
     return Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000)
 
 
-def image_to_bgr(msg: Image) -> np.ndarray:
+def image_to_bgr(msg: Image, limits: ImageLimits = ImageLimits()) -> np.ndarray:
     """sensor_msgs/Image -> uint8 BGR [H, W, 3], honouring row padding (step)."""
     channels = CHANNELS.get(msg.encoding)
     if channels is None:
@@ -41,6 +42,10 @@ def image_to_bgr(msg: Image) -> np.ndarray:
                               f'(supported: {", ".join(CHANNELS)})')
     if msg.height == 0 or msg.width == 0:
         raise ConversionError('empty image (height or width is 0)')
+    try:
+        limits.check_size(msg.width, msg.height, f'{msg.encoding} image')
+    except BadImage as e:
+        raise ConversionError(str(e)) from e
     row = msg.width * channels
     if msg.step < row:
         raise ConversionError(f'step {msg.step} smaller than width*channels {row}')
@@ -68,22 +73,21 @@ def bgr_to_image(image: np.ndarray, header: Header) -> Image:
     return msg
 
 
-def compressed_to_picture(msg: CompressedImage) -> Picture:
-    """A JPEG keeps its bytes and is decoded only if pixels are needed (its header is checked
-    now); a PNG is decoded now."""
+def compressed_to_picture(msg: CompressedImage,
+                          limits: ImageLimits = ImageLimits()) -> Picture:
+    """A JPEG keeps its bytes and is decoded only if pixels are needed; a PNG is decoded now.
+    Either way its header is checked against `limits` first (the bytes decide the format:
+    the `format` field only has to name one of them)."""
     fmt = msg.format.lower()
     if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
         raise ConversionError(f'unsupported compressed format {msg.format!r} (jpeg or png)')
     if len(msg.data) == 0:
         raise ConversionError('empty compressed image')
     data = bytes(msg.data)
-    if 'png' in fmt:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConversionError(f'{msg.format} data does not decode')
-        return Picture(bgr=image)
     try:
-        return Picture(jpeg=data)
+        if pictures.image_format(data) == 'png':
+            return Picture(bgr=pictures.decode(data, limits))
+        return Picture(jpeg=data, limits=limits)
     except BadImage as e:
         raise ConversionError(f'{msg.format}: {e}') from e
 

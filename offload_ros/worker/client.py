@@ -5,20 +5,30 @@ per-request timeout from the frame's remaining deadline budget, retries only whe
 (idempotent GETs, and an infer whose connection was refused before anything was sent), and a
 circuit breaker per worker. Triton has no /load route: the load is derived from deltas of
 its cumulative /stats, with the variance taken from a service-time assumption.
+
+A worker is not trusted further than the protocol: a request's whole time (upload, wait,
+answer, however slowly it drips) is bounded by its budget, an answer's size by
+`max_response_bytes`, and an answer is used only if its tensors have the shape, type and
+values of detections (finite, class ids of known classes, at most `max_detections`);
+anything else is a `MalformedAnswer` and counts against the worker like a 5xx.
 """
 import collections
 import dataclasses
+import heapq
 import math
+import secrets
 import socket
 import struct
 import threading
 import time
+import urllib.parse
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import requests
-from urllib3.connection import HTTPConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from offload_ros.inference.detector import Detection, postprocess
 from offload_ros.inference.picture import Picture
@@ -37,6 +47,33 @@ class WorkerUnavailable(RuntimeError):
 
 class WorkerRequestError(ValueError):
     """The worker rejected our request as malformed (4xx): a bug or config error, not load."""
+
+
+class MalformedAnswer(WorkerUnavailable):
+    """The worker answered 200 with a body that is not a valid answer (wrong outputs, shape,
+    type or values): the worker's fault, counted against it like a 5xx."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 'malformed')
+
+
+def check_url(url: str) -> str:
+    """A worker's base URL, checked: http or https, a host, a valid port, no credentials
+    (tokens go in OFFLOAD_WORKER_TOKEN: a URL is logged and published). ValueError names
+    what is wrong."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f'{url!r} is not a URL ({e})') from e
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise ValueError(f'{url!r} is not http(s)://HOST[:PORT]')
+    if parts.username is not None or parts.password is not None:
+        raise ValueError('credentials in a worker URL are not supported (they would be '
+                         'logged): give the token in OFFLOAD_WORKER_TOKEN')
+    if parts.query or parts.fragment or port == 0:
+        raise ValueError(f'{url!r}: a worker URL has no query, fragment or port 0')
+    return url.rstrip('/')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +134,106 @@ class CircuitBreaker:
             self.failures += 1
             if self.failures >= self.threshold:
                 self.opened_s = self.clock()
+
+
+class Watchdog:
+    """One thread that calls each armed callback at its time unless it was disarmed first:
+    the bound on a request's whole time, where a socket timeout bounds each read only (an
+    answer dripped a byte per 50 ms never times out a read)."""
+
+    def __init__(self):
+        self._heap: list = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, at_s: float, callback: Callable[[], None]) -> list:
+        """Call `callback` at time.monotonic() `at_s`; returns a handle for disarm()."""
+        with self._cond:
+            self._seq += 1
+            entry = [at_s, self._seq, callback]
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name='watchdog',
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return entry
+
+    def disarm(self, entry: list) -> None:
+        with self._cond:
+            entry[2] = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(None if not self._heap else
+                                    self._heap[0][0] - time.monotonic())
+                callback = heapq.heappop(self._heap)[2]
+            if callback is not None:
+                callback()
+
+
+WATCHDOG = Watchdog()
+_REQUEST = threading.local()   # the calling thread's _Cut, if it armed one
+
+
+class _Cut:
+    """The connection a request is on, shut down when its time is up."""
+
+    def __init__(self):
+        self.connection = None
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = getattr(self.connection, 'sock', None)
+            if sock is not None:
+                try:   # wakes the blocked send or recv; urllib3 then discards the connection
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _Bounded:
+    """`with _Bounded(limit_s) as cut:` the calling thread's requests inside are shut down
+    after limit_s in all; cut.fired says whether that happened."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+
+    def __enter__(self) -> _Cut:
+        self.cut = _Cut()
+        _REQUEST.cut = self.cut
+        self.alarm = WATCHDOG.arm(time.monotonic() + self.limit_s, self.cut.fire)
+        return self.cut
+
+    def __exit__(self, *exc) -> None:
+        WATCHDOG.disarm(self.alarm)
+        _REQUEST.cut = None
+
+
+class _TrackedConnection(HTTPConnection):
+    def request(self, *args, **kwargs):
+        cut = getattr(_REQUEST, 'cut', None)
+        if cut is not None:
+            cut.connection = self
+        return super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    request = _TrackedConnection.request
+
+
+class _TrackedPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
 
 
 # Unsent bytes a socket may hold before a blocking send waits (TCP_NOTSENT_LOWAT): once
@@ -165,7 +302,8 @@ class _UploadBody:
 
 
 class _ResettingAdapter(requests.adapters.HTTPAdapter):
-    """Connections whose close discards unsent data (SO_LINGER 0: a TCP reset).
+    """Connections whose close discards unsent data (SO_LINGER 0: a TCP reset), and that a
+    request's watchdog can find (_TrackedConnection).
 
     urllib3 closes a connection whose request failed or timed out. An ordinary close keeps
     sending what is already in the kernel's send buffer (megabytes with autotuning): on a slow
@@ -179,6 +317,26 @@ class _ResettingAdapter(requests.adapters.HTTPAdapter):
             [(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UPLOAD_LOWAT_BYTES)]
             if hasattr(socket, 'TCP_NOTSENT_LOWAT') else [])
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {'http': _TrackedPool,
+                                                   'https': _TrackedHTTPSPool}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reply:
+    """A GET's answer, read whole within its bounds."""
+    status_code: int
+    content: bytes
+
+    def json(self) -> object:
+        try:
+            return protocol.parse_json(self.content, 'answer')
+        except protocol.ProtocolError as e:
+            raise MalformedAnswer(str(e)) from e
+
+
+def new_request_id() -> str:
+    """A request id nobody else can guess (a worker cancels a queued request by id)."""
+    return secrets.token_urlsafe(12)
 
 
 class WorkerClient:
@@ -189,15 +347,21 @@ class WorkerClient:
                  token: Optional[str] = None, server_nms: bool = True,
                  score_threshold: float = 0.3, iou_threshold: float = 0.45,
                  stats_variance: str = 'deterministic', breaker: CircuitBreaker = None,
-                 pool_size: int = 8, forward_jpeg: bool = True, serial_uploads: bool = True):
+                 pool_size: int = 8, forward_jpeg: bool = True, serial_uploads: bool = True,
+                 ca_file: Optional[str] = None, max_detections: int = 1000,
+                 max_response_bytes: int = 16 * 1024 * 1024):
         if payload not in ('jpeg', 'raw'):
             raise ValueError(f"payload must be 'jpeg' or 'raw', got {payload!r}")
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f'jpeg_quality must be in [1, 100], got {jpeg_quality!r}')
         if stats_variance not in ('deterministic', 'exponential'):
             raise ValueError("stats_variance must be 'deterministic' or 'exponential'")
-        self.url = url.rstrip('/')
+        if max_detections < 0 or max_response_bytes < 1:
+            raise ValueError('max_detections must be >= 0 and max_response_bytes >= 1')
+        self.url = check_url(url)
         self.model = model
+        self.max_detections = max_detections
+        self.max_response_bytes = max_response_bytes
         self.client_id = client_id
         self.names = list(names)
         self.payload = payload
@@ -213,6 +377,9 @@ class WorkerClient:
         self.session.mount('http://', adapter)
         self.session.mount('https://', adapter)
         self.session.headers[protocol.CLIENT_HEADER] = client_id
+        # https: the server's certificate is verified, against ca_file where given (a private
+        # CA), else the system's store.
+        self.session.verify = ca_file or True
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
@@ -244,7 +411,7 @@ class WorkerClient:
         length)."""
         tensor = tensor or self.encode(image)
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
-        header = {'id': request_id or self.client_id,
+        header = {'id': request_id or new_request_id(),
                   'outputs': [{'name': n, 'parameters': {'binary_data': True}}
                               for n in outputs]}
         return protocol.encode(header, [tensor], 'inputs')
@@ -266,7 +433,7 @@ class WorkerClient:
         inputs = [protocol.Tensor(name, protocol.NUMPY_TO_V2[value.dtype], list(value.shape),
                                   value) for name, value in tensors.items()]
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
-        header = {'id': request_id or self.client_id,
+        header = {'id': request_id or new_request_id(),
                   'parameters': {'image_size': [int(image_size[0]), int(image_size[1])]},
                   'outputs': [{'name': n, 'parameters': {'binary_data': True}}
                               for n in outputs]}
@@ -332,15 +499,29 @@ class WorkerClient:
                    'Content-Type': 'application/octet-stream'}
         if budget_s is not None:
             headers[protocol.DEADLINE_HEADER] = f'{budget_s:.6f}'
-        timeout = (min(1.0, budget_s or 1.0), budget_s or 10.0)
+        limit_s = budget_s or 10.0
+        timeout = (min(1.0, limit_s), limit_s)
         for attempt in (1, 2):
+            # The whole exchange within the budget: each read's timeout alone lets an answer
+            # dripped a byte at a time hold the request for ever.
+            bounded = _Bounded(limit_s - (time.perf_counter() - start - upload_wait))
+            cut = bounded.__enter__()
+            answering = False      # the answer's headers are in: its body is awaited
             try:
                 data = body if hand_on is None else _UploadBody(body, hand_on)
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
-                                             data=data, headers=headers, timeout=timeout)
+                                             data=data, headers=headers, timeout=timeout,
+                                             stream=True)
+                answering = True
+                try:
+                    content = self._read_capped(response)
+                finally:
+                    response.close()
                 self._last_answer_s = time.perf_counter()
                 break
             except requests.ConnectionError as e:
+                if cut.fired and not answering:
+                    raise self._timed_out(start, limit_s) from e
                 # Safe to retry only if the connection was refused before sending (a stale
                 # keep-alive socket), and only while budget remains.
                 left = None if budget_s is None else \
@@ -352,65 +533,166 @@ class WorkerClient:
                 raise WorkerUnavailable(f'{self.url}: {e.__class__.__name__}',
                                         'connection') from e
             except requests.Timeout as e:
-                if self._last_answer_s > start:
-                    # It answered something else meanwhile (/load, another frame): a slow
-                    # answer in the tail, not a dead worker, so no breaker failure.
-                    raise WorkerUnavailable(f'{self.url}: no answer in {timeout[1]:.3f} s '
-                                            f'but answering others', 'slow') from e
+                raise self._timed_out(start, limit_s) from e
+            except MalformedAnswer:
                 self.breaker.failure()
-                raise WorkerUnavailable(f'{self.url}: timed out', 'timeout') from e
+                raise
+            except requests.RequestException as e:   # an answer cut short, or cut by us
+                self.breaker.failure()
+                if cut.fired:   # it began to answer and did not finish in time: dripping
+                    raise WorkerUnavailable(f'{self.url}: answer not complete in '
+                                            f'{limit_s:.3f} s', 'timeout') from e
+                raise WorkerUnavailable(f'{self.url}: answer incomplete '
+                                        f'({e.__class__.__name__})', 'connection') from e
+            finally:
+                bounded.__exit__()
         round_trip = time.perf_counter() - start
-        if response.status_code >= 500:
-            if response.status_code != 504:  # 504: our deadline passed, not a worker fault
+        status = response.status_code
+        text = content[:200].decode('utf-8', 'replace')
+        if status >= 500:
+            if status != 504:  # 504: our deadline passed, not a worker fault
                 self.breaker.failure()
-            raise WorkerUnavailable(f'{self.url}: HTTP {response.status_code} '
-                                    f'{response.text[:200]}',
-                                    'deadline' if response.status_code == 504 else 'http_5xx')
-        if response.status_code >= 400:
-            raise WorkerRequestError(f'{self.url}: HTTP {response.status_code} '
-                                     f'{response.text[:200]}')
-        self.breaker.success()
+            raise WorkerUnavailable(f'{self.url}: HTTP {status} {text}',
+                                    'deadline' if status == 504 else 'http_5xx')
+        if status >= 400:
+            raise WorkerRequestError(f'{self.url}: HTTP {status} {text}')
+        if status != 200:
+            self.breaker.failure()
+            raise MalformedAnswer(f'{self.url}: HTTP {status} is not an answer')
         try:
             header, tensors = protocol.decode(
-                response.content, protocol.header_length_of(response.headers), 'outputs')
-        except protocol.ProtocolError as e:
-            raise WorkerRequestError(f'{self.url}: malformed response ({e})') from e
-        detections = self._detections(tensors, image_size)
-        params = header.get('parameters') or {}
-        return InferResult(detections, round_trip, len(body), len(response.content),
-                           params.get('server_s'), params.get('queue_s'),
-                           params.get('service_s'), upload_wait)
+                content, protocol.header_length_of(response.headers), 'outputs')
+            detections = self._detections(tensors, image_size)
+            server = self._server_times(header, round_trip)
+        except (protocol.ProtocolError, MalformedAnswer) as e:
+            self.breaker.failure()
+            raise MalformedAnswer(f'{self.url}: malformed answer ({e})') from e
+        self.breaker.success()
+        return InferResult(detections, round_trip, len(body), len(content), *server,
+                           upload_wait)
+
+    def _timed_out(self, start: float, limit_s: float) -> WorkerUnavailable:
+        """No answer began within the limit. If the worker answered something else
+        meanwhile (/load, another frame), this is a slow answer in the tail, not a dead
+        worker: no breaker failure."""
+        if self._last_answer_s > start:
+            return WorkerUnavailable(f'{self.url}: no answer in {limit_s:.3f} s but '
+                                     'answering others', 'slow')
+        self.breaker.failure()
+        return WorkerUnavailable(f'{self.url}: timed out', 'timeout')
+
+    def _read_capped(self, response: requests.Response) -> bytes:
+        """The answer's body, at most max_response_bytes (refused before reading where its
+        Content-Length says more)."""
+        declared = response.headers.get('Content-Length', '')
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise MalformedAnswer(f'{self.url}: answer of {declared} bytes over '
+                                  f'max_response_bytes {self.max_response_bytes}')
+        chunks, size = [], 0
+        for chunk in response.iter_content(1 << 16):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise MalformedAnswer(f'{self.url}: answer over max_response_bytes '
+                                      f'{self.max_response_bytes}')
+            chunks.append(chunk)
+        return b''.join(chunks)
+
+    @staticmethod
+    def _server_times(header: dict, round_trip_s: float) -> tuple:
+        """(server_s, queue_s, service_s) from the answer's parameters. A figure that is
+        missing or impossible (negative, not finite, longer than the round trip) is left
+        out (None), as from a server that gives none (Triton): it would corrupt the link
+        estimate, which is the round trip less the server's time."""
+        params = header.get('parameters')
+        if params is None:
+            return None, None, None
+        if not isinstance(params, dict):
+            raise MalformedAnswer('parameters must be an object')
+
+        def figure(key: str) -> Optional[float]:
+            value = params.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 <= value <= round_trip_s:
+                return None
+            return float(value)
+        return figure('server_s'), figure('queue_s'), figure('service_s')
 
     def _name(self, class_id: int) -> str:
         return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
 
+    def _class_count(self) -> int:
+        """Class ids an answer may hold: the known names, else any id below 2**16."""
+        return len(self.names) or 1 << 16
+
     def _detections(self, tensors, image_size: Tuple[int, int]) -> List[Detection]:
-        by_name = {t.name: t.data for t in tensors}
+        """Detections from an answer's tensors, each checked (MalformedAnswer)."""
+        by_name = {t.name: np.asarray(t.data) for t in tensors}
         if 'detections' in by_name:
+            rows = by_name['detections']
+            if rows.dtype.kind != 'f' or rows.ndim != 2 or rows.shape[1] != 6:
+                raise MalformedAnswer(f'detections must be float [N, 6], got {rows.dtype} '
+                                      f'{list(rows.shape)}')
+            if len(rows) > self.max_detections:
+                raise MalformedAnswer(f'{len(rows)} detections over max_detections '
+                                      f'{self.max_detections}')
+            if not np.isfinite(rows).all():
+                raise MalformedAnswer('detections hold NaN or infinite values')
+            classes = rows[:, 5]
+            if ((classes != np.floor(classes)) | (classes < 0)
+                    | (classes >= self._class_count())).any():
+                raise MalformedAnswer(f'detections hold class ids outside 0..'
+                                      f'{self._class_count() - 1}')
+            if ((rows[:, 2] < 0) | (rows[:, 3] < 0) | (rows[:, 4] < 0) | (rows[:, 4] > 1)).any():
+                raise MalformedAnswer('detections hold negative sizes or scores outside [0, 1]')
             return [Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]),
-                              int(r[5]), self._name(int(r[5])), float(r[4]))
-                    for r in np.asarray(by_name['detections']).reshape(-1, 6)]
-        names = [self._name(i) for i in range(by_name['scores'].shape[-1])]
-        return postprocess(by_name['boxes'][0], by_name['scores'][0], names,
-                           self.score_threshold, self.iou_threshold, image_size)
+                              int(r[5]), self._name(int(r[5])), float(r[4])) for r in rows]
+        boxes, scores = by_name.get('boxes'), by_name.get('scores')
+        if boxes is None or scores is None:
+            raise MalformedAnswer(f'no detections or boxes and scores output (got '
+                                  f'{sorted(by_name)[:4]})')
+        if boxes.dtype.kind != 'f' or scores.dtype.kind != 'f' or boxes.ndim != 3 or \
+                scores.ndim != 3 or boxes.shape[0] != 1 or scores.shape[0] != 1 or \
+                boxes.shape[2] != 4 or boxes.shape[1] != scores.shape[1] or \
+                not 0 < scores.shape[2] <= self._class_count():
+            raise MalformedAnswer(f'boxes and scores must be float [1, N, 4] and [1, N, C], '
+                                  f'got {list(boxes.shape)} and {list(scores.shape)}')
+        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+            raise MalformedAnswer('boxes or scores hold NaN or infinite values')
+        names = [self._name(i) for i in range(scores.shape[-1])]
+        detections = postprocess(boxes[0], scores[0], names, self.score_threshold,
+                                 self.iou_threshold, image_size)
+        if len(detections) > self.max_detections:
+            raise MalformedAnswer(f'{len(detections)} detections over max_detections '
+                                  f'{self.max_detections}')
+        return detections
 
     def answered_since(self, perf_s: float) -> bool:
         """Whether the worker answered anything (a frame, /load, a probe) after perf_s
         (time.perf_counter)."""
         return self._last_answer_s > perf_s
 
-    def _get(self, path: str, timeout_s: float) -> requests.Response:
+    def _get(self, path: str, timeout_s: float) -> '_Reply':
         last = None
         for _ in range(2):  # GETs are idempotent: one retry
             try:
-                response = self.session.get(f'{self.url}{path}', timeout=timeout_s)
+                with _Bounded(2 * timeout_s):
+                    response = self.session.get(f'{self.url}{path}', timeout=timeout_s,
+                                                stream=True)
+                    try:
+                        reply = _Reply(response.status_code, self._read_capped(response))
+                    finally:
+                        response.close()
                 self._last_answer_s = time.perf_counter()
-                return response
-            except (requests.ConnectionError, requests.Timeout) as e:
+                return reply
+            except MalformedAnswer as e:
+                raise WorkerUnavailable(str(e), 'malformed') from e
+            except requests.RequestException as e:
                 last = e
         # Connected but no answer in time ('timeout': maybe stuck behind our own uploads on a
         # busy link) differs from not reachable at all ('connection').
-        kind = 'timeout' if isinstance(last, requests.ReadTimeout) else 'connection'
+        kind = 'timeout' if isinstance(last, (requests.ReadTimeout,
+                                              requests.exceptions.ChunkedEncodingError)) \
+            else 'connection'
         raise WorkerUnavailable(f'{self.url}{path}: {last.__class__.__name__}', kind)
 
     def probe(self, payload_bytes: int, timeout_s: float = 1.0,
@@ -419,10 +701,11 @@ class WorkerClient:
         returns the round trip, or None where the server has no probe route (Triton)."""
         start = time.perf_counter()
         try:
-            response = self.session.post(f'{self.url}/v2/offload/probe',
-                                         data=bytes(int(payload_bytes)) if data is None
-                                         else data, timeout=timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as e:
+            with _Bounded(2 * timeout_s):
+                response = self.session.post(f'{self.url}/v2/offload/probe',
+                                             data=bytes(int(payload_bytes)) if data is None
+                                             else data, timeout=timeout_s)
+        except requests.RequestException as e:
             raise WorkerUnavailable(f'{self.url}: probe {e.__class__.__name__}',
                                     'connection') from e
         if response.status_code != 200:
@@ -433,11 +716,13 @@ class WorkerClient:
         """Ask the worker to drop our queued request `request_id`; True if it was dropped
         (False: already running or done, or a server without the route, e.g. Triton)."""
         try:
-            response = self.session.post(f'{self.url}/v2/offload/cancel',
-                                         json={'id': request_id}, timeout=timeout_s)
-        except (requests.ConnectionError, requests.Timeout):
+            with _Bounded(2 * timeout_s):
+                response = self.session.post(f'{self.url}/v2/offload/cancel',
+                                             json={'id': request_id}, timeout=timeout_s)
+            answer = response.json() if response.status_code == 200 else {}
+        except (requests.RequestException, ValueError):
             return False
-        return response.status_code == 200 and bool(response.json().get('cancelled'))
+        return isinstance(answer, dict) and answer.get('cancelled') is True
 
     def ready(self, timeout_s: float = 0.5) -> bool:
         try:
@@ -468,20 +753,46 @@ class WorkerClient:
         self.close_dropped()
         response = self._get(f'/v2/models/{self.model}/load', timeout_s)
         if response.status_code == 200:
-            data = response.json()
-            own = data.get('clients', {}).get(self.client_id, {})
-            return WorkerLoad(data['arrival_rate_hz'], data['service_mean_s'],
-                              data['service_var_s2'], int(data['parallelism']),
-                              int(data['queue_length']), own.get('arrival_rate_hz', 0.0),
-                              'load', {name: m['service_mean_s'] for name, m in
-                                       (data.get('models') or {}).items()
-                                       if m.get('service_mean_s')})
+            return self._load_from_report(response.json())
         response = self._get(f'/v2/models/{self.model}/stats', timeout_s)
         if response.status_code != 200:
             raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '
                                     f'{response.status_code})', 'http_5xx')
-        return self._load_from_triton_stats(response.json(),
-                                            time.monotonic() if now_s is None else now_s)
+        try:
+            return self._load_from_triton_stats(response.json(),
+                                                time.monotonic() if now_s is None else now_s)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise MalformedAnswer(f'{self.url}: malformed /stats ({e.__class__.__name__})') \
+                from e
+
+    def _load_from_report(self, data: object) -> WorkerLoad:
+        """Our worker's /load report, each figure checked (MalformedAnswer)."""
+        if not isinstance(data, dict):
+            raise MalformedAnswer(f'{self.url}: /load is not an object')
+
+        def number(source: dict, key: str, optional: bool = False) -> Optional[float]:
+            value = source.get(key)
+            if value is None and optional:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value) or value < 0:
+                raise MalformedAnswer(f'{self.url}: /load {key} is {str(value)[:20]}')
+            return float(value)
+        own = data.get('client') or {}
+        models = data.get('models') or {}
+        if not isinstance(own, dict) or not isinstance(models, dict) or \
+                not all(isinstance(m, dict) for m in models.values()):
+            raise MalformedAnswer(f'{self.url}: /load client and models must be objects')
+        parallelism = number(data, 'parallelism')
+        if parallelism < 1 or parallelism != int(parallelism):
+            raise MalformedAnswer(f'{self.url}: /load parallelism is {parallelism}')
+        services = {name: number(m, 'service_mean_s', True) for name, m in models.items()}
+        return WorkerLoad(number(data, 'arrival_rate_hz'),
+                          number(data, 'service_mean_s', True),
+                          number(data, 'service_var_s2', True), int(parallelism),
+                          int(number(data, 'queue_length')),
+                          number(own, 'arrival_rate_hz', True) or 0.0, 'load',
+                          {name: s for name, s in services.items() if s})
 
     def _load_from_triton_stats(self, data: dict, now_s: float) -> WorkerLoad:
         stats = data['model_stats'][0]['inference_stats']

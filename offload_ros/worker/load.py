@@ -128,7 +128,10 @@ class LoadTracker:
                 'service_var_s2': var if mean is not None else None,
                 'samples': stream.services.count - hiccups, 'hiccups': hiccups}
 
-    def snapshot(self, now_s: float, queue_length: int, in_service: int) -> dict:
+    def snapshot(self, now_s: float, queue_length: int, in_service: int,
+                 caller: Optional[str] = None) -> dict:
+        """The load figures, overall and the caller's own ('client'); other tenants are
+        counted ('tenants'), never named."""
         figures = self._figures(self._all, now_s)
         live = figures['service_mean_s']
         # One or two requests in the window: the profile where it is faster. Case 2's first
@@ -148,13 +151,15 @@ class LoadTracker:
             wait = queueing.mg1k_wait_s(rate, mean, var or 0.0, self.parallelism)
         else:
             wait = 0.0
-        clients = {}
-        for name, stream in self._clients.items():
+        tenants = 0
+        for stream in self._clients.values():
             stream.arrivals.trim(now_s)
-            if stream.arrivals.count:
-                clients[name] = self._figures(stream, now_s)
+            tenants += stream.arrivals.count > 0
+        own = self._clients.get(caller) if caller is not None else None
         return {**figures, 'window_s': self.window_s, 'parallelism': self.parallelism,
                 'queue_length': queue_length, 'in_service': in_service,
                 'utilisation': utilisation,
                 'predicted_wait_s': wait if math.isfinite(wait) else None,
-                'clients': clients}
+                'tenants': tenants,
+                'client': self._figures(own, now_s) if own is not None and
+                own.arrivals.count else None}

@@ -6,6 +6,7 @@ is in the `Inference-Header-Content-Length` HTTP header and each binary tensor s
 followed by the bytes. Shared by the worker server and the client.
 """
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -46,6 +47,25 @@ class ProtocolError(ValueError):
     """A malformed inference request or response; the message is safe to return to clients."""
 
 
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds on what decode() accepts, checked before the work they bound: the JSON header's
+    size (its parse, and nesting, which Python's parser meets as RecursionError), the number
+    of tensors, a tensor's rank and element count (a product of dimensions in Python
+    integers, so it cannot overflow), and the elements of a BYTES tensor (each is a Python
+    object: two million of them cost half a second of the event loop)."""
+    max_header_bytes: int = 64 * 1024
+    max_tensors: int = 16
+    max_rank: int = 8
+    max_elements: int = 1 << 28
+    max_bytes_elements: int = 1 << 16
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+
+
 @dataclass
 class Tensor:
     name: str
@@ -79,7 +99,9 @@ def _tensor_bytes(tensor: Tensor) -> Union[bytes, memoryview]:
     """A tensor's binary data: the array's own buffer where it is contiguous (no copy)."""
     if tensor.datatype == 'BYTES':
         return encode_bytes_elements(tensor.data)
-    return memoryview(np.ascontiguousarray(tensor.data)).cast('B')
+    # Flattened to bytes by numpy: memoryview.cast refuses shapes with a zero (an empty
+    # (0, 6) detections tensor: a frame with nothing in it).
+    return memoryview(np.ascontiguousarray(tensor.data).reshape(-1).view(np.uint8))
 
 
 def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, int]:
@@ -96,15 +118,27 @@ def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, in
     return b''.join([head, *blobs]), len(head)
 
 
-def _as_shape(value, where: str) -> List[int]:
+def _as_shape(value, where: str, limits: DecodeLimits) -> List[int]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool)
                                               and d >= 0 for d in value):
         raise ProtocolError(f'{where}.shape must be a list of non-negative integers')
+    if len(value) > limits.max_rank:
+        raise ProtocolError(f'{where}.shape has {len(value)} dimensions (at most '
+                            f'{limits.max_rank})')
     return value
 
 
+def parse_json(data: bytes, what: str) -> object:
+    """JSON text -> object; ProtocolError for any text that is not JSON (bad encoding,
+    nesting deeper than the parser's recursion limit)."""
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ProtocolError(f'{what} is not valid JSON ({e.__class__.__name__})') from e
+
+
 def decode(body: bytes, header_length: Optional[int], key: str,
-           max_elements: int = 1 << 28) -> Tuple[dict, List[Tensor]]:
+           limits: DecodeLimits = DecodeLimits()) -> Tuple[dict, List[Tensor]]:
     """Decode a binary-extension body. JSON-encoded tensor data is refused (too slow)."""
     if header_length is None:
         raise ProtocolError(f'missing {HEADER_LENGTH}: JSON-encoded tensors are not supported, '
@@ -112,12 +146,14 @@ def decode(body: bytes, header_length: Optional[int], key: str,
     if not 0 < header_length <= len(body):
         raise ProtocolError(f'{HEADER_LENGTH} {header_length} outside the body '
                             f'({len(body)} bytes)')
-    try:
-        header = json.loads(body[:header_length])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProtocolError(f'inference header is not valid JSON ({e.__class__.__name__})') from e
+    if header_length > limits.max_header_bytes:
+        raise ProtocolError(f'{HEADER_LENGTH} {header_length} over the limit of '
+                            f'{limits.max_header_bytes} bytes')
+    header = parse_json(body[:header_length], 'inference header')
     if not isinstance(header, dict) or not isinstance(header.get(key), list):
         raise ProtocolError(f'inference header needs a list "{key}"')
+    if len(header[key]) > limits.max_tensors:
+        raise ProtocolError(f'{len(header[key])} {key} (at most {limits.max_tensors})')
     offset = header_length
     tensors = []
     for index, entry in enumerate(header[key]):
@@ -127,7 +163,7 @@ def decode(body: bytes, header_length: Optional[int], key: str,
         name, datatype = entry.get('name'), entry.get('datatype')
         if not isinstance(name, str) or datatype not in (*DTYPES, 'BYTES'):
             raise ProtocolError(f'{where} needs a string name and a known datatype')
-        shape = _as_shape(entry.get('shape'), where)
+        shape = _as_shape(entry.get('shape'), where, limits)
         params = entry.get('parameters') or {}
         if not isinstance(params, dict):
             raise ProtocolError(f'{where}.parameters must be an object')
@@ -141,9 +177,10 @@ def decode(body: bytes, header_length: Optional[int], key: str,
             raise ProtocolError(f'{where}: binary data runs past the end of the body')
         raw = body[offset:offset + size]
         offset += size
-        count = int(np.prod(shape)) if shape else 1
-        if count > max_elements:
-            raise ProtocolError(f'{where}: too many elements ({count})')
+        count = math.prod(shape)
+        cap = limits.max_bytes_elements if datatype == 'BYTES' else limits.max_elements
+        if count > cap:
+            raise ProtocolError(f'{where}: {count} elements (at most {cap} for {datatype})')
         if datatype == 'BYTES':
             data = decode_bytes_elements(raw, count)
         else:
@@ -162,7 +199,6 @@ def header_length_of(headers: Mapping[str, str]) -> Optional[int]:
     value = headers.get(HEADER_LENGTH)
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError as e:
-        raise ProtocolError(f'{HEADER_LENGTH} must be an integer') from e
+    if not value.isascii() or not value.strip().isdigit() or len(value) > 18:
+        raise ProtocolError(f'{HEADER_LENGTH} must be a decimal integer')
+    return int(value)

@@ -8,27 +8,39 @@ reports the live load (arrival rate, service mean and variance, M/G/1 predicted 
 and per client, for the robots' decisions. With --split-layers the worker also serves the tail
 of the detector cut after those Darknet layers (model `<name>_tail<layer>`, inputs the
 crossing tensors the robot's head made), from the same queue: one accelerator.
+
+Everything a client sends is bounded before the work it would cause (docs/security.md): the
+body's size before it is read and its time to arrive, the inference header's size, nesting
+and tensor shapes before they are parsed (a large body is parsed off the event loop), an
+image's format and pixel count from its header before it is decoded, the connections held
+open, and each client's share of the queue. A client error is a 4xx with a one-line JSON
+reason and a one-line log; a 5xx is the server's own fault, logged with its traceback once.
 """
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import hmac
 import logging
 import os
 import pathlib
+import resource
 import signal
+import ssl
 import sys
 import time
 import uuid
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Mapping, Optional, Tuple
 
-import cv2
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from offload_ros.inference import split
+from offload_ros.inference import picture as pictures
 from offload_ros.inference.detector import (Detector, DetectorError, ServiceProfile,
                                             postprocess)
 from offload_ros.worker import protocol
@@ -38,6 +50,23 @@ from offload_ros.worker.scheduling import DISCIPLINES, JobQueue
 LOG = logging.getLogger('gpu_worker')
 OUTPUT_NAMES = ('detections', 'boxes', 'scores')
 OPEN_PATHS = ('/v2/health/live', '/v2/health/ready', '/v2')
+# Small JSON bodies (/cancel): read whole only below this size.
+SMALL_BODY_BYTES = 4096
+# Bodies above this size are parsed on a decode thread, not on the event loop.
+INLINE_PARSE_BYTES = 64 * 1024
+# Descriptors kept for the model, threads, logs and the listening socket when the
+# connection cap is derived from the process's descriptor limit.
+RESERVED_DESCRIPTORS = 64
+
+
+def connection_cap(configured: int) -> int:
+    """The connection cap: as configured, or (0) the descriptor limit less a reserve."""
+    if configured:
+        return configured
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(8, min(4096, soft - RESERVED_DESCRIPTORS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +83,9 @@ class WorkerConfig:
     keepalive_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0
     token: Optional[str] = dataclasses.field(default=None, repr=False)
+    # Per-client tokens (client name -> token): the name a token belongs to is the client's
+    # identity, and its X-Offload-Client header is not trusted.
+    tokens: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     score_threshold: float = 0.3
     iou_threshold: float = 0.45
     threads: int = 0
@@ -63,8 +95,22 @@ class WorkerConfig:
     # Idle for this long (no request served or queued): time one inference of the last image
     # so /load's service time is a fresh one, not the start-up profile (0: never).
     idle_profile_s: float = 2.0
+    max_image_pixels: int = pictures.ImageLimits.max_pixels
+    max_image_side: int = pictures.ImageLimits.max_side
+    input_formats: Tuple[str, ...] = pictures.FORMATS
+    max_connections: int = 0          # 0: the descriptor limit less a reserve
+    tls_cert: Optional[pathlib.Path] = None
+    tls_key: Optional[pathlib.Path] = None
 
     def __post_init__(self):
+        self.image_limits()       # raises ValueError naming a bad limit
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError('tls_cert and tls_key go together')
+        if self.max_connections < 0:
+            raise ValueError(f'max_connections must be >= 0, got {self.max_connections!r}')
+        for name, token in self.tokens.items():
+            if not name or not token or not isinstance(token, str):
+                raise ValueError(f'tokens: client {name!r} needs a non-empty token')
         for name in ('parallelism', 'max_queue', 'max_body_bytes', 'decode_threads'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)!r}')
@@ -76,6 +122,15 @@ class WorkerConfig:
         if self.scheduling not in DISCIPLINES:
             raise ValueError(f'scheduling must be one of {DISCIPLINES}, got '
                              f'{self.scheduling!r}')
+
+    def image_limits(self) -> pictures.ImageLimits:
+        return pictures.ImageLimits(self.max_image_pixels, self.max_image_side,
+                                    tuple(self.input_formats))
+
+    def decode_limits(self) -> protocol.DecodeLimits:
+        """A request's tensors: at most the whole model's input, one image per request."""
+        return protocol.DecodeLimits(max_elements=max(self.max_image_pixels * 3, 1 << 24),
+                                     max_bytes_elements=1)
 
 
 class HttpError(Exception):
@@ -148,6 +203,8 @@ class ModelRuntime:
         self.dropped_expired = 0
         self.cancelled = 0
         self.waiting: Dict[Tuple[str, str], Job] = {}   # (client, request id) -> queued job
+        self.queued_by_client: collections.Counter = collections.Counter()
+        self.refused_share = 0
         self.in_service = 0
         self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
                                 profile.mean_s if profile else None,
@@ -197,9 +254,22 @@ class ModelRuntime:
     def queue_length(self) -> int:
         return len(self.queue)
 
+    def queue_share(self, client: str) -> int:
+        """Waiting slots a client may hold: the queue divided among the clients that have
+        requests waiting, this one included (a flooder is refused before a robot within its
+        share; one client alone may fill the queue)."""
+        active = sum(1 for c, n in self.queued_by_client.items() if n > 0 and c != client) + 1
+        return max(1, self.config.max_queue // active)
+
     def submit(self, job: Job) -> None:
         if len(self.queue) >= self.config.max_queue:
             raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
+        share = self.queue_share(job.client)
+        if self.queued_by_client[job.client] >= share:
+            self.refused_share += 1
+            raise HttpError(503, f'queue share full ({share} waiting requests per client '
+                            f'while {self.config.max_queue // share} clients wait)')
+        self.queued_by_client[job.client] += 1
         self.last_busy_s = job.enqueued_s
         self.load.arrival(job.enqueued_s, job.client)
         self.queue.push(job, job.client, job.deadline_s)
@@ -251,6 +321,10 @@ class ModelRuntime:
             await self._queued.acquire()
             job: Job = self.queue.pop()
             self.waiting.pop((job.client, job.request_id), None)
+            if not job.internal:
+                self.queued_by_client[job.client] -= 1
+                if self.queued_by_client[job.client] <= 0:
+                    del self.queued_by_client[job.client]
             if job.future.done() or (job.transport is not None and job.transport.is_closing()):
                 continue  # the client went away: do not spend the accelerator on it
             started = self.clock()
@@ -293,6 +367,61 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({'error': message}, status=status)
 
 
+class ConnectionGuard:
+    """At most `cap` client connections. One past the cap closes the connection that has
+    been idle longest (no request in progress: a slowloris that never completes its
+    headers, or a keep-alive connection between requests); where every connection is busy,
+    the new one is closed. Without it, a few hundred half-open connections hold every
+    descriptor until the keep-alive timeout and health checks cannot connect."""
+
+    def __init__(self, cap: int, clock=time.monotonic):
+        if cap < 1:
+            raise ValueError(f'cap must be >= 1, got {cap!r}')
+        self.cap, self.clock = cap, clock
+        self._last_active: Dict[object, float] = {}   # handler -> last request's end
+        self._busy: collections.Counter = collections.Counter()
+        self.evicted = 0
+        self.refused = 0
+
+    def install(self, server: web.Server) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler, transport):
+            made(handler, transport)
+            self._last_active[handler] = self.clock()
+            if len(self._last_active) > self.cap:
+                self._evict(handler)
+
+        def connection_lost(handler, exc=None):
+            self._last_active.pop(handler, None)
+            self._busy.pop(handler, None)
+            lost(handler, exc)
+        server.connection_made, server.connection_lost = connection_made, connection_lost
+
+    def _evict(self, newcomer) -> None:
+        idle = [h for h in self._last_active if not self._busy[h] and h is not newcomer]
+        victim = min(idle, key=self._last_active.__getitem__) if idle else newcomer
+        if victim is newcomer:
+            self.refused += 1
+        else:
+            self.evicted += 1
+        self._last_active.pop(victim, None)
+        if victim.transport is not None:
+            victim.transport.close()
+
+    def enter(self, handler) -> None:
+        self._busy[handler] += 1
+
+    def leave(self, handler) -> None:
+        self._busy[handler] -= 1
+        if handler in self._last_active:
+            self._last_active[handler] = self.clock()
+
+    @property
+    def open(self) -> int:
+        return len(self._last_active)
+
+
 class WorkerApp:
     """The aiohttp application: routes, auth, limits, graceful drain."""
 
@@ -306,6 +435,10 @@ class WorkerApp:
         self.decoder = concurrent.futures.ThreadPoolExecutor(config.decode_threads,
                                                              thread_name_prefix='decode')
         self.draining = False
+        self.guard = ConnectionGuard(connection_cap(config.max_connections))
+        self.limits = config.image_limits()
+        self.client_errors: collections.Counter = collections.Counter()   # by status
+        self._logged_faults: set = set()
         self.app = web.Application(client_max_size=config.max_body_bytes,
                                    middlewares=[self._middleware])
         self.app.add_routes([
@@ -330,20 +463,67 @@ class WorkerApp:
         await self.runtime.stop()
         self.decoder.shutdown(wait=True)
 
+    def _authenticate(self, request: web.Request) -> Optional[str]:
+        """The client's identity, or None where its token is wrong. With per-client tokens
+        the identity is the name the token belongs to (every token is compared, in constant
+        time); otherwise the X-Offload-Client header (one shared token, or none: a network
+        whose clients trust each other), else the peer's address."""
+        given = request.headers.get('Authorization', '').encode('utf-8', 'replace')
+        if self.config.tokens:
+            found = None
+            for name, token in self.config.tokens.items():
+                if hmac.compare_digest(given, f'Bearer {token}'.encode()):
+                    found = name
+            if found is not None or not self.config.token:
+                return found
+        if self.config.token and not hmac.compare_digest(
+                given, f'Bearer {self.config.token}'.encode()):
+            return None
+        return request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
-        if self.config.token and request.path not in OPEN_PATHS:
-            given = request.headers.get('Authorization', '')
-            if not hmac.compare_digest(given.encode(), f'Bearer {self.config.token}'.encode()):
-                return _error(401, 'missing or wrong bearer token')
+        self.guard.enter(request.protocol)
         try:
+            client = self._authenticate(request)
+            if client is None and request.path not in OPEN_PATHS:
+                raise HttpError(401, 'missing or wrong bearer token')
+            request['client'] = client or ''
             return await handler(request)
         except HttpError as e:
-            return _error(e.status, e.message)
+            return self._client_error(request, e.status, e.message)
         except web.HTTPException as e:
             if e.status >= 400:
-                return _error(e.status, e.reason)
+                return self._client_error(request, e.status, e.reason)
             raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:   # the server's own fault: its traceback once per place
+            where = self._fault_site()
+            if where not in self._logged_faults:
+                self._logged_faults.add(where)
+                LOG.exception('%s %s: internal error', request.method, request.path)
+            else:
+                LOG.error('%s %s: internal error at %s (traceback logged before)',
+                          request.method, request.path, where)
+            return _error(500, 'internal error')
+        finally:
+            self.guard.leave(request.protocol)
+
+    @staticmethod
+    def _fault_site() -> str:
+        tb = sys.exc_info()[2]
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return f'{sys.exc_info()[0].__name__}@{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}' \
+            if tb is not None else 'unknown'
+
+    def _client_error(self, request: web.Request, status: int, message: str) -> web.Response:
+        self.client_errors[status] += 1
+        if status != 401:   # a wrong token is not the client's request to log
+            LOG.info('%s %s %s: %d %s', request.remote, request.method, request.path, status,
+                     message[:200])
+        return _error(status, message)
 
     def _model(self, request: web.Request) -> str:
         name = request.match_info['model']
@@ -405,7 +585,8 @@ class WorkerApp:
     async def load(self, request):
         self._model(request)
         rt = self.runtime
-        snapshot = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service)
+        snapshot = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service,
+                                    request['client'])
         snapshot['models'] = {name: {'service_mean_s': mean} for name, mean in
                               rt.model_service_means().items()}
         return web.json_response(snapshot)
@@ -418,33 +599,51 @@ class WorkerApp:
 
     async def cancel(self, request: web.Request):
         """Extension: {"id": ...} drops that queued request of the calling client (its
-        X-Offload-Client); a robot that got its answer elsewhere frees the worker."""
+        authenticated identity); a robot that got its answer elsewhere frees the worker."""
+        body = await self._read_body(request, SMALL_BODY_BYTES)
         try:
-            request_id = (await request.json())['id']
-        except (ValueError, KeyError, TypeError) as e:
+            request_id = protocol.parse_json(body, 'cancel body')['id']
+        except (protocol.ProtocolError, KeyError, TypeError) as e:
             raise HttpError(400, 'cancel: body must be JSON {"id": "<request id>"}') from e
-        client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
-        return web.json_response({'id': str(request_id),
-                                  'cancelled': self.runtime.cancel(client, str(request_id))})
+        if not isinstance(request_id, str) or not request_id:
+            raise HttpError(400, 'cancel: "id" must be a non-empty string')
+        return web.json_response({'id': request_id, 'cancelled': self.runtime.cancel(
+            request['client'], request_id[:128])})
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request, cap: Optional[int] = None) -> bytes:
+        """The whole body, within `cap` bytes (413 before reading where Content-Length says
+        more) and read_timeout_s in all (408: the time to send it, not per read)."""
+        cap = cap or self.config.max_body_bytes
         length = request.content_length
-        if length is not None and length > self.config.max_body_bytes:
-            raise HttpError(413, f'body of {length} bytes exceeds {self.config.max_body_bytes}')
+        if length is not None and length > cap:
+            raise HttpError(413, f'body of {length} bytes exceeds {cap}')
+
+        async def read() -> bytes:
+            chunks, size = [], 0
+            while True:
+                chunk = await request.content.read(1 << 16)
+                if not chunk:
+                    return b''.join(chunks)
+                size += len(chunk)
+                if size > cap:   # a chunked body has no Content-Length to refuse early
+                    raise HttpError(413, f'body exceeds {cap} bytes')
+                chunks.append(chunk)
         try:
-            return await asyncio.wait_for(request.read(), self.config.read_timeout_s)
+            body = await asyncio.wait_for(read(), self.config.read_timeout_s)
         except asyncio.TimeoutError as e:
             raise HttpError(408, f'body not received within {self.config.read_timeout_s} s') \
                 from e
-        except web.HTTPRequestEntityTooLarge as e:
-            raise HttpError(413, f'body exceeds {self.config.max_body_bytes} bytes') from e
+        except (ConnectionError, HttpProcessingError) as e:
+            raise HttpError(400, f'body incomplete ({e.__class__.__name__})') from e
+        if length is not None and len(body) != length:
+            raise HttpError(400, f'body ended after {len(body)} of {length} bytes')
+        return body
 
-    @staticmethod
-    def _decode_jpeg(data: bytes) -> np.ndarray:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise HttpError(400, 'image_jpeg: not a decodable image')
-        return image
+    def _decode_image(self, data: bytes) -> np.ndarray:
+        try:
+            return pictures.decode(data, self.limits)
+        except pictures.BadImage as e:
+            raise HttpError(415 if 'accepted' in str(e) else 400, f'image_jpeg: {e}') from e
 
     async def _image_of(self, tensors: List[protocol.Tensor]) -> np.ndarray:
         if len(tensors) != 1:
@@ -453,21 +652,63 @@ class WorkerApp:
         if t.datatype == 'BYTES':
             if len(t.data) != 1 or not t.data[0]:
                 raise HttpError(400, f'{t.name}: BYTES input must hold one encoded image')
+            try:    # the header's format and size, before a decode thread is spent on it
+                pictures.check_encoded(t.data[0], self.limits)
+            except pictures.BadImage as e:
+                raise HttpError(415 if 'accepted' in str(e) else 400, f'{t.name}: {e}') from e
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.decoder, self._decode_jpeg, t.data[0])
+            return await loop.run_in_executor(self.decoder, self._decode_image, t.data[0])
         if t.datatype != 'UINT8' or len(t.shape) != 4 or t.shape[0] != 1 or t.shape[3] != 3 \
                 or t.shape[1] < 1 or t.shape[2] < 1:
             raise HttpError(400, f'{t.name}: expected UINT8 [1, H, W, 3], got {t.datatype} '
                             f'{t.shape}')
+        try:
+            self.limits.check_size(t.shape[2], t.shape[1], t.name)
+        except pictures.BadImage as e:
+            raise HttpError(400, str(e)) from e
         return t.data[0]
+
+    async def _decode_request(self, request: web.Request, body: bytes
+                              ) -> Tuple[dict, List[protocol.Tensor]]:
+        limits = self.config.decode_limits()
+        try:
+            length = protocol.header_length_of(request.headers)
+            if len(body) <= INLINE_PARSE_BYTES:
+                return protocol.decode(body, length, 'inputs', limits)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.decoder, protocol.decode, body, length, 'inputs', limits)
+        except protocol.ProtocolError as e:
+            raise HttpError(400, str(e)) from e
+
+    @staticmethod
+    def _outputs_of(header: dict) -> List[str]:
+        requested = header.get('outputs')
+        if requested is None:
+            return ['detections']
+        if not isinstance(requested, list) or not all(
+                isinstance(o, dict) and isinstance(o.get('name'), str) for o in requested):
+            raise HttpError(400, 'outputs must be a list of objects with a string "name"')
+        outputs = [o['name'] for o in requested] or ['detections']
+        unknown = [o for o in outputs if o not in OUTPUT_NAMES]
+        if unknown or len(set(outputs)) != len(outputs):
+            raise HttpError(400, f'outputs {outputs[:8]}: each of {list(OUTPUT_NAMES)} at '
+                            'most once')
+        return outputs
 
     def _tail_inputs(self, name: str, header: dict, tensors: List[protocol.Tensor]
                      ) -> Tuple[Dict[str, np.ndarray], Tuple[int, int]]:
-        size = (header.get('parameters') or {}).get('image_size')
+        params = header.get('parameters') or {}
+        if not isinstance(params, dict):
+            raise HttpError(400, f'{name}: parameters must be an object')
+        size = params.get('image_size')
         if not (isinstance(size, list) and len(size) == 2 and all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
             raise HttpError(400, f'{name}: parameters.image_size must be [width, height] of '
-                            f'the robot\'s image, got {size!r}')
+                            f'the robot\'s image, got {str(size)[:40]}')
+        try:
+            self.limits.check_size(size[0], size[1], f'{name}: parameters.image_size')
+        except pictures.BadImage as e:
+            raise HttpError(400, str(e)) from e
         by_name = {t.name: t.data for t in tensors if t.datatype != 'BYTES'}
         if len(by_name) != len(tensors):
             raise HttpError(400, f'{name}: inputs must be numeric tensors with unique names')
@@ -486,24 +727,16 @@ class WorkerApp:
         # the robot measures as round trip - server time (a slow link must not look like a
         # slow server).
         body_read = time.perf_counter()
-        try:
-            header, tensors = protocol.decode(body, protocol.header_length_of(request.headers),
-                                              'inputs')
-        except protocol.ProtocolError as e:
-            raise HttpError(400, str(e)) from e
-        outputs = [o.get('name') for o in header.get('outputs') or [] if isinstance(o, dict)] \
-            or ['detections']
-        unknown = [o for o in outputs if o not in OUTPUT_NAMES]
-        if unknown:
-            raise HttpError(400, f'unknown outputs {unknown}; available {list(OUTPUT_NAMES)}')
+        header, tensors = await self._decode_request(request, body)
+        outputs = self._outputs_of(header)
         deadline = None
         if protocol.DEADLINE_HEADER in request.headers:
             try:
-                budget = float(request.headers[protocol.DEADLINE_HEADER])
+                budget = float(request.headers[protocol.DEADLINE_HEADER][:32])
             except ValueError as e:
                 raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be a number') from e
-            if not budget > 0 or budget != budget:
-                raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be > 0')
+            if not 0 < budget < 3600:
+                raise HttpError(400, f'{protocol.DEADLINE_HEADER} must be in (0, 3600) s')
             deadline = self.runtime.clock() + budget
         decode_start = time.perf_counter()
         image, inputs, size = None, None, (0, 0)
@@ -512,11 +745,11 @@ class WorkerApp:
         else:
             image = await self._image_of(tensors)
         self.runtime.stats.add('compute_input', time.perf_counter() - decode_start)
-        client = request.headers.get(protocol.CLIENT_HEADER, request.remote or 'unknown')[:64]
+        client = request['client']
         future = asyncio.get_running_loop().create_future()
-        request_id = header.get('id') if isinstance(header.get('id'), str) else ''
+        request_id = header.get('id')[:128] if isinstance(header.get('id'), str) else ''
         job = Job(image, client, deadline, outputs, future, self.runtime.clock(),
-                  request.transport, request_id[:128], name, inputs, size)
+                  request.transport, request_id, name, inputs, size)
         self.runtime.submit(job)
         try:
             result = await future
@@ -535,12 +768,47 @@ class WorkerApp:
         self.runtime.stats.add('success', time.perf_counter() - received)
         body, head_len = protocol.encode(
             {'model_name': name, 'model_version': '1',
-             'id': header.get('id') if isinstance(header.get('id'), str) else str(uuid.uuid4()),
+             'id': request_id or str(uuid.uuid4()),
              'parameters': {'queue_s': result['queue_s'], 'service_s': result['service_s'],
                             'server_s': server_s}},
             tensors_out, 'outputs')
         return web.Response(body=body, content_type='application/octet-stream',
                             headers={protocol.HEADER_LENGTH: str(head_len)})
+
+
+class _JsonErrorHandler(RequestHandler):
+    """aiohttp's connection protocol, with its own errors (a request it cannot parse:
+    a bad request line, headers over its limits) answered as ours are, a one-line JSON reason
+    and a one-line log, instead of a text page and a logged traceback."""
+    __slots__ = ()
+
+    def handle_error(self, request, status: int = 500, exc: BaseException = None,
+                     message: str = None) -> web.StreamResponse:
+        reason = (message or (str(exc) if exc else '') or 'error').splitlines()[0][:200]
+        if status >= 500:
+            LOG.error('%s: HTTP layer error %d: %s', request.remote, status, reason)
+        else:
+            LOG.info('%s: %d bad HTTP request: %s', request.remote, status, reason)
+        if request.writer.output_size > 0:
+            raise ConnectionError('response already started: no error answer possible')
+        response = _error(status, f'bad HTTP request: {reason}')
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+def tls_context(config: WorkerConfig) -> Optional[ssl.SSLContext]:
+    """A server TLS context from the configured certificate chain and key (None: plain)."""
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    return context
 
 
 async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
@@ -552,11 +820,18 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
                            shutdown_timeout=config.drain_timeout_s, handle_signals=False,
                            access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    # aiohttp offers no hook for the connection protocol's class: the server is switched to
+    # a subclass that only makes our protocol (same state, same constructor).
+    runner.server.__class__ = _JsonErrorServer
+    worker.guard.install(runner.server)
+    context = tls_context(config)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    print(f'gpu_worker: listening on http://{config.host}:{port} model={config.model_name} '
-          f'k={config.parallelism} provider={detector.provider}'
+    scheme = 'https' if context else 'http'
+    print(f'gpu_worker: listening on {scheme}://{config.host}:{port} '
+          f'model={config.model_name} k={config.parallelism} provider={detector.provider} '
+          f'connections<={worker.guard.cap}'
           + (f' tails={sorted(tails)}' if tails else ''), flush=True)
     await stop.wait()
     worker.draining = True
@@ -595,7 +870,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--iou-threshold', type=float, default=0.45)
     p.add_argument('--token-file', help='file holding the bearer token (or set '
                    'OFFLOAD_WORKER_TOKEN); never logged')
+    p.add_argument('--tokens-file', help='YAML mapping of client name -> bearer token: each '
+                   "client's identity is its token's name (its X-Offload-Client header is not "
+                   'trusted); never logged')
+    p.add_argument('--max-image-pixels', type=int, default=pictures.ImageLimits.max_pixels,
+                   help='largest image accepted, in pixels, checked from its header before '
+                   'decoding')
+    p.add_argument('--max-image-side', type=int, default=pictures.ImageLimits.max_side,
+                   help='largest image width or height accepted')
+    p.add_argument('--input-formats', default=','.join(pictures.FORMATS),
+                   help='encoded image formats accepted (comma-separated: jpeg, png)')
+    p.add_argument('--max-connections', type=int, default=0,
+                   help='client connections held at once; past it the longest-idle one is '
+                   'closed (0: the descriptor limit less 64)')
+    p.add_argument('--tls-cert', help='PEM certificate chain: serve HTTPS')
+    p.add_argument('--tls-key', help='PEM private key of --tls-cert')
     return p
+
+
+def read_tokens(path: str) -> Dict[str, str]:
+    """Client name -> token from a YAML mapping; ValueError naming what is wrong."""
+    import yaml
+    try:
+        data = yaml.safe_load(pathlib.Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f'--tokens-file {path}: {e.__class__.__name__}') from e
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()):
+        raise ValueError(f'--tokens-file {path}: expected a mapping of client name -> token')
+    if len(set(data.values())) != len(data):
+        raise ValueError(f'--tokens-file {path}: two clients share a token')
+    return data
 
 
 def parse_args(argv) -> argparse.Namespace:
@@ -622,11 +927,12 @@ def parse_args(argv) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+    from offload_ros.inference import models
     token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
-    if args.token_file:
-        token = pathlib.Path(args.token_file).read_text().strip() or None
     try:
-        from offload_ros.inference import models
+        if args.token_file:
+            token = pathlib.Path(args.token_file).read_text().strip() or None
+        tokens = read_tokens(args.tokens_file) if args.tokens_file else {}
         model = pathlib.Path(args.model) if args.model else models.ensure_default_model()
         names = args.names or (None if args.model else models.default_names_path())
         layers = protocol.parse_layers(args.split_layers)
@@ -638,7 +944,15 @@ def main(argv=None) -> int:
                               load_window_s=args.load_window_s,
                               scheduling=args.scheduling,
                               idle_profile_s=args.idle_profile_s,
-                              keepalive_timeout_s=args.keepalive_timeout_s)
+                              keepalive_timeout_s=args.keepalive_timeout_s, tokens=tokens,
+                              max_image_pixels=args.max_image_pixels,
+                              max_image_side=args.max_image_side,
+                              input_formats=tuple(f.strip().lower() for f in
+                                                  args.input_formats.split(',') if f.strip()),
+                              max_connections=args.max_connections,
+                              tls_cert=pathlib.Path(args.tls_cert) if args.tls_cert else None,
+                              tls_key=pathlib.Path(args.tls_key) if args.tls_key else None)
+        tls_context(config)   # an unreadable certificate or key fails here, named
         detector = Detector(model, names, score_threshold=args.score_threshold,
                             iou_threshold=args.iou_threshold, threads=args.threads)
         tails, tail_profiles = {}, {}
@@ -651,7 +965,7 @@ def main(argv=None) -> int:
                 tail_profiles[name] = split.profile(
                     split.Head(graph, layer, args.threads, detector.providers), tails[name],
                     image, runs=5).tail_s
-    except (ValueError, DetectorError, models.ModelError) as e:
+    except (ValueError, OSError, ssl.SSLError, DetectorError, models.ModelError) as e:
         print(f'gpu_worker: {e}', file=sys.stderr)
         return 2
     # Warm-up and start-up profile (reported by /load until live samples exist).
