@@ -12,7 +12,8 @@ import numpy as np
 
 from offload_ros.core.scenario import mean_estimates, predict_from_estimates
 
-OUTCOME_KINDS = ('detections', 'miss', 'drop')
+# 'error': a fault of the node's own (a bug or an unexpected exception), with its reason.
+OUTCOME_KINDS = ('detections', 'miss', 'drop', 'error')
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -147,7 +148,7 @@ def table(summary: dict) -> str:
     lines = [f"frames {summary['frames']}  without outcome {summary['frames_without_outcome']}"
              f"  deadline misses {summary['deadline_misses']} "
              f"({summary['deadline_miss_rate']:.1%} at {summary['deadline_s'] * 1e3:.0f} ms)",
-             f"{'target':<10}{'detections':>11}{'miss':>6}{'drop':>6}"
+             f"{'target':<10}{'detections':>11}{'miss':>6}{'drop':>6}{'error':>6}"
              f"{'obs mean':>10}{'obs p95':>9}{'pred mean':>10}{'pred p95':>9}  (ms)"]
 
     def ms(v):
@@ -155,7 +156,8 @@ def table(summary: dict) -> str:
     for target, counts in sorted(summary['outcomes'].items()):
         lat = summary['latency_s'].get(target, {'observed': {}, 'predicted': {}})
         lines.append(f"{target:<10}{counts['detections']:>11}{counts['miss']:>6}"
-                     f"{counts['drop']:>6}{ms(lat['observed'].get('mean')):>10}"
+                     f"{counts['drop']:>6}{counts['error']:>6}"
+                     f"{ms(lat['observed'].get('mean')):>10}"
                      f"{ms(lat['observed'].get('p95')):>9}{ms(lat['predicted'].get('mean')):>10}"
                      f"{ms(lat['predicted'].get('p95')):>9}")
     lines.append(f"switches ({len(summary['switches'])}):")

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import secrets
 import socket
 import threading
 import time
@@ -32,10 +33,11 @@ from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector
-from offload_ros.inference.picture import BadImage, Picture
+from offload_ros.inference.picture import BadImage, ImageLimits, Picture
 from offload_ros.nodes import conversions, params, qos, runner, topics
 from offload_ros.worker import protocol
-from offload_ros.worker.client import WorkerClient, WorkerRequestError, WorkerUnavailable
+from offload_ros.worker.client import (WorkerClient, WorkerRequestError, WorkerUnavailable,
+                                       check_url)
 
 # Threads for worker calls besides frames (/load polls, cancels): with max_inflight, the
 # most requests one worker's connection pool can hold at once.
@@ -131,6 +133,15 @@ SPECS = [
                 read_only=True),
     params.Spec('split_wire_dtype', 'FP16', 'Type of the feature maps sent to the tail.',
                 choices=('FP16', 'FP32'), read_only=True),
+    params.Spec('max_image_pixels', ImageLimits.max_pixels, 'Largest camera image accepted, '
+                'in pixels (a compressed one is checked from its header, before decoding).',
+                (1, 1 << 30)),
+    params.Spec('max_image_side', ImageLimits.max_side, 'Largest image width or height '
+                'accepted.', (1, 1 << 16)),
+    params.Spec('max_detections', 1000, 'A worker answer with more detections than this is '
+                'refused as malformed.', (0, 1_000_000), read_only=True),
+    params.Spec('worker_ca_file', '', 'PEM CA bundle to verify https workers against (empty: '
+                "the system's store).", read_only=True),
 ]
 
 
@@ -140,9 +151,13 @@ def parse_workers(entries: List[str]) -> Dict[str, str]:
         if not entry:
             continue  # an empty launch argument gives ['']
         name, sep, url = entry.partition('=')
-        if not sep or not name or not url.startswith(('http://', 'https://')):
-            raise ValueError(f'workers: {entry!r} is not NAME=http://HOST:PORT')
-        if name in workers or name == LOCAL:
+        if not sep or not name:
+            raise ValueError(f'workers: {entry[:80]!r} is not NAME=http://HOST:PORT')
+        try:
+            url = check_url(url)
+        except ValueError as e:
+            raise ValueError(f'workers: {name}: {e}') from e
+        if name in workers or name == LOCAL or SPLIT_MARK in name:
             raise ValueError(f'workers: duplicate or reserved name {name!r}')
         workers[name] = url
     return workers
@@ -162,6 +177,9 @@ class OffloadConfig:
                            (layer is None or layer in layers)):
             raise ValueError(f'force_target: {forced!r} is not local, a worker or '
                              f'WORKER{SPLIT_MARK}LAYER with LAYER in split_layers')
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(self.values['max_image_pixels'], self.values['max_image_side'])
 
     def split_layers(self) -> tuple:
         try:
@@ -264,7 +282,6 @@ class OffloadNode(Node):
         self.local_profiles = 0   # re-timings of the robot's detector (_profile_local)
         # Worker requests in flight, per worker: each one's perf_counter start (_unanswered).
         self._inflight: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
-        self._node_id = f'{os.getpid()}'
         self._decided_t_s = self._now_s()
         self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
@@ -315,7 +332,9 @@ class OffloadNode(Node):
                     iou_threshold=self.config['iou_threshold'],
                     pool_size=self.config['max_inflight'],
                     forward_jpeg=self.config['jpeg_passthrough'],
-                    serial_uploads=self.config['serial_uploads'])
+                    serial_uploads=self.config['serial_uploads'],
+                    ca_file=self.config['worker_ca_file'] or None,
+                    max_detections=self.config['max_detections'])
         self.planner.set_workers(list(workers))
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
@@ -393,17 +412,39 @@ class OffloadNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, msg) -> None:
+        """Convert, decide, hand over: a frame that fails anywhere here still ends in one
+        outcome (an 'error' naming the exception) and the node goes on."""
         received = time.monotonic()
         self._seq += 1
         capture_s = conversions.stamp_to_s(msg.header.stamp)
-        deadline_at = capture_s + self.config['deadline_s']
+        arrived = Frame(self._seq, msg.header, None, capture_s,
+                        capture_s + self.config['deadline_s'], LOCAL, 'malformed', {})
+        frame = None
         try:
-            picture = Picture(bgr=conversions.image_to_bgr(msg)) if isinstance(msg, Image) \
-                else conversions.compressed_to_picture(msg)
+            frame = self._receive(msg, arrived, received)
+            if frame is not None:
+                self._dispatch(frame)
+        except Exception as e:
+            self._error(frame or arrived, 'receipt', e)
+
+    def _error(self, frame: Frame, where: str, error: Exception) -> None:
+        """An unexpected exception ends the frame (unless it already has its outcome) with
+        an 'error' outcome naming it; logged, at most every 5 s."""
+        self.get_logger().error(f'frame {frame.seq}: {where}: {error!r}',
+                                throttle_duration_sec=5.0)
+        if not self._is_finished(frame):
+            self._finish(frame, 'error', frame.target, f'{where}: {error!r}'[:300])
+
+    def _receive(self, msg, arrived: Frame, received: float) -> Optional[Frame]:
+        """The frame converted and routed; None for a malformed one (its outcome given)."""
+        capture_s, deadline_at = arrived.capture_s, arrived.deadline_at_s
+        limits = self.config.image_limits()
+        try:
+            picture = Picture(bgr=conversions.image_to_bgr(msg, limits)) \
+                if isinstance(msg, Image) else conversions.compressed_to_picture(msg, limits)
         except conversions.ConversionError as e:
-            self._malformed(Frame(self._seq, msg.header, None, capture_s, deadline_at, LOCAL,
-                                  'malformed', {}), e)
-            return
+            self._malformed(arrived, e)
+            return None
         with self._lock:
             self._latest_picture = picture
             self.planner.frame_arrived(time.monotonic())
@@ -412,10 +453,15 @@ class OffloadNode(Node):
             target = self.planner.route()
             decision = self.planner.decision
             estimates, energy = self.planner.estimates, self._energy
-        frame = Frame(self._seq, msg.header, picture, capture_s, deadline_at, target,
+        frame = Frame(arrived.seq, msg.header, picture, capture_s, deadline_at, target,
                       decision.reason, dict(decision.predictions), self._decided_t_s,
                       estimates, energy, received_mono=received)
         frame.ingress_s = ingress
+        return frame
+
+    def _dispatch(self, frame: Frame) -> None:
+        """To the robot's detector, or to a worker (with a hedge where it is due)."""
+        target, capture_s = frame.target, frame.capture_s
         frame.submitted_mono = time.monotonic()
         if target == LOCAL:
             self._submit_local(frame, fallback=False, reason='')
@@ -428,7 +474,8 @@ class OffloadNode(Node):
             if p_miss > threshold:
                 start_at = hedging.latest_local_start_s(capture_s, self.config['deadline_s'],
                                                         local)
-                frame.hedge = Hedge(p_miss, start_at, request_id=f'{self._node_id}-{frame.seq}')
+                # An id nobody can guess: the worker drops a queued request by it.
+                frame.hedge = Hedge(p_miss, start_at, request_id=secrets.token_urlsafe(12))
                 frame.hedge.timer = threading.Timer(max(0.0, start_at - self._now_s()),
                                                     self._hedge_local, (frame,))
                 frame.hedge.timer.daemon = True
@@ -436,8 +483,10 @@ class OffloadNode(Node):
         self.remote_pool.submit(self._run_remote, frame)
 
     def _malformed(self, frame: Frame, error: Exception, fallback: bool = False) -> None:
-        with self._lock:
-            self.malformed[str(error).split(' (')[0][:60]] += 1
+        key = str(error).split(' (')[0][:60]
+        with self._lock:   # a bounded set of keys: every bad frame may say something new
+            self.malformed[key if key in self.malformed or len(self.malformed) < 32
+                           else 'other'] += 1
         self._finish(frame, 'drop', LOCAL, f'malformed image: {error}', fallback=fallback)
 
     def _hedge_local(self, frame: Frame) -> None:
@@ -447,7 +496,10 @@ class OffloadNode(Node):
                 return
             frame.hedge.local_started = True
             self.hedges['local_started'] += 1
-        self._submit_local(frame, fallback=False, reason='hedge: robot answered first')
+        try:
+            self._submit_local(frame, fallback=False, reason='hedge: robot answered first')
+        except Exception as e:
+            self._error(frame, 'hedge', e)
 
     def _submit_local(self, frame: Frame, fallback: bool, reason: str) -> None:
         with self._lock:
@@ -489,8 +541,9 @@ class OffloadNode(Node):
             with self._lock:   # this thread was busy besides inference: frames behind waited
                 self.planner.local_released(time.monotonic() - frame.started_mono - service_s)
         except Exception as e:  # one outcome per frame even if the detector fails
-            self._finish(frame, 'miss', LOCAL, f'local inference failed: {e}',
-                         fallback=fallback)
+            if not self._is_finished(frame):
+                self._finish(frame, 'error', LOCAL, f'local inference failed: {e!r}'[:300],
+                             fallback=fallback)
         finally:
             with self._lock:
                 self._local_backlog -= 1
@@ -529,6 +582,14 @@ class OffloadNode(Node):
             self._inflight[name][id(frame)] = time.perf_counter()
         try:
             self._remote(frame, name)
+        except Exception as e:   # unexpected: the frame still ends, on the robot if it can
+            self.get_logger().error(f'frame {frame.seq}: {name}: {e!r}',
+                                    throttle_duration_sec=5.0)
+            if not self._is_finished(frame):
+                try:
+                    self._fallback(frame, f'{name} error: {e!r}'[:200])
+                except Exception as again:
+                    self._error(frame, 'fallback', again)
         finally:
             with self._lock:
                 del self._inflight[name][id(frame)]
@@ -664,6 +725,13 @@ class OffloadNode(Node):
                 fallback: bool = False, service_s: float = None,
                 round_trip_s: float = None, head_s: float = None,
                 server: tuple = (None, None)) -> None:
+        building = time.monotonic()
+        message = None
+        if kind == 'detections':
+            try:
+                message = conversions.detections_to_msg(detections, frame.header)
+            except Exception as e:   # a message that cannot be built is this frame's error
+                kind, reason, detections = 'error', f'detections message: {e!r}'[:300], None
         with self._lock:
             if frame.seq in self._finished:
                 if frame.hedge is not None:
@@ -674,10 +742,8 @@ class OffloadNode(Node):
             if len(self._finished) > 10000:
                 self._finished = {s for s in self._finished if s > frame.seq - 5000}
             self.outcomes[(target, kind)] += 1
-        finishing = publishing = time.monotonic()
-        if kind == 'detections':
-            message = conversions.detections_to_msg(detections, frame.header)
-            publishing = time.monotonic()
+        finishing, publishing = building, time.monotonic()
+        if message is not None:
             self.det_pub.publish(message)
         now = self._now_s()
         done = time.monotonic()
@@ -753,7 +819,7 @@ class OffloadNode(Node):
                 start = time.perf_counter()
                 try:
                     load = client.fetch_load(timeout_s=min(0.5, self.config['epoch_s']))
-                except (WorkerUnavailable, KeyError, ValueError) as e:
+                except Exception as e:   # WorkerUnavailable, or anything unforeseen
                     with self._lock:
                         # A poll stuck behind our own uploads on a busy link is no fault,
                         # unless the oldest of them has had no answer in request_timeout_s.

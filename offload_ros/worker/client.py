@@ -216,7 +216,9 @@ class _Bounded:
         _REQUEST.cut = None
 
 
-class _TrackedConnection(HTTPConnection):
+class _Tracking:
+    """A connection that tells the calling thread's _Cut which connection it is on."""
+
     def request(self, *args, **kwargs):
         cut = getattr(_REQUEST, 'cut', None)
         if cut is not None:
@@ -224,8 +226,12 @@ class _TrackedConnection(HTTPConnection):
         return super().request(*args, **kwargs)
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    request = _TrackedConnection.request
+class _TrackedConnection(_Tracking, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracking, HTTPSConnection):
+    pass
 
 
 class _TrackedPool(HTTPConnectionPool):
@@ -378,8 +384,9 @@ class WorkerClient:
         self.session.mount('https://', adapter)
         self.session.headers[protocol.CLIENT_HEADER] = client_id
         # https: the server's certificate is verified, against ca_file where given (a private
-        # CA), else the system's store.
-        self.session.verify = ca_file or True
+        # CA), else the system's store. Passed with each request: requests lets
+        # REQUESTS_CA_BUNDLE in the environment override a session's own setting.
+        self.verify = ca_file or True
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
@@ -511,7 +518,8 @@ class WorkerClient:
                 data = body if hand_on is None else _UploadBody(body, hand_on)
                 response = self.session.post(f'{self.url}/v2/models/{model}/infer',
                                              data=data, headers=headers, timeout=timeout,
-                                             stream=True)
+                                             stream=True, verify=self.verify,
+                                             allow_redirects=False)
                 answering = True
                 try:
                     content = self._read_capped(response)
@@ -677,7 +685,8 @@ class WorkerClient:
             try:
                 with _Bounded(2 * timeout_s):
                     response = self.session.get(f'{self.url}{path}', timeout=timeout_s,
-                                                stream=True)
+                                                stream=True, verify=self.verify,
+                                                allow_redirects=False)
                     try:
                         reply = _Reply(response.status_code, self._read_capped(response))
                     finally:
@@ -704,7 +713,8 @@ class WorkerClient:
             with _Bounded(2 * timeout_s):
                 response = self.session.post(f'{self.url}/v2/offload/probe',
                                              data=bytes(int(payload_bytes)) if data is None
-                                             else data, timeout=timeout_s)
+                                             else data, timeout=timeout_s,
+                                             verify=self.verify)
         except requests.RequestException as e:
             raise WorkerUnavailable(f'{self.url}: probe {e.__class__.__name__}',
                                     'connection') from e
@@ -718,7 +728,8 @@ class WorkerClient:
         try:
             with _Bounded(2 * timeout_s):
                 response = self.session.post(f'{self.url}/v2/offload/cancel',
-                                             json={'id': request_id}, timeout=timeout_s)
+                                             json={'id': request_id}, timeout=timeout_s,
+                                             verify=self.verify)
             answer = response.json() if response.status_code == 200 else {}
         except (requests.RequestException, ValueError):
             return False

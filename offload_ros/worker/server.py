@@ -148,6 +148,11 @@ class RequestCancelled(Exception):
     """The client cancelled the request while it waited in the queue."""
 
 
+class RequestEvicted(Exception):
+    """The queue was full and the request, its client's newest while that client held more
+    than its share, made room for another client's."""
+
+
 @dataclasses.dataclass
 class Job:
     image: Optional[np.ndarray]     # the whole model's input, or None for a tail request
@@ -162,6 +167,7 @@ class Job:
     tensors: Optional[Dict[str, np.ndarray]] = None   # a tail's checked inputs
     image_size: Tuple[int, int] = (0, 0)             # (width, height) of the robot's image
     internal: bool = False       # the worker's own idle profiling run: no client, no load
+    queued: bool = False         # counted in its client's waiting requests
 
 
 class Stats:
@@ -203,8 +209,10 @@ class ModelRuntime:
         self.dropped_expired = 0
         self.cancelled = 0
         self.waiting: Dict[Tuple[str, str], Job] = {}   # (client, request id) -> queued job
-        self.queued_by_client: collections.Counter = collections.Counter()
+        # A client's waiting requests, oldest first: its share and what eviction takes.
+        self.queued_by_client: Dict[str, Deque[Job]] = {}
         self.refused_share = 0
+        self.evicted = 0
         self.in_service = 0
         self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
                                 profile.mean_s if profile else None,
@@ -252,24 +260,37 @@ class ModelRuntime:
         self.executor.shutdown(wait=True)
 
     def queue_length(self) -> int:
-        return len(self.queue)
+        """Requests waiting (not those cancelled or evicted and not yet taken off)."""
+        return sum(len(jobs) for jobs in self.queued_by_client.values())
 
     def queue_share(self, client: str) -> int:
         """Waiting slots a client may hold: the queue divided among the clients that have
-        requests waiting, this one included (a flooder is refused before a robot within its
-        share; one client alone may fill the queue)."""
-        active = sum(1 for c, n in self.queued_by_client.items() if n > 0 and c != client) + 1
+        requests waiting, this one included. One client alone may fill the queue."""
+        active = len(self.queued_by_client) + (client not in self.queued_by_client)
         return max(1, self.config.max_queue // active)
 
     def submit(self, job: Job) -> None:
-        if len(self.queue) >= self.config.max_queue:
-            raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
+        """Admit a request or refuse it (503). A client at its share is refused; a full
+        queue makes room for a client within its share by evicting the newest request of
+        the client holding the most (longest-queue drop: a flooder is refused before a
+        robot within its share, whatever the discipline)."""
         share = self.queue_share(job.client)
-        if self.queued_by_client[job.client] >= share:
+        mine = len(self.queued_by_client.get(job.client, ()))
+        if mine >= share:
             self.refused_share += 1
             raise HttpError(503, f'queue share full ({share} waiting requests per client '
                             f'while {self.config.max_queue // share} clients wait)')
-        self.queued_by_client[job.client] += 1
+        if self.queue_length() >= self.config.max_queue:
+            hog = max(self.queued_by_client, key=lambda c: len(self.queued_by_client[c]))
+            if len(self.queued_by_client[hog]) <= share:
+                raise HttpError(503, f'queue full ({self.config.max_queue} requests waiting)')
+            evicted = self.queued_by_client[hog][-1]
+            self._dequeue(evicted)
+            evicted.image = evicted.tensors = None      # never run: free its pixels now
+            self.evicted += 1
+            evicted.future.set_exception(RequestEvicted())
+        job.queued = True
+        self.queued_by_client.setdefault(job.client, deque()).append(job)
         self.last_busy_s = job.enqueued_s
         self.load.arrival(job.enqueued_s, job.client)
         self.queue.push(job, job.client, job.deadline_s)
@@ -283,9 +304,21 @@ class ModelRuntime:
         job = self.waiting.pop((client, request_id), None)
         if job is None or job.future.done():
             return False
+        self._dequeue(job)
         self.cancelled += 1
         job.future.set_exception(RequestCancelled())
         return True
+
+    def _dequeue(self, job: Job) -> None:
+        """Take a job off its client's waiting requests (once: it may also be popped)."""
+        if not job.queued:
+            return
+        job.queued = False
+        self.waiting.pop((job.client, job.request_id), None)
+        jobs = self.queued_by_client[job.client]
+        jobs.remove(job)
+        if not jobs:
+            del self.queued_by_client[job.client]
 
     def model_service_means(self) -> Dict[str, Optional[float]]:
         return {name: (sum(d) / len(d) if d else None) for name, d in self.model_service.items()}
@@ -320,11 +353,7 @@ class ModelRuntime:
         while True:
             await self._queued.acquire()
             job: Job = self.queue.pop()
-            self.waiting.pop((job.client, job.request_id), None)
-            if not job.internal:
-                self.queued_by_client[job.client] -= 1
-                if self.queued_by_client[job.client] <= 0:
-                    del self.queued_by_client[job.client]
+            self._dequeue(job)
             if job.future.done() or (job.transport is not None and job.transport.is_closing()):
                 continue  # the client went away: do not spend the accelerator on it
             started = self.clock()
@@ -728,6 +757,8 @@ class WorkerApp:
         # slow server).
         body_read = time.perf_counter()
         header, tensors = await self._decode_request(request, body)
+        if not isinstance(header.get('parameters', {}), dict):
+            raise HttpError(400, 'parameters must be an object')
         outputs = self._outputs_of(header)
         deadline = None
         if protocol.DEADLINE_HEADER in request.headers:
@@ -759,6 +790,10 @@ class WorkerApp:
         except RequestCancelled:
             self.runtime.stats.add('fail', time.perf_counter() - received)
             return _error(409, 'cancelled by the client before inference started')
+        except RequestEvicted:
+            self.runtime.stats.add('fail', time.perf_counter() - received)
+            return _error(503, 'queue share full: this client held the most waiting '
+                          'requests and the newest made room for another client\'s')
         except Exception:  # the runtime logged it; the client gets a clean 500
             self.runtime.stats.add('fail', time.perf_counter() - received)
             return _error(500, 'inference failed')
