@@ -8,7 +8,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-fidelity-long bench-decisions bench-overhead \
-	bench-soak bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy test-triton scenarios clean
+	bench-soak bench-fuzz bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -75,6 +75,10 @@ bench-scheduling: bootstrap
 
 bench-split: bootstrap
 	$(PY) bench/bench_split.py --report $(BENCH_ARGS)
+
+# Hostile clients against a 256-descriptor worker (~4 min): bench/results/fuzz.json.
+bench-fuzz: bootstrap
+	$(PY) bench/bench_fuzz.py $(BENCH_ARGS)
 
 # 30 minutes by default; SOAK_MINUTES=5 for a short run.
 bench-soak: bootstrap

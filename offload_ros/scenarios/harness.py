@@ -60,6 +60,20 @@ def load_spec(path: pathlib.Path) -> dict:
     return spec
 
 
+def robot_cpu_fraction(robot: dict) -> Optional[float]:
+    """The robot's share of a core: `cpu_fraction` as given, or the share at which the
+    robot's detector takes `detector_ms` on this machine (its single-thread time here, timed
+    now, over the target: a CFS quota stretches CPU-bound work by its inverse), so that a
+    scenario tuned for a Raspberry-Pi-class robot keeps its trade-offs on a faster machine."""
+    if 'detector_ms' not in robot:
+        return robot.get('cpu_fraction')
+    import numpy as np
+    from offload_ros.inference.detector import Detector
+    detector = Detector(str(models.ensure_default_model()), threads=1)
+    full_core_s = detector.profile(np.zeros((480, 640, 3), np.uint8), runs=10).mean_s
+    return min(1.0, max(0.05, full_core_s / (float(robot['detector_ms']) / 1e3)))
+
+
 class Run:
     """One scenario run under one policy; cleans up namespaces and processes on every path."""
 
@@ -74,6 +88,7 @@ class Run:
         self.robot: List[subprocess.Popen] = []
         self.helpers: List[subprocess.Popen] = []
         self.quota: Optional[CpuQuota] = None
+        self.robot_fraction: Optional[float] = None
         self.worker_quotas: Dict[str, CpuQuota] = {}
         self.records: List[dict] = []
         self.received = 0
@@ -140,8 +155,9 @@ class Run:
         nodes = launch.plan(launch.package_share() / 'launch/robot.launch.xml', {
             'source': str(models.cache_dir() / 'media/vtest.avi'), 'workers': workers,
             'params_file': str(self._params_file())})
-        fraction = self.spec.get('robot', {}).get('cpu_fraction')
+        fraction = self.robot_fraction = robot_cpu_fraction(self.spec.get('robot', {}))
         if fraction:
+            self.log(f'robot: {fraction:.3f} of a core')
             self.quota = CpuQuota(f'ofr{self.topology.tag}_robot', fraction)
         self.node_log = open(self.out / 'nodes.log', 'w')
         for node in nodes:
@@ -198,7 +214,11 @@ class Run:
         elif action == 'rate_hz':
             self.set_params('camera', {'rate_hz': float(value)})
         elif action == 'load':
-            name, rate = value['worker'], float(value['rate_hz'])
+            name = value['worker']
+            # A load given as a utilisation is turned into a rate by the load generator from
+            # the worker's own /load service time: the same queue on a faster machine.
+            rate = float(value.get('rate_hz', value.get('utilisation', 0.0)))
+            by = '--utilisation' if 'utilisation' in value else '--rate'
             old = self.loadgens.pop(name, None)
             if old:
                 old.terminate()
@@ -209,7 +229,7 @@ class Run:
                 self.loadgens[name] = subprocess.Popen(
                     self.topology.exec_prefix(link.edge_ns, self._worker_core(spec))
                     + [str(self.bin / 'python'), '-m', 'offload_ros.scenarios.loadgen',
-                       f'http://{link.edge_ip}:{WORKER_PORT}', '--rate', str(rate),
+                       f'http://{link.edge_ip}:{WORKER_PORT}', by, str(rate),
                        '--client-id', f'tenants-{name}'],
                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elif action == 'kill':
@@ -372,8 +392,7 @@ class Run:
                                     'worker_cpu_fraction': {
                                         w['name']: w.get('cpu_fraction')
                                         for w in self.spec['workers']},
-                                    'robot_cpu_fraction': self.spec.get('robot', {}).get(
-                                        'cpu_fraction')}})
+                                    'robot_cpu_fraction': self.robot_fraction}})
         summary['cpu_by_phase'] = self._cpu_by_phase()
         summary['checks'] = check(self.spec, summary, self.records, t0) \
             if self.policy == 'model' else {}

@@ -177,6 +177,9 @@ class FakeHostileWorker:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                pass   # a client that resets the connection (as a cut request does)
+
         self.server = Server(('127.0.0.1', 0), Handler)
         self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

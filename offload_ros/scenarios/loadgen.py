@@ -55,11 +55,26 @@ def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, s
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='offload_loadgen', description=__doc__.splitlines()[0])
     parser.add_argument('url')
-    parser.add_argument('--rate', type=float, required=True, help='requests per second')
+    rate = parser.add_mutually_exclusive_group(required=True)
+    rate.add_argument('--rate', type=float, help='requests per second')
+    rate.add_argument('--utilisation', type=float, help='the worker\'s utilisation to add: '
+                      'the rate is this over its service time in /load (times parallelism)')
     parser.add_argument('--duration', type=float)
     parser.add_argument('--client-id', default='tenant')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.utilisation is not None:
+        if not 0 < args.utilisation < 10:
+            parser.error('--utilisation must be in (0, 10)')
+        try:
+            load = WorkerClient(args.url).fetch_load(timeout_s=2.0)
+        except WorkerUnavailable as e:
+            parser.error(f'--utilisation: no /load from {args.url} ({e})')
+        if not load.service_mean_s:
+            parser.error(f'--utilisation: {args.url} reports no service time yet')
+        args.rate = args.utilisation * load.parallelism / load.service_mean_s
+        print(f'offload_loadgen: utilisation {args.utilisation} at a service time of '
+              f'{load.service_mean_s * 1e3:.1f} ms: {args.rate:.1f} Hz', flush=True)
     if not args.rate > 0:
         parser.error('--rate must be > 0')
     stop = threading.Event()

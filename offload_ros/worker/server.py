@@ -54,19 +54,28 @@ OPEN_PATHS = ('/v2/health/live', '/v2/health/ready', '/v2')
 SMALL_BODY_BYTES = 4096
 # Bodies above this size are parsed on a decode thread, not on the event loop.
 INLINE_PARSE_BYTES = 64 * 1024
-# Descriptors kept for the model, threads, logs and the listening socket when the
-# connection cap is derived from the process's descriptor limit.
-RESERVED_DESCRIPTORS = 64
+# Listen backlog: asyncio accepts up to this many connections in one go before any of them
+# reaches the connection cap, so the descriptors they take are kept free as well.
+BACKLOG = 64
+# Descriptors kept besides those open at start-up and the backlog (files, DNS, a pipe).
+SPARE_DESCRIPTORS = 16
 
 
 def connection_cap(configured: int) -> int:
-    """The connection cap: as configured, or (0) the descriptor limit less a reserve."""
+    """The connection cap: as configured, or (0) what the descriptor limit leaves once the
+    descriptors open now, an accept burst and a spare few are counted. Past the limit,
+    accept() fails with EMFILE and asyncio stops accepting for a second: every client,
+    health checks included, is refused."""
     if configured:
         return configured
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         return 4096
-    return max(8, min(4096, soft - RESERVED_DESCRIPTORS))
+    try:
+        open_now = len(os.listdir('/proc/self/fd'))
+    except OSError:
+        open_now = 64
+    return max(8, min(4096, soft - open_now - BACKLOG - SPARE_DESCRIPTORS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -860,7 +869,8 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
     runner.server.__class__ = _JsonErrorServer
     worker.guard.install(runner.server)
     context = tls_context(config)
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=context,
+                       backlog=BACKLOG)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     scheme = 'https' if context else 'http'
@@ -917,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='encoded image formats accepted (comma-separated: jpeg, png)')
     p.add_argument('--max-connections', type=int, default=0,
                    help='client connections held at once; past it the longest-idle one is '
-                   'closed (0: the descriptor limit less 64)')
+                   'closed (0: what the descriptor limit leaves free)')
     p.add_argument('--tls-cert', help='PEM certificate chain: serve HTTPS')
     p.add_argument('--tls-key', help='PEM private key of --tls-cert')
     return p
