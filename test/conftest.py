@@ -52,6 +52,18 @@ def street(media_dir):
     return frame
 
 
+@pytest.fixture(scope='module')
+def frames(media_dir):
+    """The first 12 frames of the real footage at 640x480."""
+    import cv2
+    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
+    out = []
+    for _ in range(12):
+        ok, frame = capture.read()
+        out.append(cv2.resize(frame, (640, 480)))
+    return out
+
+
 def jpeg_header_only(data: bytes) -> bytes:
     """SOI, a JPEG's frame header and EOI: the header parses, the image does not decode."""
     sof = data.index(b'\xff\xc0')

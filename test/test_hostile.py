@@ -512,16 +512,6 @@ def test_empty_scenes_through_the_node_graph(ros_context, start_worker, media_di
     assert node.worker_clients['edge1'].breaker.failures == 0
 
 
-@pytest.fixture(scope='module')
-def frames(media_dir):
-    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
-    out = []
-    for _ in range(4):
-        ok, frame = capture.read()
-        out.append(cv2.resize(frame, (640, 480)))
-    return out
-
-
 def test_unexpected_exceptions_still_end_each_frame(ros_context, frames, monkeypatch):
     """Faults of the node's own (injected: the planner's routing raising, a detections
     message that cannot be built) end the frame as an 'error' naming it; the node goes on."""

@@ -40,16 +40,6 @@ class Probe(Node):
         self.create_subscription(Twist, topics.CMD_VEL, self.cmd.append, qos.COMMANDS)
 
 
-@pytest.fixture(scope='module')
-def frames(media_dir):
-    capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
-    out = []
-    for _ in range(12):
-        ok, frame = capture.read()
-        out.append(cv2.resize(frame, (640, 480)))
-    return out
-
-
 def offload_node(context, **overrides):
     values = {'epoch_s': 0.2, 'deadline_s': 5.0, 'detector_threads': 1, **overrides}
     return OffloadNode(context=context, parameter_overrides=[

@@ -55,8 +55,10 @@ SMALL_BODY_BYTES = 4096
 # Bodies above this size are parsed on a decode thread, not on the event loop.
 INLINE_PARSE_BYTES = 64 * 1024
 # Listen backlog: asyncio accepts up to this many connections in one go before any of them
-# reaches the connection cap, so the descriptors they take are kept free as well.
-BACKLOG = 64
+# reaches the connection cap, and an evicted connection's descriptor is closed a loop
+# iteration later: ACCEPT_BURSTS bursts of descriptors are kept free (two were not, at 256).
+BACKLOG = 32
+ACCEPT_BURSTS = 3
 # Descriptors kept besides those open at start-up and the backlog (files, DNS, a pipe).
 SPARE_DESCRIPTORS = 16
 
@@ -75,7 +77,7 @@ def connection_cap(configured: int) -> int:
         open_now = len(os.listdir('/proc/self/fd'))
     except OSError:
         open_now = 64
-    return max(8, min(4096, soft - open_now - BACKLOG - SPARE_DESCRIPTORS))
+    return max(8, min(4096, soft - open_now - ACCEPT_BURSTS * BACKLOG - SPARE_DESCRIPTORS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -845,6 +847,17 @@ class _JsonErrorServer(web.Server):
         return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
 
 
+class _OneLineErrors(logging.Filter):
+    """asyncio logs a failed accept() (EMFILE: out of descriptors) with a traceback each
+    time it retries; one line says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f'{record.getMessage()}: {record.exc_info[1]!r}'.replace('\n', '; ')
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
 def tls_context(config: WorkerConfig) -> Optional[ssl.SSLContext]:
     """A server TLS context from the configured certificate chain and key (None: plain)."""
     if not config.tls_cert:
@@ -972,6 +985,7 @@ def parse_args(argv) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+    logging.getLogger('asyncio').addFilter(_OneLineErrors())
     from offload_ros.inference import models
     token = os.environ.get('OFFLOAD_WORKER_TOKEN') or None
     try:
