@@ -113,3 +113,52 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
     assert late and all(v == 0.0 and w == 0.0 for v, w in late)
     # Deadline monitor report has per-target breakdown.
     assert {'local', 'edge1'} <= set(observer.deadline[-1]['per_target'])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('camera', ['compressed', 'raw'])
+def test_graph_finds_what_the_camera_publishes(start_worker, media_dir, tmp_path, camera):
+    """A camera publishing only one kind of image, and no node configured for it
+    (image_transport auto everywhere): detections come, and the deadline monitor watches
+    the topic the camera uses."""
+    import yaml
+    worker = start_worker('--threads', '1')
+    params = yaml.safe_load((ROOT / 'config/robot.yaml').read_text())
+    params['/**/camera']['ros__parameters'].update(
+        {'publish_raw': camera == 'raw', 'publish_compressed': camera == 'compressed'})
+    assert params['/**/offload']['ros__parameters'].get('image_transport', 'auto') == 'auto'
+    assert params['/**/deadline_monitor']['ros__parameters']['image_transport'] == 'auto'
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text(yaml.safe_dump(params))
+    context = Context()
+    rclpy.init(context=context)
+    observer = Observer(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(observer)
+    nodes = launch.plan(ROOT / 'launch/robot.launch.xml',
+                        {'source': str(media_dir / 'vtest.avi'), 'params_file': str(params_file),
+                         'workers': f'edge1={worker.url}'})
+    log = open(tmp_path / 'nodes.log', 'w')
+    processes = launch.start(nodes, stdout=log)
+    try:
+        assert spin_until(executor, lambda: len(observer.detections) > 20, 90), \
+            (tmp_path / 'nodes.log').read_text()[-3000:]
+        spin_for(executor, 2.5)      # two liveness periods with the camera publishing
+
+        def camera_silent():
+            with observer.lock:
+                status = [v for k, v in observer.diagnostics.items() if 'deadline' in k]
+            return bool(status) and 'image_raw' in status[0]['message']
+        silent = camera_silent()
+    finally:
+        executor.shutdown()
+        observer.destroy_node()
+        context.try_shutdown()
+        codes = launch.stop(processes)
+        log.close()
+    assert all(code == 0 for code in codes), (codes, (tmp_path / 'nodes.log').read_text()[-3000:])
+    text = (tmp_path / 'nodes.log').read_text()
+    assert f'subscribed to {camera} images' in text
+    assert not silent
+    people = sum(count for _, _, count in observer.detections)
+    assert people > 20 and len(observer.records) > 20

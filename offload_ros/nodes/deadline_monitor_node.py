@@ -10,12 +10,11 @@ from typing import Dict, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
-from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.nodes import conversions, params, qos, runner, topics, transport
 
 SPECS = [
     params.Spec('deadline_s', 0.25, 'End-to-end deadline.', (0.001, 60.0)),
@@ -25,8 +24,9 @@ SPECS = [
     params.Spec('publish_period_s', 1.0, 'Report period.', (0.05, 60.0), read_only=True),
     params.Spec('liveness_s', 1.0, 'A watched topic silent for longer is reported.',
                 (0.01, 60.0), read_only=True),
-    params.Spec('image_transport', 'raw', 'Camera topic type watched for liveness.',
-                choices=('raw', 'compressed', 'none'), read_only=True),
+    params.Spec('image_transport', 'auto', 'Camera topic watched for liveness; auto: what '
+                'the camera publishes (re-checked until it does), none: no camera watch.',
+                choices=(*transport.CHOICES, 'none'), read_only=True),
     params.Spec('join_timeout_s', 2.0, 'Wait for a frame record and its detections.',
                 (0.1, 60.0), read_only=True),
 ]
@@ -47,18 +47,30 @@ class DeadlineMonitorNode(Node):
                                  qos.RESULTS)
         self.create_subscription(String, topics.DECISIONS, self.on_record, qos.RECORDS)
         self.watched = [topics.DETECTIONS]
-        transport = self.values['image_transport']
-        if transport != 'none':
-            msg_type, name = (Image, topics.IMAGE) if transport == 'raw' else \
-                (CompressedImage, topics.IMAGE_COMPRESSED)
-            self.create_subscription(msg_type, name, lambda _m: self._seen(name),
-                                     qos.SENSOR_DATA)
-            self.watched.append(name)
+        self._camera_timer = None
+        if self.values['image_transport'] != 'none':
+            self.watched.append(topics.IMAGE)   # the camera, silent until it is found
+            self._camera_timer = self.create_timer(0.2, self._watch_camera)
+            self._watch_camera()
         self.started_s = self._now_s()
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
         self.create_timer(self.values['publish_period_s'], self.publish)
         self.add_on_set_parameters_callback(self._on_set)
+
+    def _watch_camera(self) -> None:
+        """Subscribe to the camera's topic once its kind is known (auto: a publisher)."""
+        chosen = transport.choose(self, self.values['image_transport'])
+        if chosen is None or self._camera_timer is None:
+            return
+        _kind, msg_type, name = chosen
+        self.create_subscription(msg_type, name, lambda _m: self._seen(name), qos.SENSOR_DATA)
+        self.watched[self.watched.index(topics.IMAGE)] = name
+        if name != topics.IMAGE:
+            self.silent.pop(topics.IMAGE, None)
+        self._camera_timer.cancel()
+        self.destroy_timer(self._camera_timer)
+        self._camera_timer = None
 
     @staticmethod
     def _monitor(v) -> DeadlineMonitor:

@@ -21,7 +21,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
@@ -34,7 +34,7 @@ from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, pars
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector
 from offload_ros.inference.picture import BadImage, ImageLimits, Picture
-from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.nodes import conversions, params, qos, runner, topics, transport
 from offload_ros.worker import protocol
 from offload_ros.worker.client import (WorkerClient, WorkerRequestError, WorkerUnavailable,
                                        check_url)
@@ -119,8 +119,9 @@ SPECS = [
     params.Spec('max_local_queue', 8, 'Frames waiting for local inference before drops.',
                 (1, 1000)),
     params.Spec('drop_late', True, 'Drop a frame whose deadline passed before it started.'),
-    params.Spec('image_transport', 'auto', 'Image topic type.',
-                choices=('auto', 'raw', 'compressed'), read_only=True),
+    params.Spec('image_transport', 'auto', 'Image topic type; auto: what the camera '
+                'publishes (raw where both are), re-checked until it publishes.',
+                choices=transport.CHOICES, read_only=True),
     params.Spec('image_qos', 'sensor_data', 'QoS of the image subscription.',
                 choices=tuple(qos.NAMED), read_only=True),
     params.Spec('force_target', '', "Always use this target ('local' or a worker name); "
@@ -381,28 +382,12 @@ class OffloadNode(Node):
     def _subscribe_images(self) -> None:
         if self._image_sub is not None:
             return
-        mode = self.config['image_transport']
-        kind = {'raw': 'raw', 'compressed': 'compressed'}.get(mode)
-        if kind is None:  # auto: look at what is published
-            types = dict(self.get_topic_names_and_types())
-            raw_name = self.resolve_topic_name(topics.IMAGE)
-            comp_name = self.resolve_topic_name(topics.IMAGE_COMPRESSED)
-            if 'sensor_msgs/msg/Image' in types.get(raw_name, []):
-                kind = 'raw'
-            elif 'sensor_msgs/msg/CompressedImage' in types.get(comp_name, []):
-                kind = 'compressed'
-            elif 'sensor_msgs/msg/CompressedImage' in types.get(raw_name, []):
-                kind = 'compressed_on_raw'
-            else:
-                return  # retry on the next timer tick
-        profile = qos.by_name(self.config['image_qos'])
-        if kind == 'raw':
-            self._image_sub = self.create_subscription(Image, topics.IMAGE, self._on_image,
-                                                       profile)
-        else:
-            name = topics.IMAGE if kind == 'compressed_on_raw' else topics.IMAGE_COMPRESSED
-            self._image_sub = self.create_subscription(CompressedImage, name, self._on_image,
-                                                       profile)
+        chosen = transport.choose(self, self.config['image_transport'])
+        if chosen is None:
+            return  # no camera publisher yet: retry on the next timer tick
+        kind, msg_type, name = chosen
+        self._image_sub = self.create_subscription(
+            msg_type, name, self._on_image, qos.by_name(self.config['image_qos']))
         self.image_kind = kind
         self._detect_timer.cancel()
         self.get_logger().info(f'subscribed to {kind} images')

@@ -1,4 +1,11 @@
-"""Process entry point shared by the nodes: init, spin in the main thread, clean shutdown."""
+"""Process entry point shared by the nodes: init, spin in the main thread, clean shutdown.
+
+A shell's Ctrl-C signals the whole process group and a launcher forwards its own SIGINT too:
+a node gets two. The first stops the executor; signals during the cleanup after it are
+ignored, so that a second one cannot interrupt a thread pool's join or the node's
+destruction (offload_node aborted with 'terminate called without an active exception').
+"""
+import signal
 import sys
 from typing import Callable, List, Optional, Type
 
@@ -9,9 +16,9 @@ from rclpy.node import Node
 
 def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
         executor_type: Type[Executor] = SingleThreadedExecutor) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
     node = None
     try:
+        rclpy.init(args=args if args is not None else sys.argv)
         node = factory()
         executor = executor_type()
         executor.add_node(node)
@@ -29,6 +36,7 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
         print(f'{getattr(node, "get_name", lambda: "node")()}: {e}', file=sys.stderr)
         return 2
     finally:
+        hold_signals()
         if node is not None:
             close = getattr(node, 'close', None)
             if close:
@@ -36,3 +44,9 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def hold_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on: the process is already stopping."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)

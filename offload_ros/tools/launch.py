@@ -177,6 +177,9 @@ def main(argv=None) -> int:
     except (LaunchError, ET.ParseError, OSError) as e:
         print(f'offload_launch: {e}', file=sys.stderr)
         return 2
+    # SIGTERM stops the set as SIGINT does; once stopping, further signals are ignored (a
+    # shell's Ctrl-C reaches every process of the group; a second one must not cut the stop).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     processes = start(nodes)
     try:
         while any(p.poll() is None for p in processes):
@@ -186,6 +189,8 @@ def main(argv=None) -> int:
                 pass
     except KeyboardInterrupt:
         pass
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     codes = stop(processes)
     return max(codes, key=abs) if codes else 0
 
