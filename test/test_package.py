@@ -38,7 +38,8 @@ def test_colcon_build_installs_the_package(tmp_path):
     assert (share / 'package.xml').is_file()
     assert {p.name for p in (share / 'launch').iterdir()} == {'robot.launch.xml',
                                                               'worker.launch.xml'}
-    assert {'robot.yaml', 'worker.yaml'} <= {p.name for p in (share / 'config').iterdir()}
+    assert {'robot.yaml', 'worker.yaml', 'fastdds_profile.xml'} <= {
+        p.name for p in (share / 'config').iterdir()}   # the profile raw frames need
     assert (tmp_path / 'install/offload_ros/share/ament_index/resource_index/packages/'
             'offload_ros').is_file()
     lib = tmp_path / 'install/offload_ros/lib/offload_ros'
@@ -65,8 +66,9 @@ def test_launch_nodes_are_real_entry_points(launch_file):
 
 
 def declared_parameters(executable):
+    """The node's own parameters, and those every rclpy node declares."""
     module = importlib.import_module(NODE_SPECS[executable])
-    return {spec.name for spec in module.SPECS}
+    return {spec.name for spec in module.SPECS} | {'use_sim_time'}
 
 
 @pytest.mark.parametrize('namespace', ['', 'robot1'])

@@ -45,3 +45,20 @@ def test_rcl_error_while_the_context_is_valid_propagates():
     with pytest.raises(RuntimeError, match='a real failure'):
         runner.run(ClosingNode, [], executor_type=FailsWhileRunning)
     assert ClosingNode.closed == 1 and not rclpy.ok()
+
+
+@pytest.mark.parametrize('argv,needle', [
+    (['x', '--ros-args', '-p', 'deadline_s:=100.0'], 'deadline_s'),
+    (['x', '--ros-args', '-p', 'policy_mode:=lottery'], 'policy_mode'),
+    (['x', '--ros-args', '-p', "workers:=['edge1=http://']", '-r', '__node:=robot_offload'],
+     'workers'),
+    (['x', '--ros-args', '-p', 'workers:=[edge1=http://'], 'parse')])
+def test_bad_start_up_parameters_are_one_line_naming_the_node(argv, needle, capsys):
+    """An out-of-range or invalid value given at start-up: exit 2 and one line with the
+    node's name (its remapped one where given), no traceback."""
+    from offload_ros.nodes.offload_node import OffloadNode
+    assert runner.run(OffloadNode, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    name = 'robot_offload' if 'robot_offload' in ' '.join(argv) else 'offload'
+    assert len(err) == 1 and err[0].startswith(f'{name}: ') and needle in err[0], err
+    assert not rclpy.ok()

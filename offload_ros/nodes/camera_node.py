@@ -90,8 +90,10 @@ class FrameSource:
 
 
 class CameraNode(Node):
+    NODE_NAME = 'camera'
+
     def __init__(self, **kwargs):
-        super().__init__('camera', **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         v = self.values = params.declare(self, SPECS)
         if not (v['publish_raw'] or v['publish_compressed']):
             raise ValueError('publish_raw and publish_compressed are both false')

@@ -25,8 +25,10 @@ SPECS = [
 
 
 class ControllerNode(Node):
+    NODE_NAME = 'controller'
+
     def __init__(self, **kwargs):
-        super().__init__('controller', **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         self.values = params.declare(self, SPECS)
         self.config = self._config(self.values)
         self.stamped = self.values['stamped']

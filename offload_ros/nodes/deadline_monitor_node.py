@@ -15,6 +15,7 @@ from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.nodes import conversions, params, qos, runner, topics, transport
+from offload_ros.nodes.params import hardware_id
 
 SPECS = [
     params.Spec('deadline_s', 0.25, 'End-to-end deadline.', (0.001, 60.0)),
@@ -35,8 +36,10 @@ Key = Tuple[int, str]
 
 
 class DeadlineMonitorNode(Node):
+    NODE_NAME = 'deadline_monitor'
+
     def __init__(self, **kwargs):
-        super().__init__('deadline_monitor', **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         self.values = params.declare(self, SPECS)
         self.monitor = self._monitor(self.values)
         self.silent: Dict[str, int] = {}
@@ -173,8 +176,12 @@ class DeadlineMonitorNode(Node):
         for target, stats in summary['per_target'].items():
             values += [KeyValue(key=f'{target}/miss_rate', value=fmt(stats['miss_rate'])),
                        KeyValue(key=f'{target}/p95_s', value=fmt(stats['p95_s']))]
-        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: deadline',
-                                  message=message, values=values)
+        # diagnostic_updater's naming ('<node>: <task>'), with the namespace, and the robot
+        # as hardware id: two robots on one /diagnostics are told apart.
+        status = DiagnosticStatus(level=level,
+                                  name=f'{self.get_fully_qualified_name()}: deadline',
+                                  hardware_id=hardware_id(self), message=message,
+                                  values=values)
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -246,8 +245,10 @@ class Hedge:
 
 
 class OffloadNode(Node):
+    NODE_NAME = 'offload'
+
     def __init__(self, **kwargs):
-        super().__init__('offload', **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         self.config = OffloadConfig(params.declare(self, SPECS))
         self._lock = threading.Lock()
         self._pending: Optional[OffloadConfig] = None
@@ -260,8 +261,7 @@ class OffloadNode(Node):
         profile = self.detector.profile(np.zeros((480, 640, 3), np.uint8), runs=8)
         self.get_logger().info(f'local detector {profile.mean_s * 1e3:.1f} ms '
                                f'({profile.provider})')
-        self.client_id = self.config['client_id'] or \
-            f'{socket.gethostname()}{self.get_fully_qualified_name()}'
+        self.client_id = self.config['client_id'] or params.hardware_id(self)
         self.worker_clients: Dict[str, WorkerClient] = {}
         self.planner = Planner(self.config.planner(), [], profile.mean_s)
         self.heads = self._split_heads(model)
@@ -900,7 +900,8 @@ class OffloadNode(Node):
             message += f'; unavailable: {", ".join(down)}'
         if self.malformed:
             message += f'; {sum(self.malformed.values())} malformed images'
-        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: offload decision',
+        status = DiagnosticStatus(level=level,
+                                  name=f'{self.get_fully_qualified_name()}: offload decision',
                                   hardware_id=self.client_id, message=message, values=values)
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

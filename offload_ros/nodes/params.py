@@ -1,5 +1,6 @@
 """Parameter declaration from one spec table per node: descriptors with description, range
 and read-only flag; values read back as a plain dict for a frozen config dataclass."""
+import socket
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -78,3 +79,8 @@ def updated(specs: Sequence[Spec], current: Dict[str, Any],
         spec.check(value)
         values[p.name] = value if value is not None else ([] if spec.string_array else value)
     return values
+
+
+def hardware_id(node) -> str:
+    """The robot and node a report comes from: host name and fully qualified node name."""
+    return f'{socket.gethostname()}{node.get_fully_qualified_name()}'

@@ -10,6 +10,7 @@ import sys
 from typing import Callable, List, Optional, Type
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -17,23 +18,27 @@ from rclpy.node import Node
 def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
         executor_type: Type[Executor] = SingleThreadedExecutor) -> int:
     node = None
+    argv = list(args if args is not None else sys.argv)
     try:
-        rclpy.init(args=args if args is not None else sys.argv)
+        rclpy.init(args=argv)
         node = factory()
         executor = executor_type()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
+    except RuntimeError as e:
+        if node is None and not rclpy.ok():   # init failed: bad --ros-args
+            print(f'{node_name(factory, argv)}: {str(e).splitlines()[0]}', file=sys.stderr)
+            return 2
         # SIGINT shuts the context down from rclpy's signal thread; when that lands between
         # the executor's ok() check and its wait set's creation, rcl raises RCLError (a
         # RuntimeError) for the invalid context (rclpy#402). That is the requested stop, not a
         # failure; with the context still valid, it is.
         if rclpy.ok():
             raise
-    except ValueError as e:  # invalid configuration: one line, no traceback
-        print(f'{getattr(node, "get_name", lambda: "node")()}: {e}', file=sys.stderr)
+    except (ValueError, ParameterException) as e:   # bad configuration: one line
+        print(f'{node_name(factory, argv)}: {e}', file=sys.stderr)
         return 2
     finally:
         hold_signals()
@@ -44,6 +49,15 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def node_name(factory, argv: List[str]) -> str:
+    """The name a node runs under: a `__node:=` remap among its ROS arguments, else its
+    class's NODE_NAME (known before the node exists, for errors in its constructor)."""
+    for arg in argv:
+        if arg.startswith('__node:='):
+            return arg.split(':=', 1)[1]
+    return getattr(factory, 'NODE_NAME', 'node')
 
 
 def hold_signals() -> None:

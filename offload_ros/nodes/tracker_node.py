@@ -18,8 +18,10 @@ SPECS = [
 
 
 class TrackerNode(Node):
+    NODE_NAME = 'tracker'
+
     def __init__(self, **kwargs):
-        super().__init__('tracker', **kwargs)
+        super().__init__(self.NODE_NAME, **kwargs)
         v = params.declare(self, SPECS)
         self.classes = set(v['classes'])
         self.tracker = Tracker(TrackerConfig(v['iou_threshold'], v['min_hits'],

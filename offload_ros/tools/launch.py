@@ -1,10 +1,11 @@
 """offload_launch: run a ROS 2 XML launch file of this package as separate processes.
 
 `ros2 launch` (launch/launch_ros) is not installable from PyPI, so development machines use
-this interpreter of the subset our launch files use: <arg>, <node pkg exec name namespace
-args if> with <param from>, <param name value [value-sep]>, <remap>, and the substitutions
-$(var), $(find-pkg-share), $(env). On robots, `ros2 launch offload_ros robot.launch.xml` reads
-the same files. The demo and the end-to-end tests start exactly what this plans.
+this interpreter of the subset our launch files use: <arg>, <set_env name value>, <node pkg
+exec name namespace args if output> with <param from>, <param name value [value-sep]>,
+<remap>, and the substitutions $(var), $(find-pkg-share), $(env). On robots, `ros2 launch
+offload_ros robot.launch.xml` reads the same files. The demo and the end-to-end tests start
+exactly what this plans.
 """
 import argparse
 import dataclasses
@@ -46,6 +47,7 @@ class NodeSpec:
     params: Dict[str, str]
     remaps: List[tuple]
     args: List[str]
+    env: Dict[str, str] = dataclasses.field(default_factory=dict)   # from <set_env>
 
     def command(self, bin_dir: pathlib.Path) -> List[str]:
         cmd = [str(bin_dir / self.executable), *self.args, '--ros-args',
@@ -91,6 +93,7 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
     if root.tag != 'launch':
         raise LaunchError(f'{path}: root element must be <launch>')
     variables: Dict[str, str] = {}
+    env: Dict[str, str] = {}
     nodes = []
     for element in root:
         if element.tag == 'arg':
@@ -101,6 +104,8 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
                 variables[name] = _substitute(element.get('default'), variables)
             else:
                 raise LaunchError(f'argument {name!r} is required')
+        elif element.tag == 'set_env':
+            env[element.get('name')] = _substitute(element.get('value', ''), variables)
         elif element.tag == 'node':
             condition = _substitute(element.get('if', 'true'), variables).strip().lower()
             if condition not in ('true', 'false', '1', '0'):
@@ -129,7 +134,7 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
                 element.get('name') or element.get('exec'),
                 _namespace(_substitute(element.get('namespace', ''), variables)),
                 params_files, params, remaps,
-                shlex.split(_substitute(element.get('args', ''), variables))))
+                shlex.split(_substitute(element.get('args', ''), variables)), dict(env)))
         else:
             raise LaunchError(f'unsupported <{element.tag}> in {path}')
     if arguments:
@@ -140,7 +145,8 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
 def start(nodes: List[NodeSpec], bin_dir: pathlib.Path = None, env=None,
           stdout=None) -> List[subprocess.Popen]:
     bin_dir = bin_dir or pathlib.Path(sys.executable).parent
-    return [subprocess.Popen(n.command(bin_dir), env=env, stdout=stdout,
+    base = os.environ if env is None else env
+    return [subprocess.Popen(n.command(bin_dir), env={**base, **n.env}, stdout=stdout,
                              stderr=subprocess.STDOUT if stdout else None) for n in nodes]
 
 
