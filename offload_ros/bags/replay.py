@@ -2,7 +2,9 @@
 
 Timing: each message is due at start + (t - t_first) / rate; the replayer sleeps until 2 ms
 before and spin-waits the rest. Header stamps are kept, or rewritten to the publish time
-(--restamp, needed for live latency measurement) by patching the CDR header in place.
+(--restamp) by patching the CDR header in place. With --clock the bag's own time is published
+on /clock (as `ros2 bag play --clock`): nodes with use_sim_time measure latency from the
+recorded stamps in bag time, no restamping needed.
 """
 import argparse
 import json
@@ -17,10 +19,11 @@ import numpy as np
 import rclpy
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rosgraph_msgs.msg import Clock
 from rosbags.rosbag2 import Reader, ReaderError
 
 from offload_ros.bags.common import IMAGE_TYPES, BagError, ros_type
-from offload_ros.nodes import qos
+from offload_ros.nodes import conversions, qos
 
 # Types whose serialised form starts with a std_msgs/Header (stamp right after the 4-byte
 # CDR encapsulation): their stamp can be rewritten without deserialising.
@@ -66,18 +69,56 @@ def parse_remaps(items: List[str]) -> Dict[str, str]:
     return remaps
 
 
+class BagClock:
+    """/clock at `hz` from the replay's own timeline: bag time = the first message's time
+    + (now - the replay's start) x rate, the time a message is published at its due moment.
+    Published before each message too, so a node never receives a frame stamped after its
+    clock."""
+
+    def __init__(self, node, hz: float, rate: float):
+        if not hz > 0:
+            raise BagError(f'--clock must be > 0 Hz, got {hz}')
+        self.pub = node.create_publisher(Clock, '/clock', 10)
+        self.hz, self.rate = hz, rate
+        self.origin: Optional[tuple] = None   # (perf_counter, bag ns) of the replay's start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, perf_s: float, bag_ns: int) -> None:
+        self.origin = (perf_s, bag_ns)
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def publish(self, bag_ns: Optional[int] = None) -> None:
+        if bag_ns is None:
+            perf_s, first_ns = self.origin
+            bag_ns = first_ns + int((time.perf_counter() - perf_s) * self.rate * 1e9)
+        self.pub.publish(Clock(clock=conversions.ns_to_stamp(bag_ns)))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0 / self.hz):
+            self.publish()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+
+
 def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
            loop: bool = False, start_s: float = 0.0, duration_s: Optional[float] = None,
            restamp_now: bool = False, topics: Optional[List[str]] = None,
            wait_for_subscribers_s: float = 0.0, context=None, stop=None,
-           min_subscribers: int = 1) -> dict:
-    """Replay; returns timing statistics. `stop`: a threading.Event that ends it early."""
+           min_subscribers: int = 1, clock_hz: Optional[float] = None) -> dict:
+    """Replay; returns timing statistics. `stop`: a threading.Event that ends it early.
+    `clock_hz`: publish the bag's time on /clock at this rate."""
     stop = stop or threading.Event()
     if not rate > 0:
         raise BagError(f'--rate must be > 0, got {rate}')
     remaps = remaps or {}
     node = rclpy.create_node('bag_replay', context=context)
     errors, published = [], 0
+    clock = BagClock(node, clock_hz, rate) if clock_hz else None
     try:
         with Reader(bag) as reader:
             connections = [c for c in reader.connections
@@ -105,6 +146,9 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
             wanted = [c for c in connections if c.id in publishers]
             while True:
                 t0 = time.perf_counter()
+                if clock is not None:
+                    clock.start(t0, first_ns)
+                    clock.publish(first_ns)
                 for connection, t_ns, data in reader.messages(connections=wanted,
                                                               start=first_ns, stop=last_ns):
                     due = t0 + (t_ns - first_ns) / 1e9 / rate
@@ -114,6 +158,8 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
                     while time.perf_counter() < due:
                         pass
                     publisher, has_header = publishers[connection.id]
+                    if clock is not None:
+                        clock.publish(t_ns)
                     if restamp_now and has_header:
                         data = restamp(data, time.time_ns())
                     publisher.publish(data)
@@ -125,6 +171,8 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
             # can drop a best-effort message still in flight.
             stop.wait(LINGER_S)
     finally:
+        if clock is not None:
+            clock.stop()
         node.destroy_node()
     return _stats(errors, published)
 
@@ -152,6 +200,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--min-subscribers', type=int, default=1,
                         help='subscribers per topic to wait for (e.g. 2: the decision node '
                         'and the deadline monitor both watch the image topic)')
+    parser.add_argument('--clock', type=float, nargs='?', const=200.0, metavar='HZ',
+                        help='publish the bag\'s time on /clock (default 200 Hz) for nodes '
+                        'run with use_sim_time')
     parser.add_argument('--stats-json', help='write timing statistics here')
     args = parser.parse_args(argv)
     rclpy.init(args=['--ros-args'])
@@ -162,7 +213,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stats = replay(args.bag, args.rate, parse_remaps(args.topic_remap), args.loop,
                        args.start, args.duration, args.restamp, args.topics,
                        args.wait_for_subscribers, stop=stop,
-                       min_subscribers=args.min_subscribers)
+                       min_subscribers=args.min_subscribers, clock_hz=args.clock)
     except (BagError, OSError, ReaderError) as e:
         print(f'bag_replay: {args.bag}: {e}', file=sys.stderr)
         return 2

@@ -53,12 +53,12 @@ class DeadlineMonitorNode(Node):
         self._camera_timer = None
         if self.values['image_transport'] != 'none':
             self.watched.append(topics.IMAGE)   # the camera, silent until it is found
-            self._camera_timer = self.create_timer(0.2, self._watch_camera)
+            self._camera_timer = params.steady_timer(self, 0.2, self._watch_camera)
             self._watch_camera()
         self.started_s = self._now_s()
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
-        self.create_timer(self.values['publish_period_s'], self.publish)
+        params.steady_timer(self, self.values['publish_period_s'], self.publish)
         self.add_on_set_parameters_callback(self._on_set)
 
     def _watch_camera(self) -> None:

@@ -291,10 +291,10 @@ class OffloadNode(Node):
         self.rec_pub = self.create_publisher(String, topics.DECISIONS, qos.RECORDS)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._image_sub = None
-        self._detect_timer = self.create_timer(0.2, self._subscribe_images)
+        self._detect_timer = params.steady_timer(self, 0.2, self._subscribe_images)
         self._subscribe_images()
-        self._epoch_timer = self.create_timer(self.config['epoch_s'], self._on_epoch)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self._epoch_timer = params.steady_timer(self, self.config['epoch_s'], self._on_epoch)
+        params.steady_timer(self, 1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._on_epoch()
 
@@ -375,7 +375,7 @@ class OffloadNode(Node):
         if pending['epoch_s'] != old['epoch_s']:
             self._epoch_timer.cancel()
             self.destroy_timer(self._epoch_timer)
-            self._epoch_timer = self.create_timer(pending['epoch_s'], self._on_epoch)
+            self._epoch_timer = params.steady_timer(self, pending['epoch_s'], self._on_epoch)
         self.get_logger().info('parameters applied')
 
     # -- image subscription -----------------------------------------------------------------

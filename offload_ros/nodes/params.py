@@ -84,3 +84,10 @@ def updated(specs: Sequence[Spec], current: Dict[str, Any],
 def hardware_id(node) -> str:
     """The robot and node a report comes from: host name and fully qualified node name."""
     return f'{socket.gethostname()}{node.get_fully_qualified_name()}'
+
+
+def steady_timer(node: Node, period_s: float, callback):
+    """A timer on the steady clock: it runs with use_sim_time before /clock starts (and when
+    a replay pauses), for work paced in real time (polls, epochs, reports, discovery)."""
+    from rclpy.clock import Clock, ClockType
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
