@@ -69,6 +69,23 @@ def test_cli_errors_are_one_line(tmp_path, video):
     assert again.returncode == 2 and 'exists' in again.stderr
 
 
+def test_bag_from_video_writes_jpeg_by_default_and_says_the_size(tmp_path, video):
+    sizes = {}
+    for kind in ('default', 'raw'):
+        out = tmp_path / kind
+        made = subprocess.run([venv_exe('bag_from_video'), video, str(out), '--max-frames', '5']
+                              + (['--raw'] if kind == 'raw' else []),
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        sizes[kind] = float(made.stdout.split('about ')[1].split(' MB')[0])
+        with Reader(out) as reader:
+            (connection,) = reader.connections
+        assert connection.msgtype == ('sensor_msgs/msg/Image' if kind == 'raw'
+                                      else 'sensor_msgs/msg/CompressedImage')
+    assert sizes['raw'] == pytest.approx(5 * 768 * 576 * 3 / 1e6, abs=1)
+    assert sizes['default'] < sizes['raw'] / 5
+
+
 def robot_style_bag(path, video):
     """A bag laid out like `ros2 bag record -a` on a robot: raw and compressed camera topics
     plus topics this package does not use (one of a type not installed here)."""
@@ -239,3 +256,36 @@ def test_replay_on_sim_time_measures_latency_in_bag_time(tmp_path, video, ros_co
     latencies = [r['observed_latency_s'] for r in by_seq]
     assert 0 < min(latencies) and max(latencies) < 1.0, latencies
     assert all(abs(r['t_s'] - START_NS / 1e9) < 60 for r in by_seq)   # the node ran on bag time
+
+
+def test_record_keeps_the_publishers_offered_qos(tmp_path, ros_context):
+    """The bag's metadata holds what each publisher offered (as `ros2 bag record` writes
+    it), not the recorder's own subscription QoS."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosbags.interfaces import QosDurability, QosReliability
+    talker = rclpy.create_node('talker', context=ros_context)
+    from rclpy.duration import Duration
+    pub = talker.create_publisher(String, '/status', QoSProfile(
+        depth=50, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL, deadline=Duration(seconds=1.5)))
+    stop, ready, counts = threading.Event(), threading.Event(), {}
+    thread = threading.Thread(target=record.record, args=(['/status'], str(tmp_path / 'b')),
+                              kwargs=dict(context=ros_context, stop=stop, ready=ready,
+                                          counts=counts))
+    thread.start()
+    try:
+        assert ready.wait(30)
+        end = time.monotonic() + 10
+        while counts.get('/status', 0) < 3 and time.monotonic() < end:
+            pub.publish(String(data='x'))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+        talker.destroy_node()
+    with Reader(tmp_path / 'b') as reader:
+        (connection,) = reader.connections
+        (offered,) = connection.ext.offered_qos_profiles
+    assert offered.reliability == QosReliability.RELIABLE
+    assert offered.durability == QosDurability.TRANSIENT_LOCAL
+    assert (offered.deadline.sec, offered.deadline.nsec) == (1, 500_000_000)  # as offered

@@ -46,6 +46,23 @@ def sensor_qos() -> Qos:
                avoid_ros_namespace_conventions=False)
 
 
+def qos_of(profile) -> Qos:
+    """A publisher's offered QoS (an rclpy QoSProfile, from get_publishers_info_by_topic) as
+    the bag's metadata holds it, so a replay offers what the recorded publisher offered."""
+    def duration(value) -> QosTime:
+        ns = value.nanoseconds
+        if ns >= INFINITE.sec * 10 ** 9:
+            return INFINITE
+        return QosTime(sec=ns // 10 ** 9, nsec=ns % 10 ** 9)
+    return Qos(history=QosHistory(int(profile.history)), depth=int(profile.depth),
+               reliability=QosReliability(int(profile.reliability)),
+               durability=QosDurability(int(profile.durability)),
+               deadline=duration(profile.deadline), lifespan=duration(profile.lifespan),
+               liveliness=QosLiveliness(int(profile.liveliness)),
+               liveliness_lease_duration=duration(profile.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))
+
+
 def reliable_qos(transient_local: bool = False) -> Qos:
     return Qos(history=QosHistory.KEEP_LAST, depth=1000 if transient_local else 10,
                reliability=QosReliability.RELIABLE,

@@ -15,7 +15,8 @@ import rclpy
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
-from offload_ros.bags.common import BagError, reliable_qos, ros_type, sensor_qos, typestore
+from offload_ros.bags.common import (BagError, qos_of, reliable_qos, ros_type, sensor_qos,
+                                     typestore)
 
 
 def _subscription_qos(node, topic: str):
@@ -29,7 +30,10 @@ def _subscription_qos(node, topic: str):
                          else ReliabilityPolicy.BEST_EFFORT,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL if durable
                          else DurabilityPolicy.VOLATILE)
-    bag_qos = reliable_qos(durable) if reliable else sensor_qos()
+    # The bag keeps what the publishers offered (a replay offers it again), not the
+    # recorder's own subscription QoS.
+    bag_qos = [qos_of(i.qos_profile) for i in infos] or \
+        [reliable_qos(durable) if reliable else sensor_qos()]
     return ros_qos, bag_qos
 
 
@@ -75,7 +79,7 @@ def record(topic_names: List[str], out: str, duration_s: Optional[float] = None,
                 print(f'bag_record: {topic} [{msgtype}] {ros_qos.reliability.name.lower()}, '
                       f'{ros_qos.durability.name.lower()}', file=sys.stderr)
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store,
-                                                           offered_qos_profiles=[bag_qos])
+                                                           offered_qos_profiles=bag_qos)
                 node.create_subscription(
                     ros_type(msgtype), topic,
                     (lambda t: lambda data: pending.put((t, time.time_ns(), data)))(topic),
