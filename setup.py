@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'offload_plan = offload_ros.tools.plan:main',
             'offload_detect = offload_ros.tools.detect:main',
+            'offload_model = offload_ros.inference.models:main',
             'offload_launch = offload_ros.tools.launch:main',
             'offload_report = offload_ros.tools.report:main',
             'bag_from_video = offload_ros.bags.from_video:main',

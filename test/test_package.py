@@ -2,6 +2,7 @@
 launch entry names a real executable, every params file loads for its node with rclpy's own
 parser, and every remap names a topic the nodes use."""
 import importlib
+import os
 import pathlib
 import re
 import subprocess
@@ -9,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, venv_exe
+from conftest import ROOT, VENV_BIN, venv_exe
 from offload_ros.nodes import topics
 from offload_ros.tools import launch
 
@@ -125,3 +126,30 @@ def test_worker_launch_passes_config_the_worker_accepts():
 def test_launch_rejects_unknown_arguments():
     with pytest.raises(launch.LaunchError, match='unknown launch arguments'):
         launch.plan(ROOT / 'launch/robot.launch.xml', {'nope': '1'})
+
+
+def test_the_readme_robot_commands_in_a_clean_workspace(tmp_path):
+    """The README's colcon line, as written, in a new workspace: the package builds, the
+    workspace's setup.bash makes it the installed one, and its executables and launch files
+    are found there (ros2 launch itself has no wheels: the launch files' contents are
+    checked by the other tests here)."""
+    readme = (ROOT / 'README.md').read_text()
+    section = readme.split('## On a robot', 1)[1].split('```bash', 1)[1].split('```', 1)[0]
+    build = next(line for line in section.splitlines() if line.startswith('colcon build'))
+    build = build.split('#')[0].strip()
+    assert build == 'colcon build --packages-select offload_ros && source install/setup.bash'
+    (tmp_path / 'src').mkdir()
+    (tmp_path / 'src/offload_ros').symlink_to(ROOT)
+    script = f'''set -e
+{build}
+test "$(python -c 'from offload_ros.tools import launch; print(launch.package_share())')" \\
+    = "$PWD/install/offload_ros/share/offload_ros"
+ls install/offload_ros/lib/offload_ros/offload_node
+install/offload_ros/lib/offload_ros/offload_model path
+'''
+    env = {**os.environ, 'PATH': f'{VENV_BIN}:{os.environ["PATH"]}'}
+    env.pop('AMENT_PREFIX_PATH', None)
+    out = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stdout.strip().endswith('.onnx')

