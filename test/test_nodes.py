@@ -532,3 +532,36 @@ def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
     assert {r['target'] for r in probe.records} == {'edge1'}
     assert node.local_profiles == len(timed) >= 5      # one each epoch the detector is free
     assert all(0.005 < s < 2.0 for s in timed), timed   # a real yolov3-tiny run
+
+
+def test_managed_offload_node_follows_its_lifecycle(ros_context, frames):
+    """Unconfigured: nothing loaded, no camera subscription. Configure: the model is loaded
+    and profiled. Activate: frames are taken and end in one outcome each. Deactivate: no new
+    frame is taken and those received have ended. Cleanup: pools and timers released."""
+    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from offload_ros.nodes.offload_node import ManagedOffloadNode
+    node = ManagedOffloadNode(context=ros_context, parameter_overrides=[
+        Parameter('epoch_s', value=0.2), Parameter('detector_threads', value=1),
+        Parameter('image_transport', value='raw')])
+    probe = Probe(ros_context)
+    with spinning(ros_context, node, probe):
+        assert not hasattr(node, 'detector') and node._image_sub is None
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.detector is not None and node._image_sub is None
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
+        for i in range(4):
+            probe.image_pub.publish(conversions.bgr_to_image(frames[i], header(probe, i)))
+        assert wait_until(lambda: node._seq == 4, 10)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert sum(node.outcomes.values()) == 4            # drained before deactivated
+        assert wait_until(lambda: probe.image_pub.get_subscription_count() == 0, 10)
+        probe.image_pub.publish(conversions.bgr_to_image(frames[4], header(probe, 4)))
+        assert wait_until(lambda: len(probe.records) == 4, 10)
+        wait_until(lambda: False, 0.5)
+        assert node._seq == 4 and len(probe.records) == 4  # inactive: nothing taken
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node._pools == [] and node._epoch_timer is None
+    assert sorted(r['seq'] for r in probe.records) == [1, 2, 3, 4]

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import secrets
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,6 +33,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.exceptions import ParameterException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
@@ -45,7 +48,7 @@ from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
 from offload_ros.inference import models
-from offload_ros.inference.detector import Detector
+from offload_ros.inference.detector import Detector, DetectorError
 from offload_ros.inference.picture import BadImage, ImageLimits, Picture
 from offload_ros.nodes import conversions, params, qos, runner, topics, transport
 from offload_ros.worker import protocol
@@ -258,14 +261,27 @@ class Hedge:
     request_id: str = ''
 
 
-class OffloadNode(Node):
+class _Offload:
+    """The decision node's behaviour, for a plain node (OffloadNode) and a managed one
+    (ManagedOffloadNode): _declare in the constructor, _configure (the model, its profile,
+    workers, pools, publishers, timers), _activate (the camera subscription), _deactivate
+    (no new frames; those received end first) and close."""
     NODE_NAME = 'offload'
 
-    def __init__(self, **kwargs):
-        super().__init__(self.NODE_NAME, **kwargs)
+    def _declare(self) -> None:
         self.config = OffloadConfig(params.declare(self, SPECS))
         self._lock = threading.Lock()
         self._pending: Optional[OffloadConfig] = None
+        self._image_sub = None
+        self._detect_timer = None
+        self._timers: list = []
+        self._pools: list = []
+        self.worker_clients: Dict[str, WorkerClient] = {}
+        self._seq = 0
+        self.outcomes: Counter = Counter()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
         model = self.config['model_path'] or str(models.ensure_default_model())
         names = self.config['names_path'] or (None if self.config['model_path']
                                               else str(models.default_names_path()))
@@ -276,7 +292,6 @@ class OffloadNode(Node):
         self.get_logger().info(f'local detector {profile.mean_s * 1e3:.1f} ms '
                                f'({profile.provider})')
         self.client_id = self.config['client_id'] or params.hardware_id(self)
-        self.worker_clients: Dict[str, WorkerClient] = {}
         self.planner = Planner(self.config.planner(), [], profile.mean_s)
         self.heads = self._split_heads(model)
         self._device_lock = threading.Lock()   # one robot accelerator: detector and heads
@@ -285,10 +300,10 @@ class OffloadNode(Node):
         self.remote_pool = concurrent.futures.ThreadPoolExecutor(self.config['max_inflight'],
                                                                  'remote')
         self.io_pool = concurrent.futures.ThreadPoolExecutor(IO_THREADS, 'refresh')
+        self._pools = [self.io_pool, self.remote_pool, self.local_pool]
         self._refreshing = False
         self._local_backlog = 0   # frames given to the local pool and not finished
         self._local_waiting = 0   # of those, not yet started
-        self._seq = 0
         self._last_remote_s: Dict[str, float] = {}
         self._last_probe_s: Dict[str, float] = {}
         self._latest_picture: Optional[Picture] = None
@@ -298,19 +313,36 @@ class OffloadNode(Node):
         # Worker requests in flight, per worker: each one's perf_counter start (_unanswered).
         self._inflight: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
         self._decided_t_s = self._now_s()
-        self.outcomes: Counter = Counter()
         self.malformed: Counter = Counter()
         self._finished = set()
         self.det_pub = self.create_publisher(Detection2DArray, topics.DETECTIONS, qos.RESULTS)
         self.rec_pub = self.create_publisher(String, topics.DECISIONS, qos.RECORDS)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
-        self._image_sub = None
+        self._epoch_timer = params.steady_timer(self, self.config['epoch_s'], self._on_epoch)
+        self._timers = [params.steady_timer(self, 1.0, self._publish_diagnostics)]
+        self._on_epoch()
+
+    def _activate(self) -> None:
+        """Subscribe to the camera (once its transport is known)."""
         self._detect_timer = params.steady_timer(self, 0.2, self._subscribe_images)
         self._subscribe_images()
-        self._epoch_timer = params.steady_timer(self, self.config['epoch_s'], self._on_epoch)
-        params.steady_timer(self, 1.0, self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._on_epoch()
+
+    def _deactivate(self, drain_s: float = 10.0) -> bool:
+        """Take no new frame; wait up to drain_s for every frame received to end (True if
+        they all did)."""
+        if self._detect_timer is not None:
+            self.destroy_timer(self._detect_timer)
+            self._detect_timer = None
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        end = time.monotonic() + drain_s
+        while time.monotonic() < end:
+            with self._lock:
+                if sum(self.outcomes.values()) >= self._seq:
+                    return True
+            time.sleep(0.01)
+        return False
 
     # -- configuration ----------------------------------------------------------------------
     def _split_heads(self, model: str) -> dict:
@@ -394,7 +426,7 @@ class OffloadNode(Node):
 
     # -- image subscription -----------------------------------------------------------------
     def _subscribe_images(self) -> None:
-        if self._image_sub is not None:
+        if self._image_sub is not None or self._detect_timer is None:
             return
         chosen = transport.choose(self, self.config['image_transport'])
         if chosen is None:
@@ -922,11 +954,75 @@ class OffloadNode(Node):
         self.diag_pub.publish(array)
 
     def close(self) -> None:
-        for pool in (self.io_pool, self.remote_pool, self.local_pool):
+        """Stop the timers, finish the pools' work, close the worker connections."""
+        for timer in [*self._timers, getattr(self, '_epoch_timer', None)]:
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._timers, self._epoch_timer = [], None
+        for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=False)
+        self._pools = []
         for client in self.worker_clients.values():
             client.close()
+        self.worker_clients = {}
+
+
+class OffloadNode(_Offload, Node):
+    """The decision node, configured and active from its start."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, self.NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+class ManagedOffloadNode(_Offload, LifecycleNode):
+    """The decision node as a managed (lifecycle) node: configure loads the model, profiles
+    it and connects the workers; activate subscribes to the camera; deactivate stops taking
+    frames and lets those received end; cleanup releases it all (offload_node --lifecycle,
+    robot.launch.xml lifecycle:=true)."""
+
+    def __init__(self, **kwargs):
+        LifecycleNode.__init__(self, self.NODE_NAME, **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (ValueError, ParameterException, DetectorError) as e:
+            self.get_logger().error(f'configure: {e}')
+            self.close()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if not self._deactivate():
+            self.get_logger().warning('deactivate: frames still in flight after 10 s')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        for publisher in ('det_pub', 'rec_pub', 'diag_pub'):
+            if getattr(self, publisher, None) is not None:
+                self.destroy_publisher(getattr(self, publisher))
+                setattr(self, publisher, None)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate(drain_s=2.0)
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
 
 
 def main(args=None) -> int:
-    return runner.run(OffloadNode, args)
+    """offload_node [--lifecycle] [--ros-args ...]: --lifecycle starts it unconfigured, as a
+    managed node."""
+    argv = list(sys.argv if args is None else args)
+    managed = '--lifecycle' in argv
+    argv = [a for a in argv if a != '--lifecycle']
+    return runner.run(ManagedOffloadNode if managed else OffloadNode, argv)

@@ -16,7 +16,7 @@
 
 `ros2 launch` (launch/launch_ros) is not installable from PyPI, so development machines use
 this interpreter of the subset our launch files use: <arg>, <set_env name value>, <node pkg
-exec name namespace args if output> with <param from>, <param name value [value-sep]>,
+exec name namespace args if unless output> with <param from>, <param name value [value-sep]>,
 <remap>, and the substitutions $(var), $(find-pkg-share), $(env). On robots, `ros2 launch
 offload_ros robot.launch.xml` reads the same files. The demo and the end-to-end tests start
 exactly what this plans.
@@ -95,6 +95,13 @@ def _substitute(text: str, variables: Dict[str, str]) -> str:
     return SUBSTITUTION.sub(one, text)
 
 
+def _boolean(text: str, attribute: str, variables: Dict[str, str]) -> bool:
+    value = _substitute(text, variables).strip().lower()
+    if value not in ('true', 'false', '1', '0'):
+        raise LaunchError(f'{attribute}="{value}" is not a boolean')
+    return value in ('true', '1')
+
+
 def _namespace(value: str) -> str:
     value = value.strip('/')
     return f'/{value}' if value else ''
@@ -121,10 +128,10 @@ def plan(path: pathlib.Path, arguments: Optional[Dict[str, str]] = None) -> List
         elif element.tag == 'set_env':
             env[element.get('name')] = _substitute(element.get('value', ''), variables)
         elif element.tag == 'node':
-            condition = _substitute(element.get('if', 'true'), variables).strip().lower()
-            if condition not in ('true', 'false', '1', '0'):
-                raise LaunchError(f'if="{condition}" is not a boolean')
-            if condition in ('false', '0'):
+            wanted = _boolean(element.get('if', 'true'), 'if', variables)
+            if element.get('unless') is not None:
+                wanted = wanted and not _boolean(element.get('unless'), 'unless', variables)
+            if not wanted:
                 continue
             params_files, params, remaps = [], {}, []
             for child in element:
