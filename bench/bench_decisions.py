@@ -12,9 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-decisions: the model-driven policy against always-local, always-remote, a
-FogROS2-LS-style windowed threshold and the hindsight oracle, on the network-emulated
-scenarios (offload_ros.scenarios; each run as in `make scenarios`).
+"""
+make bench-decisions: the model-driven policy against always-local, always-remote.
+
+A FogROS2-LS-style windowed threshold and the hindsight oracle, on the network-emulated scenarios
+(offload_ros.scenarios; each run as in `make scenarios`).
 
 Goals, checked per scenario: mean latency within 5% of the oracle in every phase; deadline-miss
 rate at most half the best static policy's; a switch within 1 s of every change after which
@@ -64,7 +66,7 @@ def goals(result: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/decisions.json')
     parser.add_argument('--work', default='bench_out/decisions')
     parser.add_argument('--all', action='store_true', help='every scenario (adds two faults)')

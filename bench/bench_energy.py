@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-energy: energy per frame and latency of always-local, always-remote, the latency
-(argmin) mode and the energy mode in Case 1 (20 -> 10 -> 2 -> 20 Mbit/s).
+"""
+make bench-energy: energy per frame and latency of always-local, always-remote.
+
+The latency (argmin) mode and the energy mode in Case 1 (20 -> 10 -> 2 -> 20 Mbit/s).
 
 Energy comes from the platform model of the decision node (core/energy.py; robot.yaml
 parameters) applied to each frame's realised target and its predicted terms, because this
@@ -58,7 +60,7 @@ def per_frame(records, deadline_s: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/energy.json')
     parser.add_argument('--work', default='bench_out/energy')
     parser.add_argument('--reuse', action='store_true', help='recompute from --work')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-fidelity: predicted vs observed mean latency over a matrix of cells.
+"""
+make bench-fidelity: predicted vs observed mean latency over a matrix of cells.
 
 One robot node set (robot.launch.xml, camera on real footage with Poisson arrivals) runs in a
 robot namespace pinned to core 0, one gpu_worker in an edge namespace on core 1, joined by a
@@ -271,10 +272,13 @@ UTILISATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0))
 
 
 def other_link_model(averaged: dict, target: str) -> Optional[tuple]:
-    """The cell predicted from the same mean estimates with the other uplink model: FIFO
-    M/G/1 at the measured spread of payload sizes where the node used the exponential link
-    (M/M/1, the exact mean of a link shared by concurrent uploads), or the reverse. Which
-    fits a tbf link under TCP is a question the matrix answers."""
+    """
+    Return the cell predicted from the same mean estimates with the other uplink model.
+
+    FIFO M/G/1 at the measured spread of payload sizes where the node used the exponential link
+    (M/M/1, the exact mean of a link shared by concurrent uploads), or the reverse. Which fits a
+    tbf link under TCP is a question the matrix answers.
+    """
     nets = averaged.get('networks') or {}
     net = nets.get(target)
     if net is None or net.get('size_scv') is None:
@@ -296,11 +300,14 @@ STAGE_TERMS = {
 
 
 def observed_stages(record: dict) -> Optional[dict]:
-    """One frame's latency cut into the stages the model predicts separately. Remote: the
-    link is the round trip less the worker's queue and inference (so it holds the server's
-    HTTP overhead, as overhead_s does), plus any wait here for a request slot (a wait for
-    the link, with max_inflight uploads on it); node is the rest (ingress, handling).
-    Local: worker_wait is the wait for the detector."""
+    """
+    One frame's latency cut into the stages the model predicts separately.
+
+    Remote: the link is the round trip less the worker's queue and inference (so it holds the
+    server's HTTP overhead, as overhead_s does), plus any wait here for a request slot (a wait for
+    the link, with max_inflight uploads on it); node is the rest (ingress, handling). Local:
+    worker_wait is the wait for the detector.
+    """
     total = record['observed_latency_s']
     if record['target'] == 'local':
         wait, service = record.get('pool_wait_s'), record.get('service_s')
@@ -317,8 +324,11 @@ def observed_stages(record: dict) -> Optional[dict]:
 
 
 def stages(done: List[dict], target: str, terms: dict) -> dict:
-    """Observed mean of each stage against the model's terms at the cell's mean estimates:
-    which term is off when the total is."""
+    """
+    Observed mean of each stage against the model's terms at the cell's mean estimates.
+
+    Which term is off when the total is.
+    """
     cut = [c for c in (observed_stages(r) for r in done) if c]
     out = {}
     for stage, names in STAGE_TERMS.items():
@@ -332,8 +342,11 @@ def stages(done: List[dict], target: str, terms: dict) -> dict:
 
 
 def regate(cell: dict, max_utilisation: float) -> dict:
-    """A stored cell judged by the gate over its frames (as `measure` now does): a cell whose
-    mean estimates put a stage at or past `max_utilisation` is not stable."""
+    """
+    Return a stored cell judged by the gate over its frames (as `measure` now does).
+
+    A cell whose mean estimates put a stage at or past `max_utilisation` is not stable.
+    """
     if not cell['stable'] or not cell.get('mean_estimates'):
         return cell
     averaged = cell['mean_estimates']
@@ -357,7 +370,7 @@ def by_utilisation(stable: List[dict]) -> List[dict]:
 
 
 def largest_stage_error(cell: dict) -> Optional[dict]:
-    """The stage whose predicted mean is furthest from its observed mean."""
+    """Return the stage whose predicted mean is furthest from its observed mean."""
     found = cell.get('stages') or {}
     if not found:
         return None
@@ -368,8 +381,12 @@ def largest_stage_error(cell: dict) -> Optional[dict]:
 
 
 def stage_errors(stable: List[dict]) -> dict:
-    """Per stage, over the cells that timed it: mean signed and absolute error as a share of
-    the cell's observed total (which term of the model is off, and which way)."""
+    """
+    Per stage, over the cells that timed it.
+
+    Mean signed and absolute error as a share of the cell's observed total (which term of the model
+    is off, and which way).
+    """
     out = {}
     for stage in STAGE_TERMS:
         shares = [100.0 * c['stages'][stage]['error_s'] / c['observed_mean_s']
@@ -393,8 +410,11 @@ def other_link_summary(stable: List[dict]) -> Optional[dict]:
 
 
 def paired_summary(stable: List[dict]) -> Optional[dict]:
-    """The cells whose error is known to +-2% (paired half-width under 2%, paired_error):
-    how many, and their errors against the goal's bands."""
+    """
+    Return the cells whose error is known to +-2% (paired half-width under 2%, paired_error).
+
+    How many, and their errors against the goal's bands.
+    """
     paired = [c['paired_error'] for c in stable if c.get('paired_error')]
     if not paired:
         return None
@@ -508,7 +528,7 @@ def stage_text(largest: Optional[dict]) -> str:
 def parse_cell_args(parser: argparse.ArgumentParser, argv, cell_s: float, min_frames: int,
                     quick_cell_s: float = 10.0, quick_min_frames: int = 10
                     ) -> argparse.Namespace:
-    """The options every cell-matrix bench shares (this one, split, tenants), parsed."""
+    """Return the options every cell-matrix bench shares (this one, split, tenants), parsed."""
     parser.add_argument('--quick', action='store_true', help='short cells (development)')
     parser.add_argument('--cell-s', type=float, default=cell_s, help='time cap per cell')
     parser.add_argument('--warmup-s', type=float, default=6.0)
@@ -523,7 +543,7 @@ def parse_cell_args(parser: argparse.ArgumentParser, argv, cell_s: float, min_fr
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/fidelity.json')
     parser.add_argument('--report', action='store_true',
                         help='write docs/img/fidelity_scatter.png and docs/fidelity.md')

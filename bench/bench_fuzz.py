@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-fuzz: the real gpu_worker under hostile clients, with 256 descriptors.
+"""
+make bench-fuzz: the real gpu_worker under hostile clients, with 256 descriptors.
 
 Phases, each against one worker started with `ulimit -n 256`:
 1. classes: >= 10,000 requests cycling through every class of bad input (decompression
@@ -215,8 +216,11 @@ def phase_classes(url: str, total: int, seed: int) -> dict:
 
 
 class HealthChecker:
-    """GET /v2/health/live on a fresh connection every 20 ms: the latency a new client
-    sees; failures counted."""
+    """
+    GET /v2/health/live on a fresh connection every 20 ms.
+
+    The latency a new client sees; failures counted.
+    """
 
     def __init__(self, url: str):
         self.url, self.latencies, self.failures = url, [], 0
@@ -313,8 +317,11 @@ def phase_slowloris(url: str, seconds: float, wave: int = 300) -> dict:
 
 
 def phase_slow_bodies(url: str, seconds: float, count: int = 60) -> dict:
-    """Uploads dripping a byte every 100 ms for `seconds` (past the worker's 10 s read
-    limit in the full run: they end in 408)."""
+    """
+    Drip uploads, a byte every 100 ms, for `seconds`.
+
+    (past the worker's 10 s read limit in the full run: they end in 408).
+    """
     parts = urllib.parse.urlsplit(url)
     statuses = collections.Counter()
 
@@ -429,7 +436,7 @@ def attack(result: dict, args) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/fuzz.json')
     parser.add_argument('--requests', type=int, default=10500)
     parser.add_argument('--seconds', type=float, default=10.0, help='per attack phase')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-hedging: deadline hedging against none: hung worker, Case 1, tenant bursts.
+"""
+make bench-hedging: deadline hedging against none: hung worker, Case 1, tenant bursts.
 
 Each scenario runs twice with the model policy: hedging off, and on (hedge a remote frame
 when its predicted miss probability exceeds 0.1). Reports p99 latency, the deadline-miss
@@ -50,7 +51,7 @@ def metrics(records, deadline_s: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/hedging.json')
     parser.add_argument('--work', default='bench_out/hedging')
     parser.add_argument('--reuse', action='store_true')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-overhead: what the decision machinery itself costs.
+"""
+make bench-overhead: what the decision machinery itself costs.
 
 1. One policy evaluation (predict every target + decide) for 1, 4 and 16 workers (pure core;
    bench_policy.py). Goal: <= 50 us median for 4 workers.
@@ -129,7 +130,7 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/overhead.json')
     parser.add_argument('--seconds', type=float, default=20.0, help='per rate')
     parser.add_argument('--work', default='bench_out/overhead')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Cost of one policy evaluation (predict every option + decide) for 1, 4 and 16 workers.
+"""
+Cost of one policy evaluation (predict every option + decide) for 1, 4 and 16 workers.
 
 Part of the overhead benchmark (goal: <= 50 us for 4 workers). Writes
 bench/results/policy.json. Pure core, no ROS: median and p99 over many evaluations.
@@ -43,9 +44,13 @@ def planner_with(workers: int, mode: str) -> Planner:
 
 
 def measure(runs_argmin: int = 3000, rounds: int = 5) -> dict:
-    """Median and p99 over every evaluation, taken in `rounds` interleaved rounds (each
-    configuration's share of a round back to back, the order rotated): a slow spell of the
-    shared core then lands in every configuration, and the per-round medians show it."""
+    """
+    Median and p99 over every evaluation.
+
+    Taken in `rounds` interleaved rounds (each configuration's share of a round back to back, the
+    order rotated): a slow spell of the shared core then lands in every configuration, and the per-
+    round medians show it.
+    """
     configs = [(mode, workers) for mode in ('argmin', 'split') for workers in (1, 4, 16)]
     planners = {c: planner_with(c[1], c[0]) for c in configs}
     samples = {c: [] for c in configs}
@@ -74,7 +79,7 @@ def measure(runs_argmin: int = 3000, rounds: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/policy.json')
     parser.add_argument('--runs', type=int, default=3000)
     args = parser.parse_args(argv)

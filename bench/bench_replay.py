@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Replay timing at 30 Hz: p50/p95 of |publish time - due time| for a bag made from real
-footage (goal: p95 < 5 ms). Writes bench/results/replay.json."""
+"""
+Replay timing at 30 Hz.
+
+P50/p95 of |publish time - due time| for a bag made from real footage (goal: p95 < 5 ms). Writes
+bench/results/replay.json.
+"""
 import argparse
 import json
 import os
@@ -30,7 +34,7 @@ from offload_ros.inference import models
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/replay.json')
     parser.add_argument('--frames', type=int, default=300)
     args = parser.parse_args(argv)

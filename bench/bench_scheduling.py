@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-scheduling: per-tenant deadline-miss rate of the worker under FIFO and EDF.
+"""
+make bench-scheduling: per-tenant deadline-miss rate of the worker under FIFO and EDF.
 
 The Case 2 setting reduced to its worker: one gpu_worker pinned to core 1, two synthetic
 tenants sending the same real frame (Poisson, open loop, from core 0): a robot with a tight
@@ -74,7 +75,7 @@ def run_point(discipline: str, rho: float, seconds: float, service_s: float,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/scheduling.json')
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--quick', action='store_true')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-soak: endurance of the robot node set and one worker.
+"""
+make bench-soak: endurance of the robot node set and one worker.
 
 30 minutes (--minutes N for short runs) at 10 fps on looping real footage, in the scenario
 harness (robot namespace on core 0, gpu_worker on core 1, tbf-shaped link at 20 Mbit/s). In
@@ -60,10 +61,13 @@ def sample(run: harness.Run) -> dict:
 
 
 def tcp_bound(run: harness.Run, name: str) -> int:
-    """The TCP connections a process may hold at once by design: the offload node's pool to
-    each worker keeps up to max_inflight connections and opens one more per concurrent
-    /load poll or cancel (IO_THREADS); the worker's only client is that node; the other
-    nodes speak DDS (UDP and shared memory) only."""
+    """
+    Return the TCP connections a process may hold at once by design.
+
+    The offload node's pool to each worker keeps up to max_inflight connections and opens one more
+    per concurrent /load poll or cancel (IO_THREADS); the worker's only client is that node; the
+    other nodes speak DDS (UDP and shared memory) only.
+    """
     if name not in ('offload', 'gpu_worker'):
         return 0
     params = yaml.safe_load((run.out / 'params.yaml').read_text())
@@ -90,7 +94,7 @@ def growth(samples: list, name: str, settle_s: float, bound: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/soak.json')
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--work', default='bench_out/soak')

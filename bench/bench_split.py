@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-split: split inference, predicted vs observed, against local and full offload.
+"""
+make bench-split: split inference, predicted vs observed, against local and full offload.
 
 The fidelity bench's set-up (one robot node set on core 0, gpu_worker on core 1, tbf-shaped
 veth, camera on real footage with Poisson frames, targets forced live through parameters),
@@ -86,8 +87,12 @@ def label(cell: dict) -> str:
 
 
 def compare(cells: List[dict]) -> dict:
-    """Per bandwidth: the fastest observed option and whether a split beat both local and
-    full offload."""
+    """
+    Return, per bandwidth, the fastest option and whether a split beat the others.
+
+    Per bandwidth: the fastest observed option and whether a split beat both local and full
+    offload.
+    """
     out = {}
     for bw in sorted({c['bandwidth_mbps'] for c in cells}):
         stable = {label(c): c for c in cells if c['bandwidth_mbps'] == bw and c['stable']}
@@ -137,7 +142,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/split.json')
     parser.add_argument('--report', action='store_true', help='write docs/img/split_latency.png')
     parser.add_argument('--work', default='bench_out/split')

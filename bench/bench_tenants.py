@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make bench-tenants: the multi-tenant sweep (Ng et al. Fig. 5c), predicted vs observed.
+"""
+make bench-tenants: the multi-tenant sweep (Ng et al.
+
+Fig. 5c), predicted vs observed.
 
 The fidelity bench's set-up (robot node set on core 0 held to half a core, gpu_worker on
 core 1, tbf-shaped 20 Mbit/s veth, camera on real footage with Poisson frames at 2 Hz), with
@@ -88,8 +91,11 @@ def predicted_crossover(cells: List[dict], high: float) -> Optional[dict]:
 
 
 def observed_crossover(cells: List[dict]) -> Optional[float]:
-    """Tenant count where the worker's observed mean rises through the robot's (linear
-    interpolation between the cells either side)."""
+    """
+    Tenant count where the worker's observed mean rises through the robot's.
+
+    (linear interpolation between the cells either side).
+    """
     local = [c['observed_mean_s'] for c in cells if c['stable'] and c['target'] == 'local']
     remote = sorted((c['tenants'], c['observed_mean_s']) for c in cells
                     if c['stable'] and c['target'] == 'edge1')
@@ -103,8 +109,12 @@ def observed_crossover(cells: List[dict]) -> Optional[float]:
 
 
 def observed_bracket(cells: List[dict]) -> Optional[list]:
-    """[last tenant count where the worker was still faster, first where it was not or
-    could not keep up (a skipped cell: its utilisation was past the gate)]."""
+    """
+    Return the observed crossover bracket.
+
+    [last tenant count where the worker was still faster, first where it was not or could not
+    keep up (a skipped cell: its utilisation was past the gate)].
+    """
     local = [c['observed_mean_s'] for c in cells if c['stable'] and c['target'] == 'local']
     if not local:
         return None
@@ -149,7 +159,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/tenants.json')
     parser.add_argument('--report', action='store_true', help='write docs/img/tenants_sweep.png')
     parser.add_argument('--work', default='bench_out/tenants')

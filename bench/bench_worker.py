@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Worker benchmark on loopback: per-request overhead over bare inference (JPEG and raw
-640x480), throughput with 1 and 4 clients, service-time profile of the default model.
+"""
+Worker benchmark on loopback.
+
+Per-request overhead over bare inference (JPEG and raw 640x480), throughput with 1 and 4 clients,
+service-time profile of the default model.
 
 Writes JSON (bench/results/worker.json) and a markdown table (docs/bench_worker.md).
 Medians and ratios are the figures to quote: the machine is shared and noisy.
@@ -47,7 +50,7 @@ def summary_ms(values):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='bench/results/worker.json')
     parser.add_argument('--report', default='docs/bench_worker.md')
     parser.add_argument('--requests', type=int, default=150)

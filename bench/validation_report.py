@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Regenerate the benchmark part of docs/validation.md from bench/results/*.json.
+"""
+Regenerate the benchmark part of docs/validation.md from bench/results/*.json.
 
 Everything between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers is rewritten;
 the hand-written parts around it stay. Scenario timelines of the decisions benchmark are
@@ -120,7 +121,7 @@ def fidelity_section(f) -> list:
 
 
 def fidelity_long_section(f, short) -> list:
-    """The long-cell subset (`make bench-fidelity-long`): the same model with less noise."""
+    """Return the long-cell subset (`make bench-fidelity-long`): the same model with less noise."""
     if not f:
         return []
     stable = [c for c in f['cells'] if c['stable']]
@@ -341,8 +342,11 @@ def issue7_section() -> list:
 
 
 def at_mean_estimates(cells) -> bool:
-    """Whether a cell bench's `predicted_mean_s` is the model at the mean estimates (from
-    session 4) or, in older results, the mean of the per-frame predictions."""
+    """
+    Whether a cell bench's `predicted_mean_s` is the model at the mean estimates.
+
+    (from session 4) or, in older results, the mean of the per-frame predictions.
+    """
     return any('predicted_framewise_mean_s' in c for c in cells)
 
 

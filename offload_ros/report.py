@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Run summaries and timeline plots from per-frame decision records (ROS-free).
+"""
+Run summaries and timeline plots from per-frame decision records (ROS-free).
 
 Used by the demo, offload_report (bags) and the scenario harness, so they all count the same.
 """
@@ -36,8 +37,11 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 
 
 def t95(dof: int) -> float:
-    """Two-sided 95% quantile of Student's t (beyond 30 degrees of freedom, 1.96 + 2.5 /
-    dof: within 0.1% of the exact value)."""
+    """
+    Two-sided 95% quantile of Student's t.
+
+    (beyond 30 degrees of freedom, 1.96 + 2.5 / dof: within 0.1% of the exact value).
+    """
     if dof < 1:
         raise ValueError(f'dof must be >= 1, got {dof!r}')
     return _T95[dof - 1] if dof <= len(_T95) else 1.96 + 2.5 / dof
@@ -60,8 +64,11 @@ def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
 
 
 def batch_half_width(values: List[float], batches: int = 10) -> float:
-    """95% half-width of the mean from batch means (consecutive latencies are correlated);
-    5 batches where there are too few values for 10 (a 25 s cell at 1 Hz: ~20 frames)."""
+    """
+    95% half-width of the mean from batch means (consecutive latencies are correlated).
+
+    5 batches where there are too few values for 10 (a 25 s cell at 1 Hz: ~20 frames).
+    """
     if len(values) < 2 * batches:
         if batches > 5 and len(values) >= 10:
             return batch_half_width(values, 5)
@@ -71,13 +78,16 @@ def batch_half_width(values: List[float], batches: int = 10) -> float:
 
 
 def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[dict]:
-    """The model's error on `target`, with its 95% half-width, from `done` (a period's
-    answered frame records, in order) cut into batches of consecutive frames: each batch is
-    predicted from its own frames' mean estimates and held against its own observed mean.
-    The machine's speed drifts over minutes; the observed mean's half-width holds that drift,
-    while the online estimates follow it, so the error's half-width (paired by batch) says
-    how close the model is with fewer frames (half or less of the observed mean's in the
-    long fidelity cells). None with fewer than two frames a batch."""
+    """
+    Return the model's error on `target`, with its 95% half-width.
+
+    From `done` (a period's answered frame records, in order) cut into batches of consecutive
+    frames: each batch is predicted from its own frames' mean estimates and held against its own
+    observed mean. The machine's speed drifts over minutes; the observed mean's half-width holds
+    that drift, while the online estimates follow it, so the error's half-width (paired by batch)
+    says how close the model is with fewer frames (half or less of the observed mean's in the long
+    fidelity cells). None with fewer than two frames a batch.
+    """
     done = [r for r in done if r.get('estimates')]
     if len(done) < 2 * batches:
         return None
@@ -96,13 +106,16 @@ def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[d
 
 
 def paired_text(paired: Optional[dict]) -> str:
-    """A paired_error as '+x.x% +-y.y' ('-' where there is none)."""
+    """Return a paired_error as '+x.x% +-y.y' ('-' where there is none)."""
     return f"{paired['error_pct']:+.1f}% +-{paired['half_width_pct']:.1f}" if paired else '-'
 
 
 def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
-    """Changes of the planned target between consecutive frames (by sequence number), timed
-    when the decision changed (decided_t_s), else when the first such frame finished."""
+    """
+    Return changes of the planned target between consecutive frames (by sequence number).
+
+    Timed when the decision changed (decided_t_s), else when the first such frame finished.
+    """
     out, previous = [], None
     for r in sorted(records, key=lambda r: r['seq']):
         planned = r.get('planned_target', r['target'])
@@ -116,7 +129,8 @@ def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
 
 def summarise(records: Sequence[dict], frames_received: int, deadline_s: float,
               t0_s: Optional[float] = None, phases: Sequence[dict] = ()) -> dict:
-    """The demo summary: outcomes, latency observed vs predicted per target, misses, switches.
+    """
+    Return the demo summary: outcomes, latency observed vs predicted per target, misses, switches.
 
     frames_received: frames that reached the decision node (its own count).
     """
@@ -182,8 +196,11 @@ def table(summary: dict) -> str:
 
 def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
                   deadline_s: float, phases: Sequence[dict] = (), title: str = '') -> None:
-    """Observed latency per frame coloured by target, predicted latency of every option,
-    switches marked (after Ng et al. Figs. 6 and 7)."""
+    """
+    Observed latency per frame coloured by target, predicted latency of every option.
+
+    Switches marked (after Ng et al. Figs. 6 and 7).
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

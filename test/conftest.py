@@ -37,7 +37,7 @@ os.environ['ROS_DOMAIN_ID'] = str(20 + (os.getppid() % 8) * 8 + _worker_index())
 
 @pytest.fixture
 def ros_context():
-    """A private rclpy context, shut down after the test."""
+    """Return a private rclpy context, shut down after the test."""
     import rclpy
     from rclpy.context import Context
     context = Context()
@@ -58,7 +58,7 @@ def media_dir() -> pathlib.Path:
 
 @pytest.fixture(scope='session')
 def street(media_dir):
-    """The first frame of the real footage (768x576 BGR), read once."""
+    """Return the first frame of the real footage (768x576 BGR), read once."""
     import cv2
     capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
     ok, frame = capture.read()
@@ -68,7 +68,7 @@ def street(media_dir):
 
 @pytest.fixture(scope='module')
 def frames(media_dir):
-    """The first 12 frames of the real footage at 640x480."""
+    """Return the first 12 frames of the real footage at 640x480."""
     import cv2
     capture = cv2.VideoCapture(str(media_dir / 'vtest.avi'))
     out = []

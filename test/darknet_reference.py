@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A plain numpy implementation of the Darknet forward pass, as the test oracle for the export.
+"""
+A plain numpy implementation of the Darknet forward pass, as the test oracle for the export.
 
 Written from Darknet's semantics (unfolded batch norm with sqrt(var)+1e-6, leaky 0.1,
 bottom/right-padded maxpool), independent of the ONNX graph builder.

@@ -22,8 +22,12 @@ from rclpy.executors import SingleThreadedExecutor
 
 @contextlib.contextmanager
 def spinning(context, *nodes):
-    """Spin nodes in a background SingleThreadedExecutor; shut down and join on exit (an
-    executor still spinning at interpreter exit aborts it with code 134)."""
+    """
+    Spin nodes in a background SingleThreadedExecutor.
+
+    Shut down and join on exit (an executor still spinning at interpreter exit aborts it with code
+    134).
+    """
     executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)

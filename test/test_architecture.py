@@ -43,7 +43,7 @@ def test_core_has_no_clock_calls():
 
 
 def test_flake8_clean():
-    """ament's lint style: flake8 with 99 columns (setup.cfg)."""
+    """Check ament's lint style: flake8 with 99 columns (setup.cfg)."""
     import subprocess
     import sys
     out = subprocess.run([sys.executable, '-m', 'flake8', 'offload_ros', 'test', 'bench',

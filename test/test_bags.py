@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""rosbag2 tools: bags made from real footage at test time, read back, replayed through the
-node graph, recorded and reported."""
+"""
+rosbag2 tools: bags made from real footage at test time, read back.
+
+Replayed through the node graph, recorded and reported.
+"""
 import json
 import subprocess
 import threading
@@ -101,8 +104,12 @@ def test_bag_from_video_writes_jpeg_by_default_and_says_the_size(tmp_path, video
 
 
 def robot_style_bag(path, video):
-    """A bag laid out like `ros2 bag record -a` on a robot: raw and compressed camera topics
-    plus topics this package does not use (one of a type not installed here)."""
+    """
+    Return a bag laid out like `ros2 bag record -a` on a robot.
+
+    Raw and compressed camera topics plus topics this package does not use (one of a type not
+    installed here).
+    """
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
     from offload_ros.nodes import conversions
@@ -240,8 +247,12 @@ def test_replay_through_the_node_graph_is_complete_and_deterministic(tmp_path, v
 
 
 def test_replay_on_sim_time_measures_latency_in_bag_time(tmp_path, video, ros_context):
-    """bag_replay --clock and a node with use_sim_time: the recorded stamps (years old) are
-    kept, and each frame's latency is measured in bag time: small, not the bag's age."""
+    """
+    bag_replay --clock and a node with use_sim_time.
+
+    The recorded stamps (years old) are kept, and each frame's latency is measured in bag time:
+    small, not the bag's age.
+    """
     from rclpy.parameter import Parameter
     from offload_ros.nodes.offload_node import OffloadNode
     from rosutil import spinning, wait_until
@@ -273,8 +284,11 @@ def test_replay_on_sim_time_measures_latency_in_bag_time(tmp_path, video, ros_co
 
 
 def test_record_keeps_the_publishers_offered_qos(tmp_path, ros_context):
-    """The bag's metadata holds what each publisher offered (as `ros2 bag record` writes
-    it), not the recorder's own subscription QoS."""
+    """
+    The bag's metadata holds what each publisher offered (as `ros2 bag record` writes it).
+
+    Not the recorder's own subscription QoS.
+    """
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosbags.interfaces import QosDurability, QosReliability
     talker = rclpy.create_node('talker', context=ros_context)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every source file carries the copyright and Apache-2.0 notice ament_copyright expects.
+"""
+Every source file carries the copyright and Apache-2.0 notice ament_copyright expects.
 
 ament_copyright's own checker has no wheel in the registries this project installs from;
 this test checks the same header (its 'apache2' template) on every Python and shell file

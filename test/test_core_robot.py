@@ -159,8 +159,12 @@ def test_planner_periodic_arrivals_do_not_queue():
 
 
 def test_planner_leaves_the_robot_once_its_queue_outruns_the_rate_estimate():
-    """After a rate step the estimate lags (20 frames); the frames already waiting for the
-    robot's detector bound the wait from below, and the decision moves at the next epoch."""
+    """
+    After a rate step the estimate lags (20 frames).
+
+    The frames already waiting for the robot's detector bound the wait from below, and the decision
+    moves at the next epoch.
+    """
     planner = make_planner(arrival_model='poisson')   # 10 Hz estimate; robot 50 ms: rho 0.5
     planner.load_report('edge1', rtt_s=0.002, total_rate_hz=0.0, service_mean_s=0.06,
                         service_var_s2=1e-6, parallelism=1, own_rate_hz=0.0)
@@ -183,8 +187,12 @@ def test_planner_leaves_the_robot_once_its_queue_outruns_the_rate_estimate():
 
 
 def test_planner_snapshot_replans_to_the_same_predictions():
-    """A record's `estimates` are a complete plan: offload_plan reproduces the decision's
-    predictions from them (up to the common ingress and the transient backlog term)."""
+    """
+    A record's `estimates` are a complete plan.
+
+    Offload_plan reproduces the decision's predictions from them (up to the common ingress and the
+    transient backlog term).
+    """
     planner = make_planner(arrival_model='poisson')
     planner.load_report('edge1', rtt_s=0.002, total_rate_hz=4.0, service_mean_s=0.02,
                         service_var_s2=1e-5, parallelism=1, own_rate_hz=0.0)
@@ -278,9 +286,13 @@ def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handlin
 
 
 def test_mean_estimates_average_time_per_bit_and_sit_below_the_mean_prediction():
-    """Two moments of a link at 16 and 4 Mbit/s: the average link moves a bit in the mean
-    time per bit (6.4 Mbit/s, not 10), and the prediction at the averaged estimates lies
-    below the average of the two predictions (the uplink wait is convex in the load)."""
+    """
+    Two moments of a link at 16 and 4 Mbit/s.
+
+    The average link moves a bit in the mean time per bit (6.4 Mbit/s, not 10), and the prediction
+    at the averaged estimates lies below the average of the two predictions (the uplink wait is
+    convex in the load).
+    """
     snaps = []
     for bandwidth in (16e6, 4e6):
         planner = loaded_planner()
@@ -321,8 +333,11 @@ def test_planner_payload_change_replaces_the_request_size_estimate():
 
 
 def test_planner_request_sizes_leave_out_requests_sent_before_a_payload_change():
-    """A raw frame in flight when JPEG is set is answered after the change: its 230 kB
-    must not enter the JPEG sizes (their SCV, and the FIFO uplink's wait)."""
+    """
+    A raw frame in flight when JPEG is set is answered after the change.
+
+    Its 230 kB must not enter the JPEG sizes (their SCV, and the FIFO uplink's wait).
+    """
     planner = make_planner()
     raw = planner.request_started('edge1', 1.0)
     planner.payload_changed()                     # raw -> JPEG by parameter
@@ -338,9 +353,13 @@ def test_planner_request_sizes_leave_out_requests_sent_before_a_payload_change()
 
 
 def test_planner_requests_in_flight_hold_the_bandwidth_estimate_until_they_end():
-    """Two uploads share a 4 Mbit/s link: while the second is in flight the busy period of the
-    first is incomplete and the estimate holds; once both are in, it is the link's rate. A
-    failed request is let go of, so it cannot freeze the estimate."""
+    """
+    Two uploads share a 4 Mbit/s link.
+
+    While the second is in flight the busy period of the first is incomplete and the estimate
+    holds; once both are in, it is the link's rate. A failed request is let go of, so it cannot
+    freeze the estimate.
+    """
     planner = make_planner()
     planner.load_report('edge1', rtt_s=0.0, total_rate_hz=0.0, service_mean_s=0.01,
                         service_var_s2=0.0, parallelism=1, own_rate_hz=0.0)

@@ -117,8 +117,11 @@ def test_nms_suppresses_overlaps_per_class():
 
 
 def _synthetic_ultralytics(tmp_path, layout):
-    """A synthetic graph with the Ultralytics output layout (no real weights exist offline):
-    it emits a fixed tensor, which checks our decoding of the layout, nothing more."""
+    """
+    Return a synthetic graph with the Ultralytics output layout (no real weights exist offline).
+
+    It emits a fixed tensor, which checks our decoding of the layout, nothing more.
+    """
     n, classes = 8400, 80
     if layout == 'yolov8':
         out = np.zeros((1, 4 + classes, n), np.float32)

@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The whole robot graph as separate processes, started exactly as robot.launch.xml declares,
-with a real gpu_worker and real pedestrian footage."""
+"""
+The whole robot graph as separate processes, started exactly as robot.launch.xml declares.
+
+With a real gpu_worker and real pedestrian footage.
+"""
 import signal
 import time
 
@@ -132,9 +135,12 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('camera', ['compressed', 'raw'])
 def test_graph_finds_what_the_camera_publishes(start_worker, media_dir, tmp_path, camera):
-    """A camera publishing only one kind of image, and no node configured for it
-    (image_transport auto everywhere): detections come, and the deadline monitor watches
-    the topic the camera uses."""
+    """
+    A camera publishing only one kind of image.
+
+    And no node configured for it (image_transport auto everywhere): detections come, and the
+    deadline monitor watches the topic the camera uses.
+    """
     import yaml
     worker = start_worker('--threads', '1')
     params = yaml.safe_load((ROOT / 'config/robot.yaml').read_text())

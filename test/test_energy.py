@@ -65,8 +65,12 @@ def test_weights_must_be_non_negative_and_sum_to_one(weights):
 
 
 def test_energy_mode_stays_on_a_slower_worker_within_the_deadline():
-    """Case 1 at 2 Mbit/s: the worker is slower than the robot but meets the 0.5 s deadline
-    and costs the robot less: the latency mode goes local, the energy mode stays remote."""
+    """
+    Case 1 at 2 Mbit/s: the energy mode stays remote where the latency mode goes local.
+
+    Case 1 at 2 Mbit/s: the worker is slower than the robot but meets the 0.5 s deadline and
+    costs the robot less: the latency mode goes local, the energy mode stays remote.
+    """
     def planner(mode):
         p = Planner(PlannerConfig(policy=PolicyConfig(mode, 0.1, 0.5),
                                   bandwidth_override_bps=2e6,

@@ -47,8 +47,11 @@ def test_arrival_rate_decays_when_stream_stops():
 
 
 def test_slow_streams_are_measured_over_enough_frames():
-    """1 Hz Poisson: a 5 s window holds ~5 frames and its estimate spreads +-45%; keeping
-    the latest 20 frames brings the spread to about 1/sqrt(20) = 22%."""
+    """
+    1 Hz Poisson: a 5 s window holds ~5 frames and its estimate spreads +-45%.
+
+    Keeping the latest 20 frames brings the spread to about 1/sqrt(20) = 22%.
+    """
     rng = np.random.default_rng(4)
     times = np.cumsum(rng.exponential(1.0, 3000))
     spread = {}
@@ -93,8 +96,12 @@ def test_arrival_rate_is_unbiased_for_poisson_and_exact_for_a_periodic_camera():
 
 
 def test_a_drop_in_rate_is_not_held_back_by_the_frames_kept():
-    """8 -> 1 Hz: the 20 frames kept for slow streams are mostly 8 Hz ones for 15 s after
-    the step unless the drop is detected (10 s after it: 1.68 Hz, median of 100 seeds)."""
+    """
+    A rate drop from 8 to 1 Hz is detected.
+
+    8 -> 1 Hz: the 20 frames kept for slow streams are mostly 8 Hz ones for 15 s after the step
+    unless the drop is detected (10 s after it: 1.68 Hz, median of 100 seeds).
+    """
     def after_step(drop_alpha, seed, seconds=10.0):
         rng = np.random.default_rng(seed)
         est = estimators.ArrivalRateEstimator(window_s=5.0, min_events=20,
@@ -128,8 +135,12 @@ def test_bandwidth_ignores_idle_gaps():
 
 
 def test_bandwidth_does_not_count_uploads_queued_behind_each_other_twice():
-    """On a saturated link our uploads queue: the second of two overlapping 50 kB uploads at
-    3.5 Mbit/s takes 179 ms end to end but had the link to itself for only 114 ms."""
+    """
+    On a saturated link our uploads queue.
+
+    The second of two overlapping 50 kB uploads at 3.5 Mbit/s takes 179 ms end to end but had the
+    link to itself for only 114 ms.
+    """
     est = estimators.BandwidthEstimator(window_s=5.0)
     tx = 50_000 * 8 / 3.5e6
     est.add_transfer(tx, 50_000, tx, start_s=0.0)
@@ -176,8 +187,11 @@ def test_service_time_window_and_ewma():
 
 
 def test_service_window_lets_old_samples_go_by_age_down_to_a_few():
-    """The robot's detector at 8 Hz (76 ms, a busier CPU), then 20 min elsewhere, then
-    local frames at 1 Hz (67 ms): the 1 Hz frames describe it after 10 of them."""
+    """
+    The robot's detector at 8 Hz (76 ms, a busier CPU), then 20 min elsewhere.
+
+    Then local frames at 1 Hz (67 ms): the 1 Hz frames describe it after 10 of them.
+    """
     aged = estimators.ServiceTimeEstimator(window=100, max_age_s=30.0, min_samples=10)
     counted = estimators.ServiceTimeEstimator(window=100)
     for i in range(200):
@@ -292,9 +306,13 @@ def processor_sharing(arrivals_s, bits, capacity_bps):
 
 
 def test_bandwidth_of_a_link_shared_by_concurrent_uploads():
-    """230 kB uploads (raw frames) at 8 Hz Poisson on a 20 Mbit/s link that concurrent
-    flows share fairly (utilisation ~0.74): the estimate over busy periods is the link's rate
-    (within 3%), where one transfer's bits over its own time read it ~20% off."""
+    """
+    Bandwidth estimated over busy periods reads the link's rate.
+
+    230 kB uploads (raw frames) at 8 Hz Poisson on a 20 Mbit/s link that concurrent flows share
+    fairly (utilisation ~0.74): the estimate over busy periods is the link's rate (within 3%),
+    where one transfer's bits over its own time read it ~20% off.
+    """
     rng = np.random.default_rng(7)
     arrivals = np.cumsum(rng.exponential(1 / 8.0, 400))
     bits = 230_400 * 8

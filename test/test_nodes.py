@@ -121,8 +121,12 @@ def test_malformed_images_are_counted_not_fatal(ros_context, frames):
 
 
 def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker, frames):
-    """The camera's JPEG goes to the worker undecoded; one whose header parses but whose data
-    does not decode is dropped as malformed without blaming the worker."""
+    """
+    The camera's JPEG goes to the worker undecoded.
+
+    One whose header parses but whose data does not decode is dropped as malformed without blaming
+    the worker.
+    """
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], force_target='edge1',
                         image_transport='compressed', payload='jpeg')
@@ -159,7 +163,7 @@ def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker,
 
 def test_a_jpeg_that_does_not_decode_for_a_raw_offload_is_dropped_not_lost(
         ros_context, start_worker, frames):
-    """payload raw decodes on the robot: the frame is dropped as malformed (one outcome)."""
+    """With payload raw the robot decodes: the frame is dropped as malformed (one outcome)."""
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], force_target='edge1',
                         image_transport='compressed', payload='raw')
@@ -228,8 +232,12 @@ def test_tracker_and_controller_nodes(ros_context):
 
 
 def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker, frames):
-    """Forced onto a worker that stops answering, each frame is raced locally: exactly one
-    outcome per frame, the robot's answer kept, the worker told to drop the queued request."""
+    """
+    Forced onto a worker that stops answering, each frame is raced locally.
+
+    Exactly one outcome per frame, the robot's answer kept, the worker told to drop the queued
+    request.
+    """
     import signal
     import time
     worker = start_worker('--threads', '1')
@@ -276,9 +284,13 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
 
 def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
         ros_context, start_worker, frames, monkeypatch):
-    """Where the robot could not take a frame over, its request waits up to the deadline
-    (core.deadline.request_timeout_s); a worker that answers nothing meanwhile is still
-    failed after request_timeout_s (the /load poll's check), not at the deadline."""
+    """
+    Where the robot could not take a frame over.
+
+    Its request waits up to the deadline (core.deadline.request_timeout_s); a worker that answers
+    nothing meanwhile is still failed after request_timeout_s (the /load poll's check), not at the
+    deadline.
+    """
     import signal
     import time
     worker = start_worker('--threads', '1')
@@ -313,9 +325,12 @@ def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
 
 def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
                                                                     start_worker, frames):
-    """Forced onto split@7: every frame's head runs on the robot (its time recorded), the
-    tail on the worker, detections as from the whole model; the planner predicts the split
-    target from the worker's tail profile."""
+    """
+    Forced onto split@7: every frame's head runs on the robot (its time recorded).
+
+    The tail on the worker, detections as from the whole model; the planner predicts the split
+    target from the worker's tail profile.
+    """
     worker = start_worker('--threads', '1', '--split-layers', '7')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         split_layers='7', force_target='edge1/split@7')
@@ -355,8 +370,12 @@ def test_split_parameters_are_checked(ros_context):
 
 
 def test_camera_rate_is_settable_live(ros_context, media_dir, tmp_path):
-    """rate_hz changes the publish rate from the next frame; a rate the source cannot give
-    (0 on an image folder, which has no frame rate) is refused with the reason."""
+    """
+    rate_hz changes the publish rate from the next frame.
+
+    A rate the source cannot give (0 on an image folder, which has no frame rate) is refused with
+    the reason.
+    """
     import time
     from offload_ros.nodes.camera_node import CameraNode
     cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
@@ -388,9 +407,12 @@ def test_camera_rate_is_settable_live(ros_context, media_dir, tmp_path):
 
 
 def test_camera_starved_of_cpu_does_not_burst_afterwards(ros_context, media_dir, tmp_path):
-    """A camera thread that falls behind (here: one read stalls 1.5 s, as a core saturated
-    by inference starves it) restarts its schedule instead of publishing the frames it
-    missed back to back."""
+    """
+    A camera thread that falls behind.
+
+    (here: one read stalls 1.5 s, as a core saturated by inference starves it) restarts its
+    schedule instead of publishing the frames it missed back to back.
+    """
     import time
     from offload_ros.nodes.camera_node import CameraNode
     cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
@@ -426,9 +448,12 @@ def test_camera_starved_of_cpu_does_not_burst_afterwards(ros_context, media_dir,
 @pytest.mark.parametrize('stamp_at', ['read', 'publish'])
 def test_camera_stamps_at_read_or_at_publish(ros_context, media_dir, tmp_path, monkeypatch,
                                              stamp_at):
-    """stamp_at 'read' keeps the JPEG encoding time in a frame's age (a driver stamps at
-    exposure); 'publish' stamps after encoding, so the graph can be timed from the publish
-    on. Both topics of one frame carry the same stamp either way."""
+    """
+    stamp_at 'read' keeps the JPEG encoding time in a frame's age.
+
+    (a driver stamps at exposure); 'publish' stamps after encoding, so the graph can be timed from
+    the publish on. Both topics of one frame carry the same stamp either way.
+    """
     import time
     from offload_ros.nodes import camera_node
     cv2.imwrite(str(tmp_path / 'a.jpg'), cv2.imread(str(media_dir / 'person.jpg')))
@@ -468,9 +493,12 @@ def test_camera_stamps_at_read_or_at_publish(ros_context, media_dir, tmp_path, m
 
 @pytest.mark.parametrize('force_target', ['edge1', 'local'])
 def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, force_target):
-    """Frames at ~1.5 Hz leave the link idle for longer than an epoch between them: a probe
-    there would share the uplink with the next frame uncounted. Probes go only to a worker
-    the decision sends no frames to."""
+    """
+    Frames at ~1.5 Hz leave the link idle for longer than an epoch between them.
+
+    A probe there would share the uplink with the next frame uncounted. Probes go only to a worker
+    the decision sends no frames to.
+    """
     import time
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
@@ -502,10 +530,13 @@ def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, for
 
 def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
         ros_context, start_worker, frames):
-    """The node's side of Planner.local_profile_due (whose logic test_core_robot checks):
-    when due, the latest frame runs through the robot's detector, its time joins the robot's
-    estimate, and no frame gains or loses an outcome. Due is forced here (a forced target
-    never re-times by itself)."""
+    """
+    The node's side of Planner.local_profile_due (whose logic test_core_robot checks).
+
+    When due, the latest frame runs through the robot's detector, its time joins the robot's
+    estimate, and no frame gains or loses an outcome. Due is forced here (a forced target never re-
+    times by itself).
+    """
     import time
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
@@ -535,9 +566,13 @@ def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
 
 
 def test_managed_offload_node_follows_its_lifecycle(ros_context, frames):
-    """Unconfigured: nothing loaded, no camera subscription. Configure: the model is loaded
-    and profiled. Activate: frames are taken and end in one outcome each. Deactivate: no new
-    frame is taken and those received have ended. Cleanup: pools and timers released."""
+    """
+    Unconfigured: nothing loaded, no camera subscription.
+
+    Configure: the model is loaded and profiled. Activate: frames are taken and end in one outcome
+    each. Deactivate: no new frame is taken and those received have ended. Cleanup: pools and
+    timers released.
+    """
     from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn
     from offload_ros.nodes.offload_node import ManagedOffloadNode

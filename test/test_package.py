@@ -12,9 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Package metadata and launch files, proved without ros2 launch: colcon builds it, every
-launch entry names a real executable, every params file loads for its node with rclpy's own
-parser, and every remap names a topic the nodes use."""
+"""
+Package metadata and launch files, proved without ros2 launch.
+
+Colcon builds it, every launch entry names a real executable, every params file loads for its node
+with rclpy's own parser, and every remap names a topic the nodes use.
+"""
 import importlib
 import os
 import pathlib
@@ -81,15 +84,19 @@ def test_launch_nodes_are_real_entry_points(launch_file):
 
 
 def declared_parameters(executable):
-    """The node's own parameters, and those every rclpy node declares."""
+    """Return the node's own parameters, and those every rclpy node declares."""
     module = importlib.import_module(NODE_SPECS[executable])
     return {spec.name for spec in module.SPECS} | {'use_sim_time'}
 
 
 @pytest.mark.parametrize('namespace', ['', 'robot1'])
 def test_params_files_load_for_each_node(namespace):
-    """Loaded through rcl's parser, as the nodes load them (rclpy's pure-Python
-    parameter_dict_from_yaml_file knows only the bare '/**' wildcard, not '/**/camera')."""
+    """
+    Loaded through rcl's parser.
+
+    As the nodes load them (rclpy's pure-Python parameter_dict_from_yaml_file knows only the bare
+    '/**' wildcard, not '/**/camera').
+    """
     for node in launch.plan(ROOT / 'launch/robot.launch.xml', {'namespace': namespace}):
         assert node.params_files, node.name
         for path in node.params_files:
@@ -143,10 +150,13 @@ def test_launch_rejects_unknown_arguments():
 
 
 def test_the_readme_robot_commands_in_a_clean_workspace(tmp_path):
-    """The README's colcon line, as written, in a new workspace: the package builds, the
-    workspace's setup.bash makes it the installed one, and its executables and launch files
-    are found there (ros2 launch itself has no wheels: the launch files' contents are
-    checked by the other tests here)."""
+    """
+    The README's colcon line, as written, in a new workspace.
+
+    The package builds, the workspace's setup.bash makes it the installed one, and its executables
+    and launch files are found there (ros2 launch itself has no wheels: the launch files' contents
+    are checked by the other tests here).
+    """
     readme = (ROOT / 'README.md').read_text()
     section = readme.split('## On a robot', 1)[1].split('```bash', 1)[1].split('```', 1)[0]
     build = next(line for line in section.splitlines() if line.startswith('colcon build'))

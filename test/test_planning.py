@@ -139,11 +139,15 @@ def test_split_reports_overload():
 @example(device_s=0.05, workers=[(2e6, 5000.0, 0.015625, 0.0, 0.0625, 7.0)], rate=10.0)
 def test_split_agrees_with_nested_bisection_at_a_fraction_of_the_evaluations(
         device_s, workers, rate):
-    """The sampled-curve solver with its polish finds the reference's split on the planner's
-    own models (robot M/D/1, links and workers), with fewer latency evaluations: ~40x on
-    typical fleets, and 4x on the worst that hypothesis found (one slow link and a busy
-    worker: 174 against 704), so each example is held to 2x; the time per evaluation is
-    `make bench-policy`'s."""
+    """
+    The sampled-curve solver finds the reference's split with fewer evaluations.
+
+    The sampled-curve solver with its polish finds the reference's split on the planner's own
+    models (robot M/D/1, links and workers), with fewer latency evaluations: ~40x on typical
+    fleets, and 4x on the worst that hypothesis found (one slow link and a busy worker: 174
+    against 704), so each example is held to 2x; the time per evaluation is `make
+    bench-policy`'s.
+    """
     calls = {'fast': 0, 'exact': 0}
 
     def counted(kind, f):

@@ -95,8 +95,11 @@ def test_infinite_at_or_above_capacity(mu, excess):
 
 def simulate_fifo_wait(rng, arrival_rate_hz, service_sampler, customers=200_000,
                        warmup=20_000):
-    """Lindley recursion W_{n+1} = max(0, W_n + S_n - A_{n+1}); returns the mean wait and a
-    95% half-width from 20 batch means."""
+    """
+    Lindley recursion W_{n+1} = max(0, W_n + S_n - A_{n+1}).
+
+    Returns the mean wait and a 95% half-width from 20 batch means.
+    """
     inter = rng.exponential(1.0 / arrival_rate_hz, customers)
     service = service_sampler(customers)
     waits = np.empty(customers)

@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Confidence intervals of the reports: Student's t, batch means, the model's error paired by
-batch against a drifting machine."""
+"""
+Confidence intervals of the reports.
+
+Student's t, batch means, the model's error paired by batch against a drifting machine.
+"""
 import math
 
 import numpy as np
@@ -53,9 +56,12 @@ def local_estimates(service_s):
 
 
 def test_paired_error_follows_a_drifting_robot():
-    """The robot slows from 50 to 80 ms over the period and its online estimate follows;
-    the model is 3% short of every frame. The observed mean's batch half-width holds the
-    drift (~10%); the paired error recovers the 3% to within a fraction of a percent."""
+    """
+    The robot slows from 50 to 80 ms over the period and its online estimate follows.
+
+    The model is 3% short of every frame. The observed mean's batch half-width holds the drift
+    (~10%); the paired error recovers the 3% to within a fraction of a percent.
+    """
     rng = np.random.default_rng(7)
     records = []
     for service_s in np.linspace(0.050, 0.080, 400):

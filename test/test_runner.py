@@ -32,9 +32,12 @@ class ClosingNode(Node):
 
 
 class ShutdownBeforeWait(SingleThreadedExecutor):
-    """Makes the signal race certain: the context is shut down (as rclpy's signal thread does
-    on SIGINT) after spin's ok() check and before the wait set is built, so the real rcl call
-    fails with 'context is not valid'."""
+    """
+    Makes the signal race certain.
+
+    The context is shut down (as rclpy's signal thread does on SIGINT) after spin's ok() check and
+    before the wait set is built, so the real rcl call fails with 'context is not valid'.
+    """
 
     def spin(self):
         assert self.context.ok()
@@ -68,8 +71,11 @@ def test_rcl_error_while_the_context_is_valid_propagates():
      'workers'),
     (['x', '--ros-args', '-p', 'workers:=[edge1=http://'], 'parse')])
 def test_bad_start_up_parameters_are_one_line_naming_the_node(argv, needle, capsys):
-    """An out-of-range or invalid value given at start-up: exit 2 and one line with the
-    node's name (its remapped one where given), no traceback."""
+    """
+    An out-of-range or invalid value given at start-up.
+
+    Exit 2 and one line with the node's name (its remapped one where given), no traceback.
+    """
     from offload_ros.nodes.offload_node import OffloadNode
     assert runner.run(OffloadNode, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

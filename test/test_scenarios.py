@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Network-emulated scenarios on a real network stack (netns + veth + tbf), run as tests.
+"""
+Network-emulated scenarios on a real network stack (netns + veth + tbf), run as tests.
 
 They need root (ip netns, tc) and are skipped with the reason otherwise. They run serially in
 their own pytest pass (make test), because each pins the robot and the worker to separate
@@ -106,8 +107,11 @@ def test_crossover_check_compares_each_phase_with_the_predicted_side():
 
 @pytest.mark.scenario
 def test_lowering_the_rate_under_a_busy_upload_keeps_the_link_flowing(capable):
-    """tbf with a smaller bucket must not hold a queued packet larger than it (GSO packets:
-    the link wedged for good after a 20 -> 10 Mbit/s step in the fidelity matrix)."""
+    """
+    A tbf with a smaller bucket must not hold a queued packet larger than it.
+
+    (GSO packets: the link wedged for good after a 20 -> 10 Mbit/s step in the fidelity matrix).
+    """
     import subprocess
     import sys
     import time
@@ -147,8 +151,12 @@ def test_lowering_the_rate_under_a_busy_upload_keeps_the_link_flowing(capable):
 
 
 def test_comparison_records_the_target_each_change_finds():
-    """A policy already on the new side when a change comes needs no switch; the comparison
-    says which target each change found (the last switch before it, or the first frame's)."""
+    """
+    A policy already on the new side when a change comes needs no switch.
+
+    The comparison says which target each change found (the last switch before it, or the first
+    frame's).
+    """
     from offload_ros.scenarios import compare
     phases = [{'name': 'start', 'start_s': 0.0, 'end_s': 10.0},
               {'name': 'rate_hz=2.0', 'start_s': 10.0, 'end_s': 20.0},
@@ -177,9 +185,12 @@ def test_comparison_records_the_target_each_change_finds():
 
 
 def test_repeats_pool_frames_and_take_the_gap_half_width_from_their_spread():
-    """Interleaved repeats: phase statistics over the frames of every repeat, the oracle's
-    target from them, each repeat's gap against its own oracle run, a Student-t half-width
-    from those gaps, and switch times judged run by run."""
+    """
+    Interleaved repeats: phase statistics over the frames of every repeat.
+
+    The oracle's target from them, each repeat's gap against its own oracle run, a Student-t half-
+    width from those gaps, and switch times judged run by run.
+    """
     import math
     from offload_ros.scenarios import compare
     phases = [{'name': 'start', 'start_s': 0.0, 'end_s': 10.0},

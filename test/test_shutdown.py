@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Ctrl-C as a shell sends it: SIGINT (or SIGTERM) to the whole process group of the launcher
-and every node, once or twice. Every process ends with exit 0 and no traceback."""
+"""
+Ctrl-C as a shell sends it.
+
+SIGINT (or SIGTERM) to the whole process group of the launcher and every node, once or twice. Every
+process ends with exit 0 and no traceback.
+"""
 import os
 import signal
 import subprocess

@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Split (collaborative) inference: the cut detector, the worker's tails, the planner's
-split targets and the node running a frame's head here and its tail on a real worker."""
+"""
+Split (collaborative) inference.
+
+The cut detector, the worker's tails, the planner's split targets and the node running a frame's
+head here and its tail on a real worker.
+"""
 import math
 
 import numpy as np
@@ -173,8 +177,12 @@ def test_planner_adds_a_tandem_prediction_per_served_tail():
 
 
 def test_split_wins_where_the_payload_is_large_and_the_link_slow():
-    """Raw 640x480 frames (921 kB) on 10 Mbit/s: the 87 kB split@7 beats sending the frame
-    and a slow robot; JPEG-sized payloads (40 kB) beat the split."""
+    """
+    Raw 640x480 frames (921 kB) on 10 Mbit/s.
+
+    The 87 kB split@7 beats sending the frame and a slow robot; JPEG-sized payloads (40 kB) beat
+    the split.
+    """
     def best(request_bytes):
         planner = Planner(PlannerConfig(PolicyConfig(), bandwidth_override_bps=10e6,
                                         link_model='exponential'), ['edge1'], 0.400)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Serial uploads: one upload at a time on a worker's link, in arrival order.
+"""
+Serial uploads: one upload at a time on a worker's link, in arrival order.
 
 Real sockets and the real client (requests/urllib3) against a server that reads each
 connection at a limited rate, as a slow link would drain it.
@@ -28,8 +29,11 @@ from offload_ros.worker.client import FifoLock, WorkerClient, WorkerRequestError
 
 
 class SlowReader:
-    """Accepts connections, notes when each one's first bytes (the request line) arrive,
-    drains the body at `rate_Bps` and answers 400 (the test needs the timing only)."""
+    """
+    Accepts connections, notes when each one's first bytes (the request line) arrive.
+
+    Drains the body at `rate_Bps` and answers 400 (the test needs the timing only).
+    """
 
     def __init__(self, rate_Bps: float):
         self.rate_Bps = rate_Bps
@@ -75,8 +79,11 @@ class SlowReader:
 
 
 def second_upload_starts_after_s(serial: bool) -> float:
-    """Two raw 921 kB frames sent at once over a 2 MB/s reader: when the second's request
-    reaches the server, after the first's."""
+    """
+    Two raw 921 kB frames sent at once over a 2 MB/s reader.
+
+    When the second's request reaches the server, after the first's.
+    """
     server = SlowReader(rate_Bps=2e6)
     client = WorkerClient(server.url, payload='raw', serial_uploads=serial, pool_size=4)
     frame = np.zeros((480, 640, 3), np.uint8)
@@ -96,9 +103,12 @@ def second_upload_starts_after_s(serial: bool) -> float:
 
 
 def test_serial_uploads_send_one_body_at_a_time():
-    """A body takes 0.46 s at 2 MB/s: the second waits for the first to be handed to the
-    kernel (all but the socket's 16 kB low-water mark and the receiver's window unsent)
-    instead of sharing the link from the start."""
+    """
+    A body takes 0.46 s at 2 MB/s.
+
+    The second waits for the first to be handed to the kernel (all but the socket's 16 kB low-water
+    mark and the receiver's window unsent) instead of sharing the link from the start.
+    """
     assert second_upload_starts_after_s(serial=True) > 0.3
     assert second_upload_starts_after_s(serial=False) < 0.1
 

@@ -120,10 +120,14 @@ def test_triton_stats_fallback_derives_rate_and_mean():
 
 
 def test_mg1_prediction_matches_measured_wait(start_worker, media_dir):
-    """Poisson load at utilisation ~0.5: the worker is the one FIFO server the M/G/1 assumes
-    (each request waits for exactly the work sent before it: Lindley's recursion on the send
-    times, within 2 ms a request), and its mean queue wait agrees with Pollaczek-Khinchine
-    from its own service mean and variance within the measurement's own sampling error."""
+    """
+    Poisson load at utilisation ~0.5.
+
+    The worker is the one FIFO server the M/G/1 assumes (each request waits for exactly the work
+    sent before it: Lindley's recursion on the send times, within 2 ms a request), and its mean
+    queue wait agrees with Pollaczek-Khinchine from its own service mean and variance within the
+    measurement's own sampling error.
+    """
     w = start_worker('--threads', '1', '--max-queue', '1000')
     frame = cv2.resize(cv2.imread(str(media_dir / 'basketball1.png')), (640, 480))
     client = WorkerClient(w.url, names=NAMES, payload='raw', client_id='poisson', pool_size=16)
@@ -310,8 +314,12 @@ def test_fuzz_never_5xx(worker, body, header_length, deadline):
 
 
 def test_load_poll_tells_a_slow_answer_from_no_worker(start_worker):
-    """A worker that accepts but does not answer (stalled, or behind our own uploads) is a
-    'timeout'; nothing listening is a 'connection' failure (the node treats them apart)."""
+    """
+    A worker that accepts but does not answer.
+
+    (stalled, or behind our own uploads) is a 'timeout'; nothing listening is a 'connection'
+    failure (the node treats them apart).
+    """
     import signal
     w = start_worker('--threads', '1')
     client = WorkerClient(w.url)
@@ -333,9 +341,12 @@ def test_load_poll_tells_a_slow_answer_from_no_worker(start_worker):
 
 def test_a_request_timing_out_while_the_worker_answers_others_is_slow_not_dead(
         start_worker, person):
-    """A request in the tail (queued behind others) times out while the worker answers the
-    rest: 'slow', no breaker failure (the node keeps the worker; a busy worker marked failed
-    sent the crossover bench's frames to a saturated robot). A stopped worker is 'timeout'."""
+    """
+    A request in the tail (queued behind others) times out while the worker answers the rest.
+
+    'slow', no breaker failure (the node keeps the worker; a busy worker marked failed sent the
+    crossover bench's frames to a saturated robot). A stopped worker is 'timeout'.
+    """
     import signal
     w = start_worker('--threads', '1')
     client = WorkerClient(w.url, names=NAMES, pool_size=24)
@@ -359,8 +370,12 @@ def test_a_request_timing_out_while_the_worker_answers_others_is_slow_not_dead(
 
 
 def test_idle_worker_refreshes_its_service_profile(start_worker, person):
-    """Idle, the worker times one inference of its last image now and then: /load then
-    reports that profile ('idle'), not the start-up one, and counts no arrival or request."""
+    """
+    Idle, the worker times one inference of its last image now and then.
+
+    /load then reports that profile ('idle'), not the start-up one, and counts no arrival or
+    request.
+    """
     w = start_worker('--threads', '1', '--idle-profile-s', '0.3', '--load-window-s', '1')
     url = w.url + '/v2/models/yolov3_tiny'
     assert requests.get(url + '/load', timeout=5).json()['profile'] in ('start-up', 'idle')
@@ -383,11 +398,14 @@ def test_idle_worker_refreshes_its_service_profile(start_worker, person):
 
 
 def test_abandoned_upload_is_reset_not_drained():
-    """A request the robot gives up on must stop using the link: the client resets the
-    connection (SO_LINGER 0) instead of letting the kernel keep sending the buffered upload
-    (on a slow link that starved every later request for minutes). The peer here accepts
-    but does not read, as a worker behind a saturated link looks; after the client's timeout
-    it sees a reset before the 16 MB arrived, not an orderly end of the upload."""
+    """
+    A request the robot gives up on must stop using the link.
+
+    The client resets the connection (SO_LINGER 0) instead of letting the kernel keep sending the
+    buffered upload (on a slow link that starved every later request for minutes). The peer here
+    accepts but does not read, as a worker behind a saturated link looks; after the client's
+    timeout it sees a reset before the 16 MB arrived, not an orderly end of the upload.
+    """
     server = socket.socket()
     server.bind(('127.0.0.1', 0))
     server.listen(1)
@@ -491,8 +509,12 @@ def test_load_tracker_leaves_a_hiccup_out_until_half_the_window_is_slow():
 
 
 def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
-    """A robot's client outlives many worker restarts: each restart's dead connections are
-    closed, not kept (the soak's descriptor count), and requests succeed again after it."""
+    """
+    A robot's client outlives many worker restarts.
+
+    Each restart's dead connections are closed, not kept (the soak's descriptor count), and
+    requests succeed again after it.
+    """
     import gc
     import psutil
     with socket.socket() as s:
@@ -549,11 +571,14 @@ def test_worker_restarts_leave_no_sockets_behind(start_worker, person):
 
 def test_pooled_connections_the_worker_closed_are_closed_by_the_next_load_poll(
         start_worker, person):
-    """Two overlapping requests leave two pooled connections; frames then keep to the newest
-    while the worker closes the idle one (keep-alive 1 s here, 30 s by default). urllib3
-    keeps it half-closed (CLOSE_WAIT) until it takes it again, which its newest-first pool
-    may never do (the soak's offload node held one for 25 min); the next /load poll closes
-    it."""
+    """
+    Two overlapping requests leave two pooled connections.
+
+    Frames then keep to the newest while the worker closes the idle one (keep-alive 1 s here, 30 s
+    by default). urllib3 keeps it half-closed (CLOSE_WAIT) until it takes it again, which its
+    newest-first pool may never do (the soak's offload node held one for 25 min); the next /load
+    poll closes it.
+    """
     import psutil
     w = start_worker('--threads', '1', '--keepalive-timeout-s', '1')
     port = urllib.parse.urlsplit(w.url).port

@@ -12,5 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""rosbag2 tools without rosbag2: written and read with the rosbags library (Kilted
-typestore), published and recorded with rclpy."""
+"""
+rosbag2 tools without rosbag2.
+
+Written and read with the rosbags library (Kilted typestore), published and recorded with rclpy.
+"""

@@ -31,7 +31,7 @@ class BagError(ValueError):
 
 
 def typestore():
-    """The ROS 2 Kilted typestore plus vision_msgs, registered from its installed .msg files."""
+    """Return the Kilted typestore plus vision_msgs, registered from its .msg files."""
     store = get_typestore(Stores.ROS2_KILTED)
     share = find_share('vision_msgs')
     if share is not None:
@@ -61,8 +61,12 @@ def sensor_qos() -> Qos:
 
 
 def qos_of(profile) -> Qos:
-    """A publisher's offered QoS (an rclpy QoSProfile, from get_publishers_info_by_topic) as
-    the bag's metadata holds it, so a replay offers what the recorded publisher offered."""
+    """
+    Return a publisher's offered QoS.
+
+    (an rclpy QoSProfile, from get_publishers_info_by_topic) as the bag's metadata holds it, so a
+    replay offers what the recorded publisher offered.
+    """
     def duration(value) -> QosTime:
         ns = value.nanoseconds
         if ns >= INFINITE.sec * 10 ** 9:

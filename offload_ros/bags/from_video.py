@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""bag_from_video VIDEO OUT_BAG: a rosbag2 of camera frames with capture timestamps.
+"""
+bag_from_video VIDEO OUT_BAG: a rosbag2 of camera frames with capture timestamps.
 
 Every frame of the video at its own frame rate by default; --fps resamples the timeline;
 --poisson RATE draws exponential gaps (seeded) for queueing experiments. Frames are JPEG
@@ -76,7 +77,7 @@ def write_bag(video: str, out: str, fps: Optional[float] = None, compressed: boo
 
 def estimate_bytes(video: str, compressed: bool, max_frames: int = 0, width: int = 0,
                    height: int = 0) -> float:
-    """What the bag's frames will take: the first frame's size times the frame count."""
+    """Return what the bag's frames will take: the first frame's size times the frame count."""
     capture = cv2.VideoCapture(video)
     if not capture.isOpened():
         raise BagError(f'{video}: cannot open as a video')
@@ -93,7 +94,8 @@ def estimate_bytes(video: str, compressed: bool, max_frames: int = 0, width: int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='bag_from_video', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='bag_from_video',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('video')
     parser.add_argument('out_bag')
     parser.add_argument('--fps', type=float, help='timeline rate (default: the video rate)')

@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""bag_record TOPICS... OUT_BAG: record topics with rclpy into a rosbag2 (rosbags writer).
+"""
+bag_record TOPICS...
+
+OUT_BAG: record topics with rclpy into a rosbag2 (rosbags writer).
 
 Types are discovered from the graph; each subscription matches its publishers' QoS (reliable
 and transient-local only if all publishers offer it), as `ros2 bag record` does.
@@ -55,7 +58,8 @@ def record(topic_names: List[str], out: str, duration_s: Optional[float] = None,
            discovery_timeout_s: float = 10.0, storage: str = 'mcap', context=None,
            stop: Optional[threading.Event] = None, ready: Optional[threading.Event] = None,
            namespace: str = '', counts: Optional[Dict[str, int]] = None) -> Dict[str, int]:
-    """Record until duration_s passes or `stop` is set; returns messages per topic.
+    """
+    Record until duration_s passes or `stop` is set; returns messages per topic.
 
     counts, if given, is filled live (messages written per topic) for callers that wait.
     """
@@ -125,7 +129,8 @@ def _drain(pending, writer, connections, counts) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='bag_record', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='bag_record',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('items', nargs='+', metavar='TOPIC... OUT_BAG')
     parser.add_argument('--duration', type=float, help='stop after D seconds')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')

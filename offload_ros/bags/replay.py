@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""bag_replay BAG: publish a bag's messages on their topics with the recorded timing.
+"""
+bag_replay BAG: publish a bag's messages on their topics with the recorded timing.
 
 Timing: each message is due at start + (t - t_first) / rate; the replayer sleeps until 2 ms
 before and spin-waits the rest. Header stamps are kept, or rewritten to the publish time
@@ -84,10 +85,13 @@ def parse_remaps(items: List[str]) -> Dict[str, str]:
 
 
 class BagClock:
-    """/clock at `hz` from the replay's own timeline: bag time = the first message's time
-    + (now - the replay's start) x rate, the time a message is published at its due moment.
-    Published before each message too, so a node never receives a frame stamped after its
-    clock."""
+    """
+    /clock at `hz` from the replay's own timeline.
+
+    Bag time = the first message's time + (now - the replay's start) x rate, the time a message is
+    published at its due moment. Published before each message too, so a node never receives a
+    frame stamped after its clock.
+    """
 
     def __init__(self, node, hz: float, rate: float):
         if not hz > 0:
@@ -124,8 +128,12 @@ def replay(bag: str, rate: float = 1.0, remaps: Optional[Dict[str, str]] = None,
            restamp_now: bool = False, topics: Optional[List[str]] = None,
            wait_for_subscribers_s: float = 0.0, context=None, stop=None,
            min_subscribers: int = 1, clock_hz: Optional[float] = None) -> dict:
-    """Replay; returns timing statistics. `stop`: a threading.Event that ends it early.
-    `clock_hz`: publish the bag's time on /clock at this rate."""
+    """
+    Replay; returns timing statistics.
+
+    `stop`: a threading.Event that ends it early. `clock_hz`: publish the bag's time on /clock at
+    this rate.
+    """
     stop = stop or threading.Event()
     if not rate > 0:
         raise BagError(f'--rate must be > 0, got {rate}')
@@ -199,7 +207,8 @@ def _stats(errors: List[float], published: int) -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='bag_replay', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='bag_replay',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('bag')
     parser.add_argument('--rate', type=float, default=1.0, help='time scale (2: twice as fast)')
     parser.add_argument('--topic-remap', action='append', default=[], metavar='FROM:=TO')

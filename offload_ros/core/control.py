@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Person-following control law: turn towards the target, keep a distance by box height.
+"""
+Person-following control law: turn towards the target, keep a distance by box height.
 
 angular_z = -k_angular * (offset of the box centre from the image centre, in [-1, 1])
 linear_x  =  k_linear  * (desired box height fraction - observed height fraction)

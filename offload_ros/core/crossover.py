@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Crossovers: where offloading and on-device processing trade places (Ng et al. Figs. 4, 5b, 5c).
+"""
+Crossovers: where offloading and on-device processing trade places (Ng et al.
+
+Figs. 4, 5b, 5c).
 
 The difference T_offload(x) - T_local(x) is scanned over the range for sign changes, each then
 refined by bisection. Infinite (unstable) latencies count as larger than any finite one.
@@ -68,7 +71,8 @@ def find_sign_changes(sign_of: Callable[[float], int], low: float, high: float,
 
 def crossovers(scenario: Scenario, variable: str, low: float, high: float,
                worker_name: str) -> List[dict]:
-    """Values of `variable` in [low, high] where the worker and local trade places.
+    """
+    Values of `variable` in [low, high] where the worker and local trade places.
 
     Each entry says which target is faster just above the crossover.
     """

@@ -22,12 +22,15 @@ import numpy as np
 
 
 def request_timeout_s(budget_s: float, limit_s: float, fallback_s: float) -> float:
-    """How long to wait for a worker's answer to a frame with budget_s left before its
-    deadline. limit_s (the request_timeout_s parameter) bounds a request so that the robot
-    can still run the frame itself (fallback_s, its predicted latency there) in time; where
-    a fallback after limit_s could not meet the deadline anyway, cutting the request there
-    only turns a late answer into a certain miss, so the worker gets the whole budget.
-    (Crossover at 5 Hz: requests cut at 500 ms with 460 ms left, the robot needing 644.)"""
+    """
+    How long to wait for a worker's answer to a frame with budget_s left before its deadline.
+
+    limit_s (the request_timeout_s parameter) bounds a request so that the robot can still run the
+    frame itself (fallback_s, its predicted latency there) in time; where a fallback after limit_s
+    could not meet the deadline anyway, cutting the request there only turns a late answer into a
+    certain miss, so the worker gets the whole budget. (Crossover at 5 Hz: requests cut at 500 ms
+    with 460 ms left, the robot needing 644.)
+    """
     if budget_s - limit_s >= fallback_s:
         return limit_s
     return max(budget_s, 0.0)
@@ -57,7 +60,11 @@ class DeadlineMonitor:
         self.total_misses = 0
 
     def record(self, target: str, latency_s: float) -> bool:
-        """Record one frame; latency inf means it produced no detections. Returns missed."""
+        """
+        Record one frame; latency inf means it produced no detections.
+
+        Returns missed.
+        """
         missed = not latency_s <= self.deadline_s
         self._window.append((target, latency_s))
         self.total += 1

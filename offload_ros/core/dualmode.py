@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Dual-mode offloading analysis after Jeff & Modiano, 'Delay Optimization in a Simple
-Offloading System' (2025).
+"""
+Dual-mode offloading analysis after Jeff & Modiano.
+
+'Delay Optimization in a Simple Offloading System' (2025).
 
 Jobs pass a local server then a cloud server, each an M/M/1 queue. Service mode i does a
 fraction f_i of a job's work locally and 1 - f_i in the cloud (mode 1 cloud-heavy: f1 < f2).
@@ -74,7 +76,8 @@ class DualModeSystem:
 
     # Tunable-mode benchmark: every job may use any local fraction f.
     def tunable_fraction(self, arrival_rate_hz: float) -> float:
-        """f*(lam) minimising f/(mu0 - lam f) + (1-f)/(K mu0 - lam (1-f)); clipped to [0, 1].
+        """
+        f*(lam) minimising f/(mu0 - lam f) + (1-f)/(K mu0 - lam (1-f)); clipped to [0, 1].
 
         Setting the derivative to zero gives K mu0 - lam(1-f) = sqrt(K)(mu0 - lam f).
         """
@@ -91,7 +94,7 @@ class DualModeSystem:
         return fraction / local_rate + (1.0 - fraction) / cloud_rate
 
     def touch_points(self) -> dict:
-        """Loads rho at which the tunable optimum f*(lam) equals f1 and f2 (None if never)."""
+        """Return loads rho where the tunable optimum f*(lam) equals f1 and f2 (None: never)."""
         root_k = math.sqrt(self.K)
         result = {}
         for name, f in (('f1', self.f1), ('f2', self.f2)):
@@ -113,7 +116,8 @@ class Partition:
 
 
 def _split_server(rates_hz, capacities_hz):
-    """Kleinrock's square-root rule for M/M/1 queues sharing one server's capacity.
+    """
+    Kleinrock's square-root rule for M/M/1 queues sharing one server's capacity.
 
     Share x_j = lam_j/C_j + sqrt(lam_j/C_j) (1-U)/S with U = sum lam_j/C_j,
     S = sum sqrt(lam_j/C_j); the rate-weighted mean sojourn is S^2 / ((1-U) lam).
@@ -168,7 +172,7 @@ def optimal_assignment(system: DualModeSystem, arrival_rate_hz: float,
 
 
 def breakaway_load(system: DualModeSystem, tolerance: float = 1e-4) -> float:
-    """The load rho above which the optimal assignment stops routing every job to mode 1."""
+    """Return the load rho above which the optimal assignment stops routing every job to mode 1."""
     def uses_both(rho: float) -> bool:
         return optimal_assignment(system, system.load_to_rate(rho)).p < 1.0 - 1e-3
 

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Energy per frame on each target, and the weighted energy/latency score of the 'energy' mode.
+"""
+Energy per frame on each target, and the weighted energy/latency score of the 'energy' mode.
 
 Robot energy model (parameterised per platform; SI units):
 - local:  compute_w x service time (the accelerator busy on this frame);
@@ -113,8 +114,12 @@ def scores(predictions: Mapping[str, Prediction], energies: Mapping[str, FrameEn
 def choose(predictions: Mapping[str, Prediction], energies: Mapping[str, FrameEnergy],
            weights: EnergyWeights, deadline_s: float, hysteresis: float,
            current: Optional[str]) -> Optional[tuple]:
-    """(target, reason) of the least score; the current target is kept unless a challenger
-    scores lower by more than the hysteresis fraction. None where nothing is stable."""
+    """
+    (target, reason) of the least score.
+
+    The current target is kept unless a challenger scores lower by more than the hysteresis
+    fraction. None where nothing is stable.
+    """
     score = scores(predictions, energies, weights, deadline_s)
     if not score:
         return None

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Online estimators with injected timestamps (seconds from any monotonic clock).
+"""
+Online estimators with injected timestamps (seconds from any monotonic clock).
 
 None of them reads a clock: callers pass `now_s`, so tests and replays are deterministic.
 """
@@ -31,7 +32,8 @@ def _check_window(window_s: float) -> None:
 
 
 class ArrivalRateEstimator:
-    """Arrival rate over a sliding window: (n - 1) / (t_last - t_first) of the events in it.
+    """
+    Arrival rate over a sliding window: (n - 1) / (t_last - t_first) of the events in it.
 
     With n events the estimate's relative error is about 1/sqrt(n): at 1 Hz a 5 s window
     holds 5 frames (+-45%), and a wait predicted near capacity from such a noisy rate is
@@ -87,8 +89,11 @@ class ArrivalRateEstimator:
             times.popleft()
 
     def rate_hz(self, now_s: float) -> float:
-        """(n-1)/span of the events in the window, less its bias; decays once the stream
-        goes quiet."""
+        """
+        (n-1)/span of the events in the window, less its bias.
+
+        Decays once the stream goes quiet.
+        """
         self._trim(now_s)
         n = len(self._times)
         if n < 2:
@@ -106,8 +111,11 @@ class ArrivalRateEstimator:
         return (n - 1 - min(scv, 0.5 * (n - 1))) / span_s
 
     def interarrival_scv(self, now_s: float) -> Optional[float]:
-        """Squared coefficient of variation of the gaps in the window (1 for Poisson,
-        0 for a periodic camera); None with fewer than 10 gaps."""
+        """
+        Squared coefficient of variation of the gaps in the window.
+
+        (1 for Poisson, 0 for a periodic camera); None with fewer than 10 gaps.
+        """
         self._trim(now_s)
         if len(self._times) < 11:
             return None
@@ -132,8 +140,10 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
 
 
 class BandwidthEstimator:
-    """Throughput of the link while it was busy with recent transfers: the median, over the
-    busy periods in a short window, of their bits / their length.
+    """
+    Throughput of the link while it was busy with recent transfers.
+
+    The median, over the busy periods in a short window, of their bits / their length.
 
     Each transfer is an interval [start, start + duration]; overlapping ones form one busy
     period. Concurrent uploads share a link (TCP flows: processor sharing), so one transfer's
@@ -178,8 +188,11 @@ class BandwidthEstimator:
 
     def add_transfer(self, now_s: float, payload_bytes: float, duration_s: float,
                      start_s: Optional[float] = None, token=None) -> None:
-        """A transfer of `duration_s` seconds that began at `start_s` (default: it ended at
-        `now_s`); `token`: the one it was registered with, if any."""
+        """
+        Return a transfer of `duration_s` seconds that began at `start_s`.
+
+        (default: it ended at `now_s`); `token`: the one it was registered with, if any.
+        """
         self._open.pop(token, None)
         if payload_bytes < self._min_bytes or not duration_s > 0:
             return
@@ -231,7 +244,7 @@ class BandwidthEstimator:
             self._let_go()
 
     def bandwidth_bps(self, now_s: float) -> Optional[float]:
-        """The estimate from transfers in the window, else the last one (None before any)."""
+        """Return the estimate from the window's transfers, else the last (None before any)."""
         return self._last
 
     def sample_count(self, now_s: float) -> int:
@@ -259,8 +272,12 @@ class ServiceProfile:
 
 
 class MedianWindow:
-    """The last `maxlen` samples, their median and their mean, each computed once per new
-    sample (policy evaluations read them far more often than frames add to them)."""
+    """
+    The last `maxlen` samples, their median and their mean.
+
+    Each computed once per new sample (policy evaluations read them far more often than frames add
+    to them).
+    """
 
     def __init__(self, maxlen: int):
         self._samples: Deque[float] = collections.deque(maxlen=maxlen)
@@ -296,7 +313,8 @@ class MedianWindow:
 
 
 class ServiceTimeEstimator:
-    """Service-time mean and variance over a window of the last `window` samples, plus EWMA.
+    """
+    Service-time mean and variance over a window of the last `window` samples, plus EWMA.
 
     With `max_age_s`, a new sample also lets go of those older than that, down to the
     latest `min_samples`: a robot's detector slows down while its CPU is busier (8 Hz of
@@ -363,8 +381,12 @@ class ServiceTimeEstimator:
 
 def fit_parallelism(observations: Sequence[Tuple[float, float]], service_s: float,
                     candidates: Sequence[float] = (1, 2, 3, 4, 6, 8)) -> float:
-    """Effective parallelism k: the candidate whose M/D/1 (aggregated k*mu) prediction of
-    the mean latency W + s best fits observed (rate_hz, mean_latency_s) pairs (least squares)."""
+    """
+    Effective parallelism k.
+
+    The candidate whose M/D/1 (aggregated k*mu) prediction of the mean latency W + s best fits
+    observed (rate_hz, mean_latency_s) pairs (least squares).
+    """
     if not observations:
         raise ValueError('fit_parallelism needs at least one (rate_hz, latency_s) observation')
     best_k, best_error = candidates[0], math.inf

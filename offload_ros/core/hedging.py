@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Deadline hedging: the probability that a remote frame misses its deadline, and the latest
-moment the robot can still start it locally and finish in time.
+"""
+Deadline hedging: the probability that a remote frame misses its deadline.
+
+And the latest moment the robot can still start it locally and finish in time.
 
 Tail model: the waiting part of an offloaded frame (uplink wait and transfer, worker queue,
 downlink wait) is taken as exponential with the predicted mean, as an M/M/1 sojourn is,
@@ -54,7 +56,10 @@ def miss_probability(prediction: Prediction, deadline_s: float,
 
 def latest_local_start_s(capture_s: float, deadline_s: float, local: Prediction,
                          guard: float = 0.25) -> float:
-    """The latest time a local run can start and still meet the deadline: its predicted
-    latency plus a guard fraction before the deadline (starting at deadline minus the mean
-    would miss about half the time)."""
+    """
+    Return the latest time a local run can start and still meet the deadline.
+
+    Its predicted latency plus a guard fraction before the deadline (starting at deadline minus the
+    mean would miss about half the time).
+    """
     return capture_s + deadline_s - (1.0 + guard) * local.latency_s

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""End-to-end latency predictions of on-device, offloaded and split inference.
+"""
+End-to-end latency predictions of on-device, offloaded and split inference.
 
 Ng et al., 'To Offload or Not To Offload', Sec. 3: the accelerator is an M/D/1 queue (k parallel
 executions aggregated into rate k*mu), each network direction an M/M/1 queue whose service rate
@@ -58,15 +59,22 @@ class Prediction:
 
 
 def _sum_terms(terms: dict) -> Prediction:
-    """The prediction that is the sum of `terms`, a dict the caller has just built (kept, not
-    copied: the policy evaluates every target each frame)."""
+    """
+    Return the prediction that is the sum of `terms`.
+
+    A dict the caller has just built (kept, not copied: the policy evaluates every target each
+    frame).
+    """
     total = sum(terms.values())
     return Prediction(total if math.isfinite(total) else math.inf, terms)
 
 
 @dataclass(frozen=True)
 class DeviceModel:
-    """The robot's accelerator. service_var_s2 None: deterministic service (M/D/1).
+    """
+    The robot's accelerator.
+
+    service_var_s2 None: deterministic service (M/D/1).
 
     hold_s: how long the detector's thread stays busy with a frame besides its inference
     (decoding it, publishing its detections and record), which the frames behind it wait
@@ -89,7 +97,8 @@ class DeviceModel:
 
 @dataclass(frozen=True)
 class NetworkModel:
-    """The link between robot and workers: bandwidth, payload sizes and fixed overhead.
+    """
+    The link between robot and workers: bandwidth, payload sizes and fixed overhead.
 
     request_scv is the squared coefficient of variation of the upload's transfer time: 1
     makes the uplink the paper's M/M/1 queue; the measured spread of payload sizes (near 0
@@ -115,7 +124,8 @@ class NetworkModel:
 
 @dataclass(frozen=True)
 class WorkerModel:
-    """An edge worker: our requests' service profile plus the load of other tenants.
+    """
+    An edge worker: our requests' service profile plus the load of other tenants.
 
     Other tenants' service mean and variance default to ours (same model served to all).
     """
@@ -153,7 +163,8 @@ class ServiceMixture:
 
 def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
                     services_var_s2: Sequence[float]) -> ServiceMixture:
-    """Multi-tenant lemma: merged Poisson streams see the rate-weighted mixture of services.
+    """
+    Multi-tenant lemma: merged Poisson streams see the rate-weighted mixture of services.
 
     E[s] = sum(lam_i s_i)/lam, E[s^2] = sum(lam_i (Var_i + s_i^2))/lam, Var = E[s^2] - E[s]^2.
     """
@@ -170,7 +181,8 @@ def service_mixture(rates_hz: Sequence[float], services_s: Sequence[float],
 
 
 def predict_local(rate_hz: float, device: DeviceModel, arrival_scv: float = 1.0) -> Prediction:
-    """T_dev = W_proc + s_dev: M/D/1 (or M/G/1 given a variance), k executions aggregated.
+    """
+    T_dev = W_proc + s_dev: M/D/1 (or M/G/1 given a variance), k executions aggregated.
 
     arrival_scv != 1 applies the Allen-Cunneen GI/G/1 correction (1: the paper's model).
     """
@@ -189,7 +201,7 @@ def predict_local(rate_hz: float, device: DeviceModel, arrival_scv: float = 1.0)
 
 
 def worker_load(rate_hz: float, worker: WorkerModel) -> ServiceMixture:
-    """The worker's total arrival rate lam_E and mixed service moments with our rate added."""
+    """Return the worker's total rate lam_E and mixed service moments, our rate added."""
     if worker.tenant_rate_hz <= 0.0:    # ours alone (one robot per worker): no mixture
         return ServiceMixture(rate_hz, worker.service_s, worker.service_var_s2)
     tenant_s = worker.tenant_service_s if worker.tenant_service_s is not None \
@@ -207,9 +219,12 @@ def _corrected(wait_s: float, arrival_scv: float, service_scv: float) -> float:
 
 
 def departure_scv(utilisation: float, arrival_scv: float, service_scv: float) -> float:
-    """Squared CV of the gaps between departures of a single-server queue (Whitt's QNA:
-    c_d^2 = rho^2 c_s^2 + (1 - rho^2) c_a^2): the arrivals' spread at low load, the service
-    times' at high load. Past saturation the server's own pace."""
+    """
+    Squared CV of the gaps between departures of a single-server queue.
+
+    (Whitt's QNA: c_d^2 = rho^2 c_s^2 + (1 - rho^2) c_a^2): the arrivals' spread at low load, the
+    service times' at high load. Past saturation the server's own pace.
+    """
     rho = min(max(utilisation, 0.0), 1.0)
     return rho ** 2 * service_scv + (1.0 - rho ** 2) * arrival_scv
 
@@ -248,8 +263,11 @@ def _edge_stage_terms(rate_hz: float, network: NetworkModel, worker: WorkerModel
 
 def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel,
                     arrival_scv: float = 1.0) -> Prediction:
-    """T_E = [W_MM1(lam, B/D_req) + D_req/B] + [W_MG1(lam_E, mu_E) + s_E]
-    + [W_MM1(lam_E, B/D_res) + D_res/B] + overhead  (Ng et al., Sec. 3).
+    """
+    Predict the end-to-end latency of offloading to a worker.
+
+    T_E = [W_MM1(lam, B/D_req) + D_req/B] + [W_MG1(lam_E, mu_E) + s_E] + [W_MM1(lam_E, B/D_res)
+    + D_res/B] + overhead  (Ng et al., Sec. 3).
 
     arrival_scv != 1 applies the Allen-Cunneen correction to each wait (1: the paper).
     """
@@ -260,8 +278,11 @@ def predict_offload(rate_hz: float, network: NetworkModel, worker: WorkerModel,
 
 def split_link(network: NetworkModel, intermediate_bytes: float,
                exponential: bool) -> NetworkModel:
-    """The link carrying a split's fixed-size tensors: deterministic transfers (scv 0),
-    unless it is the paper's M/M/1 link (`exponential`: scv 1)."""
+    """
+    Return the link carrying a split's fixed-size tensors.
+
+    Deterministic transfers (scv 0), unless it is the paper's M/M/1 link (`exponential`: scv 1).
+    """
     return replace(network, request_bytes=float(intermediate_bytes),
                    request_scv=1.0 if exponential else 0.0)
 
@@ -269,7 +290,8 @@ def split_link(network: NetworkModel, intermediate_bytes: float,
 def predict_split(rate_hz: float, head: DeviceModel, network: NetworkModel,
                   tail: WorkerModel, intermediate_bytes: float,
                   arrival_scv: float = 1.0) -> Prediction:
-    """Collaborative inference: device stage (head layers) in tandem with the edge stage (tail).
+    """
+    Collaborative inference: device stage (head layers) in tandem with the edge stage (tail).
 
     The intermediate tensor of intermediate_bytes replaces the request payload. The head's
     departures feed the uplink as if they kept the frames' arrival process (exact for Poisson

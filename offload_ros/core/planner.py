@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The decision node's brain, ROS-free: online estimates -> predictions -> policy, per epoch.
+"""
+The decision node's brain, ROS-free: online estimates -> predictions -> policy, per epoch.
 
 Estimates (all from the robot's own observations):
 - frame arrival rate: sliding window over frame receipt times;
@@ -117,9 +118,12 @@ class WorkerState:
         return entry[1]
 
     def base_rtt_s(self) -> float:
-        """Round trip of a small request with empty queues: the minimum of recent ones.
-        A median would absorb queueing behind our own uploads on a saturated link, which
-        the M/M/1 uplink term already models (and would hide the transfer time)."""
+        """
+        Round trip of a small request with empty queues: the minimum of recent ones.
+
+        A median would absorb queueing behind our own uploads on a saturated link, which the M/M/1
+        uplink term already models (and would hide the transfer time).
+        """
         return min(self.rtt_samples) if self.rtt_samples else 0.0
 
     def fixed_overhead_s(self) -> float:
@@ -129,6 +133,7 @@ class WorkerState:
 @dataclass
 class SplitPoint:
     """A split candidate on the robot: its head's service time and the bytes it sends."""
+
     layer: int
     intermediate_bytes: int
     head: ServiceTimeEstimator
@@ -202,8 +207,12 @@ class Planner:
         self.local_waiting = max(0, waiting)
 
     def local_released(self, hold_s: float) -> None:
-        """The robot's detector thread is free again, hold_s after the inference ended (or
-        besides it: decoding, publishing the detections and the record)."""
+        """
+        Note that the robot's detector thread is free again.
+
+        Hold_s after the inference ended (or besides it: decoding, publishing the detections and
+        the record).
+        """
         self.local_holds.append(max(0.0, hold_s))
 
     def local_done(self, service_s: float, now_s: Optional[float] = None) -> None:
@@ -212,7 +221,8 @@ class Planner:
             self._local_timed_s = max(self._local_timed_s, now_s)
 
     def local_profile_due(self, now_s: float) -> bool:
-        """Whether to re-time the robot's detector now, on the latest frame.
+        """
+        Whether to re-time the robot's detector now, on the latest frame.
 
         A robot that offloads never runs its detector, so without this its estimate stays
         the start-up profile, taken while every process of the robot started on the same
@@ -220,7 +230,8 @@ class Planner:
         worker's idle profile is the same remedy on the other side). It is due
         `local_profile_period_s` after the last local inference, with no frame waiting for
         the detector and no target forced, and only while the robot could win: its service
-        time alone within `local_profile_margin` of the chosen target's predicted latency."""
+        time alone within `local_profile_margin` of the chosen target's predicted latency.
+        """
         period = self.config.local_profile_period_s
         if not period or now_s - self._local_timed_s < period or self.local_waiting:
             return False
@@ -233,17 +244,19 @@ class Planner:
         return service <= (1.0 + self.config.local_profile_margin) * chosen.latency_s
 
     def local_profile_started(self, now_s: float) -> None:
-        """A re-timing of the robot's detector was started: not due again for a period."""
+        """Note a started re-timing of the robot's detector: not due again for a period."""
         self._local_timed_s = max(self._local_timed_s, now_s)
 
     def local_retimed(self, service_s: float, now_s: float) -> bool:
-        """The result of a re-timing (local_profile_due); True if it entered the estimate.
+        """
+        Take the result of a re-timing (local_profile_due); True if it entered the estimate.
 
         It ran beside the offloading work (the robot's encoding and uploads, a worker on the
         same machine in the demo), which a switch to the robot would partly remove: in the
         demo the re-timings read 73-100 ms where the robot's own frames then took 65. So it
         can only lower the estimate, as the worker's idle profile can only lower its own: an
-        optimistic figure gets the robot tried, and its own frames then rule."""
+        optimistic figure gets the robot tried, and its own frames then rule.
+        """
         self._local_timed_s = max(self._local_timed_s, now_s)
         if service_s >= self.local_service.windowed().mean_s:
             return False
@@ -251,8 +264,11 @@ class Planner:
         return True
 
     def set_split_points(self, profiles: Mapping[int, tuple]) -> None:
-        """{layer: (head service s, intermediate bytes)} from the robot's profile; each
-        worker serving that layer's tail adds a `worker/split@layer` target."""
+        """
+        {layer: (head service s, intermediate bytes)} from the robot's profile.
+
+        Each worker serving that layer's tail adds a `worker/split@layer` target.
+        """
         self.split_points = {}
         for layer, (head_s, size) in profiles.items():
             estimator = ServiceTimeEstimator(window=100)
@@ -263,18 +279,25 @@ class Planner:
         self.split_points[layer].head.add(service_s)
 
     def payload_changed(self) -> None:
-        """The payload setting changed (JPEG <-> raw, quality): the next request's size
-        replaces the estimate instead of being averaged into the old regime's. Requests
-        started before the change and answered after it are not counted in the sizes (in
-        session 6's fidelity matrix a raw frame answered 1 s after the switch to JPEG on a
-        2 Mbit/s link put the size SCV at 2.6-2.9 for the next 50 JPEG frames, and the
-        FIFO uplink's wait with it)."""
+        """
+        Note that the payload setting changed (JPEG <-> raw, quality).
+
+        The next request's size replaces the estimate instead of being averaged into the old
+        regime's. Requests started before the change and answered after it are not counted in the
+        sizes (in session 6's fidelity matrix a raw frame answered 1 s after the switch to JPEG on
+        a 2 Mbit/s link put the size SCV at 2.6-2.9 for the next 50 JPEG frames, and the FIFO
+        uplink's wait with it).
+        """
         self.request_sizes.clear()
         self._payload_generation += 1
 
     def payload(self, request_bytes: int, response_bytes: int) -> None:
-        """One request's size. The first after start-up or a payload change replaces the
-        prior; later ones are smoothed (EWMA 0.2)."""
+        """
+        One request's size.
+
+        The first after start-up or a payload change replaces the prior; later ones are smoothed
+        (EWMA 0.2).
+        """
         first = not self.request_sizes
         self.request_sizes.append(request_bytes)
         sizes = self.request_sizes
@@ -289,9 +312,12 @@ class Planner:
         self.response_bytes += 0.2 * (response_bytes - self.response_bytes)
 
     def request_started(self, name: str, now_s: float) -> int:
-        """A request to `name` is on its way; pass the token to remote_done, or to
-        request_abandoned if it fails (the bandwidth estimate waits for busy periods it
-        shares to end)."""
+        """
+        Note that a request to `name` is on its way.
+
+        Pass the token to remote_done, or to request_abandoned if it fails (the bandwidth estimate
+        waits for busy periods it shares to end).
+        """
         self._requests += 1
         self.workers[name].bandwidth.transfer_started(self._requests, now_s)
         generations = self._request_generation
@@ -309,8 +335,11 @@ class Planner:
                     round_trip_s: float, server_s: Optional[float],
                     queue_s: Optional[float], service_s: Optional[float],
                     whole_frame: bool = True, token: Optional[int] = None) -> None:
-        """A worker answered; whole_frame False for a split's tail (its bytes say nothing
-        of the image payload, but time the link all the same)."""
+        """
+        Take a worker's answer; whole_frame False for a split's tail.
+
+        (its bytes say nothing of the image payload, but time the link all the same).
+        """
         state = self.workers[name]
         if server_s is not None and queue_s is not None and service_s is not None:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
@@ -335,22 +364,28 @@ class Planner:
             self.handling_samples[LOCAL if target == LOCAL else 'remote'].append(handling_s)
 
     def handling_s(self, target: str) -> float:
-        """The median of the last frames' handling; the smallest while fewer than
-        HANDLING_MIN_FRAMES went that way. The first frames after start-up carry one-off
-        costs (lazy initialisation, a CPU quota shared with the detector's warm-up: 453
-        and 117 ms where later frames took 4), and only frames sent that way replace them:
-        a median of those two kept a Case 2 robot off both workers for the whole run."""
+        """
+        Return the median of the last frames' handling.
+
+        The smallest while fewer than HANDLING_MIN_FRAMES went that way. The first frames after
+        start-up carry one-off costs (lazy initialisation, a CPU quota shared with the detector's
+        warm-up: 453 and 117 ms where later frames took 4), and only frames sent that way replace
+        them: a median of those two kept a Case 2 robot off both workers for the whole run.
+        """
         samples = self.handling_samples[LOCAL if target == LOCAL else 'remote']
         if len(samples) < HANDLING_MIN_FRAMES:
             return min(samples, default=0.0)
         return samples.median()
 
     def frame_ingress(self, delay_s: float) -> None:
-        """Capture-to-receipt delay of a frame (camera driver and DDS), common to all
-        targets; the mean of the last 100 is added to every prediction so they compare with
-        observed latency. The mean, not the median: a mean latency holds every frame's
-        ingress, and with the robot's detector busy on its one core the tail is long (a
-        robot at 8 Hz: median 1.23 ms, mean 2.69 ms over 2492 frames)."""
+        """
+        Capture-to-receipt delay of a frame (camera driver and DDS), common to all targets.
+
+        The mean of the last 100 is added to every prediction so they compare with observed
+        latency. The mean, not the median: a mean latency holds every frame's ingress, and with the
+        robot's detector busy on its one core the tail is long (a robot at 8 Hz: median 1.23 ms,
+        mean 2.69 ms over 2492 frames).
+        """
         if 0.0 <= delay_s < 10.0:
             self.ingress_samples.append(delay_s)
 
@@ -371,8 +406,11 @@ class Planner:
         state.reason = '' if state.available else 'worker has no service profile yet'
 
     def outcome(self, now_s: float, target: str, latency_s: float) -> None:
-        """Observed end-to-end latency of a frame (inf for a lost one); used by the
-        threshold baseline, which decides from observations instead of models."""
+        """
+        Observed end-to-end latency of a frame (inf for a lost one).
+
+        Used by the threshold baseline, which decides from observations instead of models.
+        """
         self.observed.append((now_s, target, latency_s))
         self.recent_by_target.setdefault(target, deque(maxlen=50)).append((now_s, latency_s))
 
@@ -401,8 +439,12 @@ class Planner:
         return state.cached('worker', key, lambda: WorkerModel(name, *key))
 
     def request_scv(self) -> float:
-        """Squared CV of the upload's transfer time: 1 (exponential, the paper) or the
-        measured spread of recent payload sizes (1 until there are a few)."""
+        """
+        Squared CV of the upload's transfer time.
+
+        1 (exponential, the paper) or the measured spread of recent payload sizes (1 until there
+        are a few).
+        """
         if self.config.link_model == 'exponential':
             return 1.0
         return self._size_scv
@@ -455,18 +497,26 @@ class Planner:
 
     @staticmethod
     def _with_backlog(pred: Prediction, backlog_s: float) -> Prediction:
-        """Transient after a load step: the steady-state wait lags the backlog already queued
-        (at a worker, or for the robot's detector while the rate estimate catches up with a
-        step); a frame sent now waits at least for that backlog to drain."""
+        """
+        Transient after a load step.
+
+        The steady-state wait lags the backlog already queued (at a worker, or for the robot's
+        detector while the rate estimate catches up with a step); a frame sent now waits at least
+        for that backlog to drain.
+        """
         if pred.stable and backlog_s > pred.terms['queue_wait_s']:
             terms = {**pred.terms, 'queue_wait_s': backlog_s}
             return Prediction(sum(terms.values()), terms)
         return pred
 
     def snapshot(self, now_s: float) -> dict:
-        """The online estimates behind a decision, in offload_plan's scenario format (SI
-        units) with one network per worker: `scenario_from_estimates` turns them back into a
-        plan, so a run's records say what the models saw, not only what they predicted."""
+        """
+        Return the online estimates behind a decision.
+
+        In offload_plan's scenario format (SI units) with one network per worker:
+        `scenario_from_estimates` turns them back into a plan, so a run's records say what the
+        models saw, not only what they predicted.
+        """
         local = self.local_service.windowed()
         workers, networks = [], {}
         for name, state in self.workers.items():
@@ -528,8 +578,12 @@ class Planner:
 
     def miss_probability(self, target: str, predictions: Mapping[str, Prediction],
                          window_s: float = 30.0) -> float:
-        """P(a frame on `target` misses the deadline): the exponential tail of its
-        prediction, corrected by the latencies recently observed there (core.hedging)."""
+        """
+        P(a frame on `target` misses the deadline).
+
+        The exponential tail of its prediction, corrected by the latencies recently observed there
+        (core.hedging).
+        """
         observed = []
         if self.observed:
             newest = self.observed[-1][0]
@@ -552,8 +606,12 @@ class Planner:
         return result
 
     def _threshold(self, now_s: float, predictions) -> Decision:
-        """FogROS2-LS-style baseline: every 3 s, leave the current target if its observed
-        mean latency over the last 15 s exceeds the deadline."""
+        """
+        FogROS2-LS-style baseline.
+
+        Every 3 s, leave the current target if its observed mean latency over the last 15 s exceeds
+        the deadline.
+        """
         current = self.decision.target
         remote = next(iter(self.workers), None)
         if current == LOCAL and self.decision.reason.startswith('start-up') and remote:
@@ -586,9 +644,12 @@ class Planner:
         return result.fractions if result.stable else {LOCAL: 1.0}
 
     def offloading_to(self, name: str) -> bool:
-        """Whether the current decision sends frames to worker `name` (whole frames, a
-        split's tails, or a share of a rate split): its answers keep the link estimate
-        fresh, so a probe would only add traffic the uplink model does not count."""
+        """
+        Whether the current decision sends frames to worker `name`.
+
+        (whole frames, a split's tails, or a share of a rate split): its answers keep the link
+        estimate fresh, so a probe would only add traffic the uplink model does not count.
+        """
         targets = self.decision.fractions or {self.decision.target: 1.0}
         return any(parse_target(t)[0] == name for t, share in targets.items() if share > 0)
 

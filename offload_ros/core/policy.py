@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The per-epoch decision (Ng et al., Algorithm 1) with hysteresis and deadline feasibility.
+"""
+The per-epoch decision (Ng et al., Algorithm 1) with hysteresis and deadline feasibility.
 
 Modes:
 - 'argmin': the target with the least predicted mean latency.
@@ -41,7 +42,7 @@ SPLIT_MARK = '/split@'
 
 
 def split_target(worker: str, layer: int) -> str:
-    """The target of running the head on the robot and the tail after `layer` on `worker`."""
+    """Return the target: the head on the robot, the tail after `layer` on `worker`."""
     return f'{worker}{SPLIT_MARK}{layer}'
 
 

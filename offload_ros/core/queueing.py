@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Mean waiting times of the single-queue models used by the latency predictions.
+"""
+Mean waiting times of the single-queue models used by the latency predictions.
 
 All rates are in 1/s and times in s. Every function returns ``math.inf`` when the queue is
 unstable (arrival rate >= service capacity) so that an unstable target is never chosen.
@@ -41,7 +42,8 @@ def mm1_wait_s(arrival_rate_hz: float, service_rate_hz: float) -> float:
 
 
 def md1_wait_s(arrival_rate_hz: float, service_rate_hz: float, parallelism: float = 1) -> float:
-    """M/D/1 mean wait with k parallel executions aggregated into rate k*mu.
+    """
+    M/D/1 mean wait with k parallel executions aggregated into rate k*mu.
 
     W = 0.5 * (1/(k*mu - lam) - 1/(k*mu))  (Ng et al., accelerator model).
     """
@@ -98,7 +100,8 @@ def gg1_wait_upper_bound_s(arrival_rate_hz: float, service_rate_hz: float,
 
 
 def allen_cunneen_factor(arrival_scv: float, service_scv: float) -> float:
-    """GI/G/1 correction of an M/G/1 wait: W_GG1 ~= W_MG1 * (ca^2 + cs^2) / (1 + cs^2).
+    """
+    GI/G/1 correction of an M/G/1 wait: W_GG1 ~= W_MG1 * (ca^2 + cs^2) / (1 + cs^2).
 
     Allen-Cunneen / Kingman approximation; exactly 1 for Poisson arrivals (ca^2 = 1), and
     0 for periodic arrivals at deterministic service (a fixed-rate camera never queues

@@ -142,8 +142,11 @@ def scenario_from_mapping(data: Any) -> Scenario:
 
 
 def scenario_from_estimates(estimates: Mapping[str, Any], worker: str) -> Scenario:
-    """The plan one decision record's `estimates` describe for one worker (its own network);
-    the frames' common ingress delay is left out, as it shifts every target alike."""
+    """
+    Return the plan one decision record's `estimates` describe for one worker (its own network).
+
+    The frames' common ingress delay is left out, as it shifts every target alike.
+    """
     networks = estimates.get('networks', {})
     if worker not in networks:
         raise ScenarioError(f'estimates: no estimates for worker {worker!r} (have: '
@@ -154,16 +157,23 @@ def scenario_from_estimates(estimates: Mapping[str, Any], worker: str) -> Scenar
 
 
 def predict_from_estimates(estimates: Mapping[str, Any], target: str) -> float:
-    """Mean latency of `target` ('local', a worker or a split 'worker/split@k') as the
-    decision node predicts it from a record's `estimates`: the plan's prediction plus the
-    frames' ingress delay and the node's own handling (the steady state: a worker's transient
-    backlog term is left out)."""
+    """
+    Mean latency of `target`.
+
+    ('local', a worker or a split 'worker/split@k') as the decision node predicts it from a
+    record's `estimates`: the plan's prediction plus the frames' ingress delay and the node's own
+    handling (the steady state: a worker's transient backlog term is left out).
+    """
     return sum(predict_terms_from_estimates(estimates, target).values())
 
 
 def predict_terms_from_estimates(estimates: Mapping[str, Any], target: str) -> Dict[str, float]:
-    """The terms of predict_from_estimates (seconds; `ingress_s` and `handling_s` added to
-    the model's own), so a measured stage can be held against the term that predicts it."""
+    """
+    Return the terms of predict_from_estimates.
+
+    (seconds; `ingress_s` and `handling_s` added to the model's own), so a measured stage can be
+    held against the term that predicts it.
+    """
     worker, layer = parse_target(target)
     workers = list(estimates.get('networks', {}))
     if worker != 'local' and worker not in workers:
@@ -196,10 +206,12 @@ def predict_terms_from_estimates(estimates: Mapping[str, Any], target: str) -> D
 
 
 def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:
-    """The average of several records' estimates for one target: what a period's mean
-    latency is predicted from (the paper predicts a mean from mean parameters; averaging
-    per-frame predictions instead overweights moments when a noisy estimate put a queue near
-    saturation, as the wait is convex in the load).
+    """
+    Return the average of several records' estimates for one target.
+
+    What a period's mean latency is predicted from (the paper predicts a mean from mean parameters;
+    averaging per-frame predictions instead overweights moments when a noisy estimate put a queue
+    near saturation, as the wait is convex in the load).
 
     Rates, times, sizes and squared CVs are averaged arithmetically; bandwidth harmonically
     (the mean time per bit); parallelism by the median. Only `target`'s worker is kept.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Delay-optimal split of the robot's frame rate across {local, workers}.
+"""
+Delay-optimal split of the robot's frame rate across {local, workers}.
 
 Minimise sum_i lam_i T_i(lam_i) subject to sum_i lam_i = lam and each target stable. Every
 lam_i T_i(lam_i) is convex and increasing for the queueing models here, so the optimum equalises
@@ -69,7 +70,7 @@ def _marginal_cost(latency_of: LatencyOfRate, rate_hz: float, capacity_hz: float
 
 
 def _rate_at_marginal(latency_of: LatencyOfRate, nu: float, capacity_hz: float) -> float:
-    """The rate at which a target's marginal cost reaches nu (0 if already above)."""
+    """Return the rate at which a target's marginal cost reaches nu (0 if already above)."""
     if _marginal_cost(latency_of, 0.0, capacity_hz) >= nu:
         return 0.0
     low, high = 0.0, capacity_hz * (1.0 - 1e-9)
@@ -86,8 +87,11 @@ GRID = 32
 
 
 class _Curve:
-    """A target's marginal cost sampled from 0 towards its capacity, monotone by
-    construction, and its piecewise-linear inverse."""
+    """
+    A target's marginal cost sampled from 0 towards its capacity, monotone by construction.
+
+    And its piecewise-linear inverse.
+    """
 
     def __init__(self, latency_of: LatencyOfRate, capacity_hz: float, points: int = GRID):
         self.latency_of, self.capacity_hz = latency_of, capacity_hz
@@ -161,9 +165,12 @@ def optimal_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate])
 
 def _polish(total_rate_hz: float, rates: Dict[str, float],
             curves: Mapping[str, _Curve]) -> Dict[str, float]:
-    """Quasi-Newton steps on the exact marginal costs of the targets in use, with the sampled
-    segments' slopes: equal marginal costs and the right total. The interpolated rates are
-    kept if a step would leave a target's stable range or change which targets are used."""
+    """
+    Quasi-Newton steps on the exact marginal costs of the targets in use.
+
+    With the sampled segments' slopes: equal marginal costs and the right total. The interpolated
+    rates are kept if a step would leave a target's stable range or change which targets are used.
+    """
     active = [n for n, r in rates.items() if r > 0]
     if not active:
         return rates
@@ -189,7 +196,7 @@ def _polish(total_rate_hz: float, rates: Dict[str, float],
 
 
 def exact_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> SplitResult:
-    """The reference: nested bisection (nu outside, each target's rate inside) to 1e-9."""
+    """Return the reference: nested bisection (nu outside, each target's rate inside) to 1e-9."""
     capacities = _check(total_rate_hz, latency_of)
     if sum(capacities.values()) <= total_rate_hz:
         return _overloaded(latency_of)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Multi-object tracker: IoU association with constant-velocity Kalman filters (SORT-style).
+"""
+Multi-object tracker: IoU association with constant-velocity Kalman filters (SORT-style).
 
 State per track: centre x, centre y, width, height and their velocities (px, px/s). Detections
 are associated to predicted tracks greedily by IoU (highest first) above `iou_threshold`.

@@ -50,8 +50,11 @@ class Observation:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one frame ended: 'detections', 'miss', 'drop' or 'error' (the node's own fault),
-    with its target and reason."""
+    """
+    How one frame ended: 'detections', 'miss', 'drop' or 'error' (the node's own fault).
+
+    With its target and reason.
+    """
 
     kind: str
     target: str

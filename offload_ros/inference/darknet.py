@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Darknet cfg + weights -> ONNX, with pre-processing and box decoding inside the graph.
+"""
+Darknet cfg + weights -> ONNX, with pre-processing and box decoding inside the graph.
 
 The exported graph takes `images`: uint8 [1, H, W, 3] in BGR order (OpenCV's), letterboxes it
 to `net_size` (a multiple of 32) inside the graph, runs the network and decodes the YOLO heads
@@ -59,8 +60,12 @@ class Section:
 
 
 def parse_cfg(text: str, fix_masks: Dict[int, Sequence[int]] = None) -> List[Section]:
-    """Parse a Darknet cfg. fix_masks maps the index of a [yolo] section (0-based among yolo
-    sections) to a corrected mask, e.g. {1: (1, 2, 3)} for the yolov3-tiny cfg defect."""
+    """
+    Parse a Darknet cfg.
+
+    fix_masks maps the index of a [yolo] section (0-based among yolo sections) to a corrected mask,
+    e.g. {1: (1, 2, 3)} for the yolov3-tiny cfg defect.
+    """
     sections: List[Section] = []
     for raw in text.splitlines():
         line = raw.split('#', 1)[0].strip()
@@ -219,7 +224,8 @@ def _network(g: _Graph, x: str, sections: List[Section], convs: List[ConvWeights
 
 def build_onnx(sections: List[Section], convs: List[ConvWeights], net_size: int = 416,
                preprocess: bool = True) -> onnx.ModelProto:
-    """Build the ONNX model.
+    """
+    Build the ONNX model.
 
     preprocess=True: the deployable end-to-end graph (uint8 BGR image in, boxes/scores out).
     preprocess=False: float NCHW [1, 3, S, S] RGB 0..1 in, raw head tensors out (for

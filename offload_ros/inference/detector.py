@@ -99,7 +99,11 @@ def nms(boxes_xywh: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
 def postprocess(boxes_cxcywh: np.ndarray, scores: np.ndarray, names: Sequence[str],
                 score_threshold: float, iou_threshold: float,
                 image_size: Tuple[int, int]) -> List[Detection]:
-    """Class-wise best score, threshold, clip to the image, NMS. image_size is (width, height)."""
+    """
+    Class-wise best score, threshold, clip to the image, NMS.
+
+    image_size is (width, height).
+    """
     class_ids = scores.argmax(axis=1)
     best = scores[np.arange(len(scores)), class_ids]
     mask = best >= score_threshold
@@ -132,7 +136,7 @@ def letterbox(image_bgr: np.ndarray, size: int) -> Tuple[np.ndarray, float, Tupl
 
 def make_session(model, threads: int = 0, providers: Optional[Sequence[str]] = None,
                  label: str = 'model') -> ort.InferenceSession:
-    """An onnxruntime session for a model file path or serialized bytes."""
+    """Return an onnxruntime session for a model file path or serialized bytes."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -147,7 +151,8 @@ def make_session(model, threads: int = 0, providers: Optional[Sequence[str]] = N
 
 
 class Detector:
-    """A detector over an ONNX model in one of the supported output layouts.
+    """
+    A detector over an ONNX model in one of the supported output layouts.
 
     'e2e': our Darknet export (uint8 BGR image in; boxes + scores out, in image pixels).
     'yolov8': Ultralytics v8/11, float [1,3,S,S] in, [1, 4+C, N] out (no objectness).

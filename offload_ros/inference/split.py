@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Split (collaborative) inference: the end-to-end detector cut after a Darknet layer.
+"""
+Split (collaborative) inference: the end-to-end detector cut after a Darknet layer.
 
 The head (uint8 image in -> the tensors crossing the cut) runs on the robot, the tail (those
 tensors -> boxes, scores) on a worker. The cut is a position in the exported graph's node
@@ -143,7 +144,7 @@ class Tail:
             self.crossing, {probe.get_inputs()[0].name: np.zeros((1, 32, 32, 3), np.uint8)}))}
 
     def check(self, tensors: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """The inputs the tail needs, cast to its types; SplitError names what is wrong."""
+        """Return the inputs the tail needs, cast to its types; SplitError names what is wrong."""
         missing = [n for n in self.crossing if n not in tensors]
         extra = [n for n in tensors if n not in self.inputs]
         if missing or extra:

@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""camera_node: frames from a V4L2 device, a video file or an image folder, stamped at capture,
-published at a fixed rate or with Poisson inter-arrival times (for queueing experiments)."""
+"""
+camera_node: frames from a V4L2 device, a video file or an image folder, stamped at capture.
+
+Published at a fixed rate or with Poisson inter-arrival times (for queueing experiments).
+"""
 import pathlib
 import threading
 import time
@@ -185,8 +188,12 @@ class CameraNode(Node):
         self.finished.set()
 
     def _publish(self, image: np.ndarray, header: Header) -> None:
-        """Raw first, so JPEG encoding never delays it; with stamp_at 'publish' both are
-        encoded first and stamped together just before they go out."""
+        """
+        Raw first, so JPEG encoding never delays it.
+
+        With stamp_at 'publish' both are encoded first and stamped together just before they go
+        out.
+        """
         later = self.values['stamp_at'] == 'publish'
         messages = []
         for publisher, encode in ((self.raw_pub, conversions.bgr_to_image),

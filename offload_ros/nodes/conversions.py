@@ -12,7 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""All message <-> core conversions, in one place (cf. cv_bridge), with a typed error."""
+"""
+All message <-> core conversions, in one place (cf.
+
+cv_bridge), with a typed error.
+"""
 from typing import List, Sequence
 
 import cv2
@@ -89,9 +93,12 @@ def bgr_to_image(image: np.ndarray, header: Header) -> Image:
 
 def compressed_to_picture(msg: CompressedImage,
                           limits: ImageLimits = ImageLimits()) -> Picture:
-    """A JPEG keeps its bytes and is decoded only if pixels are needed; a PNG is decoded now.
-    Either way its header is checked against `limits` first (the bytes decide the format:
-    the `format` field only has to name one of them)."""
+    """
+    Convert: a JPEG keeps its bytes (decoded only if pixels are needed), a PNG is decoded.
+
+    Either way its header is checked against `limits` first (the bytes decide the format: the
+    `format` field only has to name one of them).
+    """
     fmt = msg.format.lower()
     if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
         raise ConversionError(f'unsupported compressed format {msg.format!r} (jpeg or png)')
@@ -130,7 +137,7 @@ def _detection2d(header: Header, box: Box, class_name: str, score: float,
 
 
 def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
-    """Detections (pixel boxes) -> Detection2DArray; class_id carries the class name."""
+    """Convert detections (pixel boxes) to a Detection2DArray; class_id holds the name."""
     return Detection2DArray(header=header, detections=[
         _detection2d(header, Box(d.x, d.y, d.w, d.h), d.class_name, d.score)
         for d in detections])

@@ -12,12 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""deadline_monitor_node: end-to-end latency (capture stamp -> detections arrival) against
-the deadline, per target, and the liveness of the camera and detections topics.
+"""
+deadline_monitor_node.
+
+End-to-end latency (capture stamp -> detections arrival) against the deadline, per target, and the
+liveness of the camera and detections topics.
 
 Liveness is timed here (the time since each topic's last message), not by a requested QoS
 deadline: a subscription requesting a deadline is incompatible with any publisher that
-offers none (the offload node's detections, most camera drivers) and receives nothing."""
+offers none (the offload node's detections, most camera drivers) and receives nothing.
+"""
 import json
 import math
 from typing import Dict, Tuple
@@ -112,8 +116,11 @@ class DeadlineMonitorNode(Node):
         self.silent.pop(topic, None)
 
     def _check_liveness(self) -> None:
-        """A watched topic is silent once it has sent nothing for liveness_s (counted in
-        liveness periods, since its last message or since start-up)."""
+        """
+        Mark a watched topic silent once it has sent nothing for liveness_s.
+
+        (counted in liveness periods, since its last message or since start-up).
+        """
         now, period = self._now_s(), self.values['liveness_s']
         for topic in self.watched:
             quiet = now - self.last_seen.get(topic, self.started_s)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_node: per-frame choice of local or remote detection by queueing-model predictions.
+"""
+offload_node: per-frame choice of local or remote detection by queueing-model predictions.
 
 Thin adapter: messages are converted at the edge, the Planner (core) estimates and decides,
 inference and HTTP run on thread pools (never on the executor), results are published from
@@ -246,13 +247,14 @@ class Frame:
 
     @property
     def image(self) -> np.ndarray:
-        """The pixels (a received JPEG is decoded here, once; BadImage if it does not)."""
+        """Return the pixels (a received JPEG is decoded here, once; BadImage if it does not)."""
         return self.picture.bgr
 
 
 @dataclasses.dataclass
 class Hedge:
     """A frame raced on the robot and a worker: the first answer within the deadline wins."""
+
     miss_probability: float
     start_at_s: float                 # latest safe local start (ROS clock seconds)
     timer: Optional[threading.Timer] = None
@@ -262,10 +264,14 @@ class Hedge:
 
 
 class _Offload:
-    """The decision node's behaviour, for a plain node (OffloadNode) and a managed one
-    (ManagedOffloadNode): _declare in the constructor, _configure (the model, its profile,
-    workers, pools, publishers, timers), _activate (the camera subscription), _deactivate
-    (no new frames; those received end first) and close."""
+    """
+    The decision node's behaviour.
+
+    For a plain node (OffloadNode) and a managed one (ManagedOffloadNode): _declare in the
+    constructor, _configure (the model, its profile, workers, pools, publishers, timers), _activate
+    (the camera subscription), _deactivate (no new frames; those received end first) and close.
+    """
+
     NODE_NAME = 'offload'
 
     def _declare(self) -> None:
@@ -274,7 +280,7 @@ class _Offload:
         self._pending: Optional[OffloadConfig] = None
         self._image_sub = None
         self._detect_timer = None
-        self._timers: list = []
+        self._report_timers: list = []
         self._pools: list = []
         self.worker_clients: Dict[str, WorkerClient] = {}
         self._seq = 0
@@ -319,7 +325,7 @@ class _Offload:
         self.rec_pub = self.create_publisher(String, topics.DECISIONS, qos.RECORDS)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._epoch_timer = params.steady_timer(self, self.config['epoch_s'], self._on_epoch)
-        self._timers = [params.steady_timer(self, 1.0, self._publish_diagnostics)]
+        self._report_timers = [params.steady_timer(self, 1.0, self._publish_diagnostics)]
         self._on_epoch()
 
     def _activate(self) -> None:
@@ -328,8 +334,11 @@ class _Offload:
         self._subscribe_images()
 
     def _deactivate(self, drain_s: float = 10.0) -> bool:
-        """Take no new frame; wait up to drain_s for every frame received to end (True if
-        they all did)."""
+        """
+        Take no new frame; wait up to drain_s for every frame received to end.
+
+        (True if they all did).
+        """
         if self._detect_timer is not None:
             self.destroy_timer(self._detect_timer)
             self._detect_timer = None
@@ -443,8 +452,12 @@ class _Offload:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, msg) -> None:
-        """Convert, decide, hand over: a frame that fails anywhere here still ends in one
-        outcome (an 'error' naming the exception) and the node goes on."""
+        """
+        Convert, decide, hand over.
+
+        A frame that fails anywhere here still ends in one outcome (an 'error' naming the
+        exception) and the node goes on.
+        """
         received = time.monotonic()
         self._seq += 1
         capture_s = conversions.stamp_to_s(msg.header.stamp)
@@ -459,15 +472,19 @@ class _Offload:
             self._error(frame or arrived, 'receipt', e)
 
     def _error(self, frame: Frame, where: str, error: Exception) -> None:
-        """An unexpected exception ends the frame (unless it already has its outcome) with
-        an 'error' outcome naming it; logged, at most every 5 s."""
+        """
+        End the frame with an 'error' outcome for an unexpected exception.
+
+        (unless it already has its outcome) with an 'error' outcome naming it; logged, at most
+        every 5 s.
+        """
         self.get_logger().error(f'frame {frame.seq}: {where}: {error!r}',
                                 throttle_duration_sec=5.0)
         if not self._is_finished(frame):
             self._finish(frame, 'error', frame.target, f'{where}: {error!r}'[:300])
 
     def _receive(self, msg, arrived: Frame, received: float) -> Optional[Frame]:
-        """The frame converted and routed; None for a malformed one (its outcome given)."""
+        """Return the frame converted and routed; None for a malformed one (its outcome given)."""
         capture_s, deadline_at = arrived.capture_s, arrived.deadline_at_s
         limits = self.config.image_limits()
         try:
@@ -521,7 +538,7 @@ class _Offload:
         self._finish(frame, 'drop', LOCAL, f'malformed image: {error}', fallback=fallback)
 
     def _hedge_local(self, frame: Frame) -> None:
-        """The latest safe moment came and the worker has not answered: run it here too."""
+        """Run the frame here too: the latest safe moment came and the worker has not answered."""
         with self._lock:
             if frame.seq in self._finished or frame.hedge.local_started:
                 return
@@ -580,9 +597,12 @@ class _Offload:
                 self._local_backlog -= 1
 
     def _profile_local_if_due(self) -> None:
-        """Re-time the robot's detector on the latest frame (Planner.local_profile_due). It
-        runs in the detector's thread like a frame: one arriving for the robot meanwhile
-        waits for it, as behind any frame."""
+        """
+        Re-time the robot's detector on the latest frame (Planner.local_profile_due).
+
+        It runs in the detector's thread like a frame: one arriving for the robot meanwhile waits
+        for it, as behind any frame.
+        """
         with self._lock:
             now = time.monotonic()
             picture = self._latest_picture
@@ -626,11 +646,15 @@ class _Offload:
                 del self._inflight[name][id(frame)]
 
     def _unanswered(self, name: str, client: WorkerClient) -> bool:
-        """Whether our oldest request to the worker has waited request_timeout_s with no
+        """
+        Tell whether the oldest request to the worker went unanswered too long.
+
+        Whether our oldest request to the worker has waited request_timeout_s with no
         answer of any kind from it since it began. A request may wait past that limit
         (request_timeout_s in core.deadline), but the worker is failed from then on, as
         when the request was cut there: new frames go elsewhere at once. Call with
-        self._lock held."""
+        self._lock held.
+        """
         oldest = min(self._inflight[name].values(), default=None)
         return oldest is not None and not client.answered_since(oldest) and \
             time.perf_counter() - oldest > self.config['request_timeout_s']
@@ -711,13 +735,13 @@ class _Offload:
                      head_s=head_s, server=(result.server_s, result.server_queue_s))
 
     def _request_budget(self, frame: Frame) -> float:
-        """The wait for a worker's answer (core.deadline.request_timeout_s)."""
+        """Return the wait for a worker's answer (core.deadline.request_timeout_s)."""
         return request_timeout_s(frame.deadline_at_s - self._now_s(),
                                  self.config['request_timeout_s'], self._local_needed_s(frame))
 
     @staticmethod
     def _local_needed_s(frame: Frame) -> float:
-        """What the robot would take to run the frame itself (its prediction at decision)."""
+        """Return what the robot would take to run the frame (its prediction at decision)."""
         local = frame.predictions.get(LOCAL)
         return local.latency_s if local is not None else 0.0
 
@@ -826,7 +850,7 @@ class _Offload:
         self.rec_pub.publish(String(data=json.dumps(record, separators=(',', ':'))))
 
     def _settle_hedge(self, frame: Frame, winner: str) -> None:
-        """The first answer is in: stop the other side."""
+        """Stop the other side: the first answer is in."""
         frame.hedge.timer.cancel()
         with self._lock:
             self.hedges[f'won_{"local" if winner == LOCAL else "remote"}'] += 1
@@ -955,16 +979,15 @@ class _Offload:
 
     def close(self) -> None:
         """Stop the timers, finish the pools' work, close the worker connections."""
-        for timer in [*self._timers, getattr(self, '_epoch_timer', None)]:
+        for timer in [*self._report_timers, getattr(self, '_epoch_timer', None)]:
             if timer is not None:
                 self.destroy_timer(timer)
-        self._timers, self._epoch_timer = [], None
+        self._report_timers, self._epoch_timer = [], None
         for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=False)
         self._pools = []
         for client in self.worker_clients.values():
             client.close()
-        self.worker_clients = {}
 
 
 class OffloadNode(_Offload, Node):
@@ -978,10 +1001,13 @@ class OffloadNode(_Offload, Node):
 
 
 class ManagedOffloadNode(_Offload, LifecycleNode):
-    """The decision node as a managed (lifecycle) node: configure loads the model, profiles
-    it and connects the workers; activate subscribes to the camera; deactivate stops taking
-    frames and lets those received end; cleanup releases it all (offload_node --lifecycle,
-    robot.launch.xml lifecycle:=true)."""
+    """
+    The decision node as a managed (lifecycle) node.
+
+    Configure loads the model, profiles it and connects the workers; activate subscribes to the
+    camera; deactivate stops taking frames and lets those received end; cleanup releases it all
+    (offload_node --lifecycle, robot.launch.xml lifecycle:=true).
+    """
 
     def __init__(self, **kwargs):
         LifecycleNode.__init__(self, self.NODE_NAME, **kwargs)
@@ -1007,6 +1033,7 @@ class ManagedOffloadNode(_Offload, LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
+        self.worker_clients = {}    # configure makes new ones
         for publisher in ('det_pub', 'rec_pub', 'diag_pub'):
             if getattr(self, publisher, None) is not None:
                 self.destroy_publisher(getattr(self, publisher))
@@ -1020,8 +1047,11 @@ class ManagedOffloadNode(_Offload, LifecycleNode):
 
 
 def main(args=None) -> int:
-    """offload_node [--lifecycle] [--ros-args ...]: --lifecycle starts it unconfigured, as a
-    managed node."""
+    """
+    offload_node [--lifecycle] [--ros-args ...].
+
+    --lifecycle starts it unconfigured, as a managed node.
+    """
     argv = list(sys.argv if args is None else args)
     managed = '--lifecycle' in argv
     argv = [a for a in argv if a != '--lifecycle']

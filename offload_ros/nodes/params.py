@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Parameter declaration from one spec table per node: descriptors with description, range
-and read-only flag; values read back as a plain dict for a frozen config dataclass."""
+"""
+Parameter declaration from one spec table per node.
+
+Descriptors with description, range and read-only flag; values read back as a plain dict for a
+frozen config dataclass.
+"""
 import socket
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -81,8 +85,12 @@ def declare(node: Node, specs: Sequence[Spec]) -> Dict[str, Any]:
 
 def updated(specs: Sequence[Spec], current: Dict[str, Any],
             changes: Sequence[Parameter]) -> Dict[str, Any]:
-    """Current values with a set_parameters request applied; raises ValueError naming the
-    parameter when a choice is invalid (ranges are enforced by rclpy from the descriptors)."""
+    """
+    Return current values with a set_parameters request applied.
+
+    Raises ValueError naming the parameter when a choice is invalid (ranges are enforced by rclpy
+    from the descriptors).
+    """
     by_name = {s.name: s for s in specs}
     values = dict(current)
     for p in changes:
@@ -96,12 +104,16 @@ def updated(specs: Sequence[Spec], current: Dict[str, Any],
 
 
 def hardware_id(node) -> str:
-    """The robot and node a report comes from: host name and fully qualified node name."""
+    """Return the robot and node a report comes from: host name and fully qualified node name."""
     return f'{socket.gethostname()}{node.get_fully_qualified_name()}'
 
 
 def steady_timer(node: Node, period_s: float, callback):
-    """A timer on the steady clock: it runs with use_sim_time before /clock starts (and when
-    a replay pauses), for work paced in real time (polls, epochs, reports, discovery)."""
+    """
+    Return a timer on the steady clock.
+
+    It runs with use_sim_time before /clock starts (and when a replay pauses), for work paced in
+    real time (polls, epochs, reports, discovery).
+    """
     from rclpy.clock import Clock, ClockType
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))

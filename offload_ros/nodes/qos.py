@@ -41,7 +41,7 @@ def by_name(name: str) -> QoSProfile:
 
 
 def with_deadline(profile: QoSProfile, period_s: float) -> QoSProfile:
-    """A copy of a profile with the QoS deadline period set (for liveness events)."""
+    """Return a copy of a profile with the QoS deadline period set (for liveness events)."""
     return QoSProfile(history=profile.history, depth=profile.depth,
                       reliability=profile.reliability, durability=profile.durability,
                       deadline=Duration(nanoseconds=int(period_s * 1e9)))

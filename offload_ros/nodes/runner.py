@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Process entry point shared by the nodes: init, spin in the main thread, clean shutdown.
+"""
+Process entry point shared by the nodes: init, spin in the main thread, clean shutdown.
 
 A shell's Ctrl-C signals the whole process group and a launcher forwards its own SIGINT too:
 a node gets two. The first stops the executor; signals during the cleanup after it are
@@ -66,8 +67,12 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
 
 
 def node_name(factory, argv: List[str]) -> str:
-    """The name a node runs under: a `__node:=` remap among its ROS arguments, else its
-    class's NODE_NAME (known before the node exists, for errors in its constructor)."""
+    """
+    Return the name a node runs under.
+
+    A `__node:=` remap among its ROS arguments, else its class's NODE_NAME (known before the node
+    exists, for errors in its constructor).
+    """
     for arg in argv:
         if arg.startswith('__node:='):
             return arg.split(':=', 1)[1]

@@ -12,7 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Topic names, in one place. Relative names: they follow the node's namespace and remaps."""
+"""
+Topic names, in one place.
+
+Relative names: they follow the node's namespace and remaps.
+"""
 IMAGE = 'image_raw'
 IMAGE_COMPRESSED = 'image_raw/compressed'
 DETECTIONS = 'detections'

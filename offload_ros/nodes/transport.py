@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Which image topic a camera publishes, read from the publishers on the graph.
+"""
+Which image topic a camera publishes, read from the publishers on the graph.
 
 `image_transport: auto` looks at publishers only: a subscription says nothing about what a
 camera sends (the deadline monitor's own raw subscription on `image_raw` made a
@@ -36,9 +37,13 @@ def _published_types(node: Node, topic: str) -> set:
 
 
 def choose(node: Node, mode: str) -> Optional[Tuple[str, type, str]]:
-    """(kind, message type, relative topic) to subscribe to under `mode`, or None while
-    `auto` finds no camera publisher yet. A raw publisher wins where both are published (no
-    decode); a CompressedImage published on `image_raw` itself is taken as compressed."""
+    """
+    (kind, message type, relative topic) to subscribe to under `mode`.
+
+    Or None while `auto` finds no camera publisher yet. A raw publisher wins where both are
+    published (no decode); a CompressedImage published on `image_raw` itself is taken as
+    compressed.
+    """
     if mode == 'raw':
         return 'raw', Image, topics.IMAGE
     if mode == 'compressed':

@@ -12,5 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Network-emulated scenarios: robot and workers in Linux network namespaces joined by veth
-pairs, each direction shaped with tc tbf, driven by bandwidth, load and fault schedules."""
+"""
+Network-emulated scenarios.
+
+Robot and workers in Linux network namespaces joined by veth pairs, each direction shaped with tc
+tbf, driven by bandwidth, load and fault schedules.
+"""

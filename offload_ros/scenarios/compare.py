@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make scenarios: every scenario under every policy, compared with the hindsight oracle.
+"""
+make scenarios: every scenario under every policy, compared with the hindsight oracle.
 
 Policies: the model-driven decision, always-local, always-remote (first worker), and a
 FogROS2-LS-style windowed threshold. The oracle knows each phase's best static target in
@@ -57,7 +58,7 @@ def _stats(values: List[float], deadline_s: float) -> dict:
 
 
 def _by_phase(records: List[dict], phases: List[dict]):
-    """The run's latencies (all, and per phase) and the targets its frames used per phase."""
+    """Return the run's latencies (all, per phase) and its frames' targets per phase."""
     t0 = min(r['t_s'] for r in records)
     latencies = [_latencies(records, t0, ph['start_s'], ph['end_s']) for ph in phases]
     targets = [collections.Counter(r['target'] for r in records
@@ -67,9 +68,13 @@ def _by_phase(records: List[dict], phases: List[dict]):
 
 
 def oracle_phase(name: str, static: Dict[str, dict], model: dict) -> dict:
-    """One phase of the oracle: the better static run (fewer misses, then lower mean), the
-    target its frames used most, the share of the model's frames on that same target (where
-    it is 1.0, a gap in the means is the runs' execution, not the decision) and the gap."""
+    """
+    One phase of the oracle.
+
+    The better static run (fewer misses, then lower mean), the target its frames used most, the
+    share of the model's frames on that same target (where it is 1.0, a gap in the means is the
+    runs' execution, not the decision) and the gap.
+    """
     best = min(static, key=lambda p: (static[p]['mean_s'] is None, static[p]['miss_rate'] or 0,
                                       static[p]['mean_s'] or math.inf))
     oracle = static[best]
@@ -85,8 +90,11 @@ def oracle_phase(name: str, static: Dict[str, dict], model: dict) -> dict:
 
 
 def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
-    """95% half-width of model mean / oracle mean - 1, the two means from separate runs
-    (delta method on their standard errors)."""
+    """
+    95% half-width of model mean / oracle mean - 1.
+
+    The two means from separate runs (delta method on their standard errors).
+    """
     m, o = model.get('mean_s'), oracle.get('mean_s')
     sm, so = model.get('sem_s'), oracle.get('sem_s')
     if not (m and o and sm is not None and so is not None):
@@ -95,9 +103,12 @@ def gap_half_width(model: dict, oracle: dict) -> Optional[float]:
 
 
 def paired_half_width(gaps: List[float]) -> Optional[float]:
-    """95% half-width of the mean of per-repeat gaps (each repeat's model run against its
-    own, adjacent oracle run): the spread between repeats holds the machine's drift from run
-    to run, which the frames of one run cannot show."""
+    """
+    95% half-width of the mean of per-repeat gaps.
+
+    (each repeat's model run against its own, adjacent oracle run): the spread between repeats
+    holds the machine's drift from run to run, which the frames of one run cannot show.
+    """
     return report.mean_half_width(gaps)
 
 
@@ -140,9 +151,12 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
 
 
 def switch_changes(model: dict, phases: List[dict]) -> List[dict]:
-    """Each change after which the oracle's target changes, with the model run's time to
-    switch; ok where within 1 s or the model was already on the new side (robot or a
-    worker) when the change came."""
+    """
+    Each change after which the oracle's target changes, with the model run's time to switch.
+
+    Ok where within 1 s or the model was already on the new side (robot or a worker) when the
+    change came.
+    """
     changes: List[dict] = []
     at_change = model.get('target_at_change') or [None] * len(model['time_to_switch_s'])
     for i, step_to_switch in enumerate(model['time_to_switch_s']):
@@ -158,10 +172,13 @@ def switch_changes(model: dict, phases: List[dict]) -> List[dict]:
 
 def compare_repeats(name: str, runs: List[Dict[str, dict]],
                     records: List[Dict[str, List[dict]]]) -> dict:
-    """The comparison over repeats of every policy, run interleaved: statistics over the
-    frames of every repeat, the oracle's target per phase from them, and each phase's gap
-    with a half-width from the spread of the per-repeat gaps (`paired_half_width`). The
-    per-repeat comparisons stay under 'runs' (switch times are judged run by run)."""
+    """
+    Return the comparison over repeats of every policy, run interleaved.
+
+    Statistics over the frames of every repeat, the oracle's target per phase from them, and each
+    phase's gap with a half-width from the spread of the per-repeat gaps (`paired_half_width`). The
+    per-repeat comparisons stay under 'runs' (switch times are judged run by run).
+    """
     each = [compare(name, r, rec) for r, rec in zip(runs, records)]
     if len(each) == 1:
         return each[0]
@@ -244,13 +261,16 @@ def markdown(results: List[dict]) -> str:
 
 def run_all(scenarios: List[str], policies: List[str], root: pathlib.Path,
             reuse: bool = False, repeats: int = 1):
-    """Run (or with reuse, reload) every scenario under every policy, `repeats` times;
-    returns the comparisons and the scenarios whose model run failed its assertions.
+    """
+    Run (or with reuse, reload) every scenario under every policy, `repeats` times.
+
+    Returns the comparisons and the scenarios whose model run failed its assertions.
 
     Repeats are interleaved: each round runs every policy of a scenario back to back, in an
     order rotated from round to round, so that a model run and its oracle runs are minutes
     apart and no policy always runs first. With repeats > 1 a run's folder is
-    root/NAME/rK/POLICY (K from 1), else root/NAME/POLICY."""
+    root/NAME/rK/POLICY (K from 1), else root/NAME/POLICY.
+    """
     share = harness.launch.package_share()
     specs = {name: harness.load_spec(share / 'config/scenarios' / f'{name}.yaml')
              for name in scenarios}
@@ -282,7 +302,8 @@ def run_dir(root: pathlib.Path, name: str, policy: str, k: int = 0,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_scenarios', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_scenarios',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='scenario_out')
     parser.add_argument('--scenarios', nargs='+', default=DEFAULT)
     parser.add_argument('--policies', nargs='+',

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What a process's open descriptors are, for the endurance bench: a leak is told from a pool.
+"""
+What a process's open descriptors are, for the endurance bench: a leak is told from a pool.
 
 A count of descriptors alone cannot tell a leak from a connection pool that grew by one when
 requests overlapped (the soak's offload node: 27 -> 28 after a worker restart, one more
@@ -51,9 +52,13 @@ def tcp_socket_states(pid: int) -> Dict[int, str]:
 
 
 def descriptors(pid: int) -> Optional[dict]:
-    """{'total', 'kinds': {kind: n}, 'tcp_states': {state: n}, 'close_wait': [inode]} of a
-    live process (None once it is gone). Kinds: 'tcp' (a TCP connection), 'listen', 'socket'
-    (UDP, Unix, netlink), 'pipe', 'anon' (eventfd, epoll, timerfd), 'file'."""
+    """
+    Return a live process's descriptors by kind.
+
+    {'total', 'kinds': {kind: n}, 'tcp_states': {state: n}, 'close_wait': [inode]} of a live
+    process (None once it is gone). Kinds: 'tcp' (a TCP connection), 'listen', 'socket' (UDP,
+    Unix, netlink), 'pipe', 'anon' (eventfd, epoll, timerfd), 'file'.
+    """
     try:
         names = os.listdir(f'/proc/{pid}/fd')
     except OSError:
@@ -93,9 +98,12 @@ def fixed(sample: dict) -> int:
 
 
 def growth(series: List[dict], tcp_bound: int) -> dict:
-    """Judge a process's descriptor samples (first = settled start, last = end): its fixed
-    descriptors must not grow, its TCP connections stay within `tcp_bound`, and no
-    connection may be in CLOSE_WAIT in two consecutive samples."""
+    """
+    Judge a process's descriptor samples (first = settled start, last = end).
+
+    Its fixed descriptors must not grow, its TCP connections stay within `tcp_bound`, and no
+    connection may be in CLOSE_WAIT in two consecutive samples.
+    """
     if not series:
         raise ValueError('growth needs at least one sample')
     tcp = [s['kinds'].get('tcp', 0) for s in series]

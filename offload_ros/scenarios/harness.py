@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_scenario SCENARIO.yaml: run a network-emulated scenario and check its assertions.
+"""
+offload_scenario SCENARIO.yaml: run a network-emulated scenario and check its assertions.
 
 The robot node set (robot.launch.xml, camera on looping real footage) runs in a robot
 namespace, pinned to core 0 and limited to a fraction of it (the robot's weaker computer);
@@ -75,10 +76,14 @@ def load_spec(path: pathlib.Path) -> dict:
 
 
 def robot_cpu_fraction(robot: dict) -> Optional[float]:
-    """The robot's share of a core: `cpu_fraction` as given, or the share at which the
-    robot's detector takes `detector_ms` on this machine (its single-thread time here, timed
-    now, over the target: a CFS quota stretches CPU-bound work by its inverse), so that a
-    scenario tuned for a Raspberry-Pi-class robot keeps its trade-offs on a faster machine."""
+    """
+    Return the robot's share of a core.
+
+    `cpu_fraction` as given, or the share at which the robot's detector takes `detector_ms` on this
+    machine (its single-thread time here, timed now, over the target: a CFS quota stretches CPU-
+    bound work by its inverse), so that a scenario tuned for a Raspberry-Pi-class robot keeps its
+    trade-offs on a faster machine.
+    """
     if 'detector_ms' not in robot:
         return robot.get('cpu_fraction')
     import numpy as np
@@ -260,8 +265,12 @@ class Run:
 
     # -- run -------------------------------------------------------------------------------
     def start(self) -> float:
-        """Build the network, start workers, capture and robot; returns the wall time of the
-        first decision record (t0). Call teardown() on every path after this."""
+        """
+        Build the network, start workers, capture and robot.
+
+        Returns the wall time of the first decision record (t0). Call teardown() on every path
+        after this.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         self.topology.build([w['name'] for w in self.spec['workers']])
         link = self.spec.get('link', {})
@@ -315,8 +324,11 @@ class Run:
         return self._analyse(t0_wall)
 
     def teardown(self) -> None:
-        """Stop everything and remove the namespaces and cgroups; a second Ctrl-C (or a
-        `timeout` wrapper forwarding the signal) cannot cut it short."""
+        """
+        Stop everything and remove the namespaces and cgroups.
+
+        A second Ctrl-C (or a `timeout` wrapper forwarding the signal) cannot cut it short.
+        """
         main = threading.current_thread() is threading.main_thread()
         saved = [(sig, signal.signal(sig, signal.SIG_IGN))
                  for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
@@ -354,9 +366,13 @@ class Run:
 
     # -- CPU ---------------------------------------------------------------------------------
     def _sample_cpu(self) -> None:
-        """CPU seconds of every process so far (by pid, so a restarted worker starts anew)
-        and the robot group's throttling, at the start, after each scheduled change and at
-        the end: what each phase cost, and whether the robot ran short of its quota."""
+        """
+        CPU seconds of every process so far.
+
+        (by pid, so a restarted worker starts anew) and the robot group's throttling, at the start,
+        after each scheduled change and at the end: what each phase cost, and whether the robot ran
+        short of its quota.
+        """
         procs = {**{f'robot/{n}': p for n, p in zip(self.robot_names, self.robot)},
                  **{f'worker/{n}': w.proc for n, w in self.workers.items()},
                  **{f'tenants/{n}': p for n, p in self.loadgens.items()},
@@ -371,8 +387,12 @@ class Run:
                                  'robot': self.quota.throttling() if self.quota else {}})
 
     def _cpu_by_phase(self) -> List[dict]:
-        """Per phase (between consecutive samples): each process's CPU share (1.0 = one
-        core) and the share of the robot's quota periods that ran out."""
+        """
+        Per phase (between consecutive samples).
+
+        Each process's CPU share (1.0 = one core) and the share of the robot's quota periods that
+        ran out.
+        """
         phases = []
         for (a, b), phase in zip(zip(self.cpu_samples, self.cpu_samples[1:]), self._phases()):
             span = b['t'] - a['t']
@@ -422,7 +442,7 @@ class Run:
 
 
 def schedule_phases(spec: dict) -> List[dict]:
-    """The run's phases: from the start, then from each scheduled change."""
+    """Return the run's phases: from the start, then from each scheduled change."""
     steps = sorted(spec.get('schedule', []), key=lambda s: s['at_s'])
     bounds = [0.0] + [s['at_s'] for s in steps] + [float(spec['duration_s'])]
     names = ['start'] + [' '.join(f'{k}={v}' for k, v in s.items() if k != 'at_s')
@@ -441,7 +461,7 @@ def _majority(records: List[dict], t0: float, start: float, end: float):
 
 
 def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str, dict]:
-    """The scenario's assertions, each with the measured value."""
+    """Return the scenario's assertions, each with the measured value."""
     expect = spec.get('expect', {})
     checks = {'frames_without_outcome': {'ok': summary['frames_without_outcome'] == 0
                                          and summary['frames'] > 0,
@@ -483,7 +503,7 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
 
 
 def rate_phases(spec: dict) -> List[dict]:
-    """The camera rate in force in each schedule phase."""
+    """Return the camera rate in force in each schedule phase."""
     steps = sorted(spec.get('schedule', []), key=lambda s: s['at_s'])
     rate = float(spec.get('camera', {}).get('rate_hz', 0.0))
     phases = []
@@ -495,8 +515,12 @@ def rate_phases(spec: dict) -> List[dict]:
 
 def predicted_crossover(records: List[dict], worker: str, low: float,
                         high: float) -> Optional[dict]:
-    """Where `offload_plan crossover --vary rate_hz` puts the trade-off for the estimates of
-    the last record that has them for `worker`."""
+    """
+    Return the rate crossover for the last estimates of `worker`.
+
+    Where `offload_plan crossover --vary rate_hz` puts the trade-off for the estimates of the
+    last record that has them for `worker`.
+    """
     from offload_ros.core import crossover as crossover_mod
     from offload_ros.core.scenario import ScenarioError as PlanError, scenario_from_estimates
     for record in reversed(records):
@@ -516,9 +540,13 @@ def predicted_crossover(records: List[dict], worker: str, low: float,
 
 
 def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) -> Dict[str, dict]:
-    """Rising frame rate moves the choice as offload_plan crossover predicts: the crossover
-    is computed from the online estimates at the end of the first (lowest-rate) phase, before
-    the rate rises, and every later phase clear of it by `margin` must choose its side."""
+    """
+    Rising frame rate moves the choice as offload_plan crossover predicts.
+
+    The crossover is computed from the online estimates at the end of the first (lowest-rate)
+    phase, before the rate rises, and every later phase clear of it by `margin` must choose its
+    side.
+    """
     phases = rate_phases(spec)
     worker, margin = expect['worker'], float(expect.get('margin', 0.15))
     low, high = expect.get('range', [0.1, 20.0])
@@ -552,7 +580,8 @@ def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) ->
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_scenario', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_scenario',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('scenario')
     parser.add_argument('--policy', choices=POLICIES, default='model')
     parser.add_argument('--out', help='default scenario_out/NAME/POLICY')

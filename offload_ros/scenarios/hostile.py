@@ -12,9 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Hostile inputs for tests and bench-fuzz: decompression bombs of several formats, and a
-FAKE worker that answers 200 with bodies a real worker never sends (a fake: no real worker
-lies; everything else in these tests is real).
+"""
+Hostile inputs for tests and bench-fuzz.
+
+Decompression bombs of several formats, and a FAKE worker that answers 200 with bodies a real
+worker never sends (a fake: no real worker lies; everything else in these tests is real).
 
 Each bomb is small on the wire and declares more pixels than the default limits admit
 (3840x2160): decoded, it would allocate hundreds of megabytes.
@@ -41,7 +43,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_bomb(width: int, height: int) -> bytes:
-    """A valid PNG of width x height black RGB pixels: zlib packs a zero row ~1000:1."""
+    """Return a valid PNG of width x height black RGB pixels: zlib packs a zero row ~1000:1."""
     compressor = zlib.compressobj(9)
     row = b'\x00' * (1 + 3 * width)      # filter byte 0, then the pixels
     rows = row * 64
@@ -54,15 +56,18 @@ def png_bomb(width: int, height: int) -> bytes:
 
 
 def png_header_bomb(width: int, height: int) -> bytes:
-    """A PNG that is its header only (74 bytes): IHDR declares the size, IDAT is empty."""
+    """Return a PNG that is its header only (74 bytes): IHDR declares the size, IDAT is empty."""
     header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
     return (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', header) + _png_chunk(b'IDAT', b'')
             + _png_chunk(b'IEND', b''))
 
 
 def jpeg_bomb(width: int, height: int) -> bytes:
-    """A real 16x16 JPEG whose frame header is rewritten to declare width x height: the
-    decoder allocates the declared image and fills what the scan lacks (~600 bytes)."""
+    """
+    Return a real 16x16 JPEG whose frame header is rewritten to declare width x height.
+
+    The decoder allocates the declared image and fills what the scan lacks (~600 bytes).
+    """
     ok, data = cv2.imencode('.jpg', np.zeros((16, 16, 3), np.uint8))
     data = bytearray(data.tobytes())
     sof = data.index(b'\xff\xc0')
@@ -71,7 +76,7 @@ def jpeg_bomb(width: int, height: int) -> bytes:
 
 
 def other_format_bombs() -> Dict[str, bytes]:
-    """Formats OpenCV would decode and we do not, each declaring a huge image."""
+    """Return formats OpenCV would decode and we do not, each declaring a huge image."""
     return {
         'gif': b'GIF89a' + struct.pack('<HH', 65535, 65535) + bytes(32),
         'bmp': b'BM' + bytes(16) + struct.pack('<ii', 60000, 60000) + bytes(32),
@@ -135,9 +140,12 @@ def hostile_answers() -> Dict[str, Callable[[], tuple]]:
 
 
 class FakeHostileWorker:
-    """A FAKE KServe v2 worker on 127.0.0.1: /load and health as a real worker answers them
-    (so a robot uses it), and every /infer answered with the next kind of `kinds` (cycling).
-    Counts the inference requests it received."""
+    """
+    A FAKE KServe v2 worker on 127.0.0.1.
+
+    /load and health as a real worker answers them (so a robot uses it), and every /infer answered
+    with the next kind of `kinds` (cycling). Counts the inference requests it received.
+    """
 
     def __init__(self, kinds: List[str]):
         answers = hostile_answers()

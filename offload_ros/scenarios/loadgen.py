@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_loadgen URL --rate R: synthetic tenants sending real inference requests (Poisson,
-open loop) with a real frame, so a worker's load rises as if other robots shared it."""
+"""
+offload_loadgen URL --rate R.
+
+Synthetic tenants sending real inference requests (Poisson, open loop) with a real frame, so a
+worker's load rises as if other robots shared it.
+"""
 import argparse
 import concurrent.futures
 import signal
@@ -32,8 +36,11 @@ from offload_ros.worker.client import (CircuitBreaker, WorkerClient, WorkerReque
 
 def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, seed: int,
         stop: threading.Event, deadline_s: Optional[float] = None) -> dict:
-    """Send until stopped; returns counts and each answered request's latency (requests
-    with a deadline carry it, so the worker may schedule by it or drop them unrun)."""
+    """
+    Send until stopped; returns counts and each answered request's latency.
+
+    (requests with a deadline carry it, so the worker may schedule by it or drop them unrun).
+    """
     frame = cv2.resize(cv2.VideoCapture(str(models.cache_dir() / 'media/vtest.avi')).read()[1],
                        (640, 480))
     # Each synthetic tenant stands for another robot on its own link: no shared uplink.
@@ -67,7 +74,8 @@ def run(url: str, rate_hz: float, duration_s: Optional[float], client_id: str, s
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_loadgen', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_loadgen',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('url')
     rate = parser.add_mutually_exclusive_group(required=True)
     rate.add_argument('--rate', type=float, help='requests per second')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Network namespaces, veth pairs, tbf shaping and a CPU quota, with cleanup on every path.
+"""
+Network namespaces, veth pairs, tbf shaping and a CPU quota, with cleanup on every path.
 
 Only addresses inside the namespaces created here are used (10.x.k.0/30 per robot-edge link).
 """
@@ -95,7 +96,8 @@ class Topology:
             self.links[name] = Link(ns, robot_dev, edge_dev, f'{base}.1', f'{base}.2')
 
     def shape(self, worker: str, rate_mbps: float, queue_ms: float = 300.0) -> None:
-        """Token-bucket rate on both directions (netem is not available in this kernel).
+        """
+        Token-bucket rate on both directions (netem is not available in this kernel).
 
         The default 300 ms queue limit models a buffered Wi-Fi link rather than tail-dropping
         at 50 ms; queueing experiments raise it so the link queues instead of dropping.
@@ -138,9 +140,11 @@ class Topology:
 
 
 class CpuQuota:
-    """A cgroup (v1 cpu controller, or v2) limiting processes to a fraction of one core:
-    the robot's weaker computer, emulated. Period 10 ms so the quota is smooth at frame
-    scale."""
+    """
+    A cgroup (v1 cpu controller, or v2) limiting processes to a fraction of one core.
+
+    The robot's weaker computer, emulated. Period 10 ms so the quota is smooth at frame scale.
+    """
 
     def __init__(self, name: str, fraction: float):
         if not 0.05 <= fraction <= 1.0:
@@ -168,8 +172,12 @@ class CpuQuota:
         return ['sh', '-c', f'echo $$ > {procs} && exec "$@"', 'cpu-quota', *command]
 
     def throttling(self) -> Dict[str, float]:
-        """CFS bandwidth statistics so far: enforcement periods, those that ran out of quota,
-        and the time the group was held back (v1: throttled_time ns; v2: throttled_usec)."""
+        """
+        CFS bandwidth statistics so far.
+
+        Enforcement periods, those that ran out of quota, and the time the group was held back (v1:
+        throttled_time ns; v2: throttled_usec).
+        """
         try:
             pairs = [line.split() for line in (self.path / 'cpu.stat').read_text().splitlines()]
         except OSError:
@@ -188,8 +196,12 @@ class CpuQuota:
 
 
 def capable(prog: str) -> bool:
-    """check_capabilities() for a command line: False, with the reason on stderr, where
-    network scenarios cannot run (the caller exits 77, the "skipped" status)."""
+    """
+    check_capabilities() for a command line.
+
+    False, with the reason on stderr, where network scenarios cannot run (the caller exits 77, the
+    "skipped" status).
+    """
     try:
         check_capabilities()
     except ScenarioUnavailable as e:

@@ -12,10 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A live feed of a run for the scenario harness: runs inside the robot's namespace and prints
-one JSON line per decision record and per offload diagnostics update. It also takes commands
-on stdin, one JSON line each: {"node": "camera", "params": {"rate_hz": 5.0}} sets parameters
-(answered by a {"kind": "param", ...} line)."""
+"""
+A live feed of a run for the scenario harness.
+
+Runs inside the robot's namespace and prints one JSON line per decision record and per offload
+diagnostics update. It also takes commands on stdin, one JSON line each: {"node": "camera",
+"params": {"rate_hz": 5.0}} sets parameters (answered by a {"kind": "param", ...} line).
+"""
 import json
 import signal
 import sys

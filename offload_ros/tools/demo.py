@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""make demo: one local gpu_worker, the robot node set from robot.launch.xml, real pedestrian
-footage, and a scripted bandwidth step so the decision visibly switches.
+"""
+make demo: one local gpu_worker, the robot node set from robot.launch.xml.
+
+Real pedestrian footage, and a scripted bandwidth step so the decision visibly switches.
 
 Phases (seconds from the first decision record):
   0-20  measured loopback link: the worker is faster than the robot, frames are offloaded
@@ -66,7 +68,8 @@ def wait_for(predicate, timeout_s: float, executor, step_s: float = 0.1) -> bool
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_demo', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_demo',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', default='demo_out')
     parser.add_argument('--phase-s', type=float, default=20.0, help='length of each phase')
     parser.add_argument('--source', help='video (default: provisioned vtest.avi)')

@@ -12,7 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_detect IMAGE... [--model PATH] [--json]: run the detector on image files."""
+"""
+offload_detect IMAGE...
+
+[--model PATH] [--json]: run the detector on image files.
+"""
 import argparse
 import json
 import sys

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_launch: run a ROS 2 XML launch file of this package as separate processes.
+"""
+offload_launch: run a ROS 2 XML launch file of this package as separate processes.
 
 `ros2 launch` (launch/launch_ros) is not installable from PyPI, so development machines use
 this interpreter of the subset our launch files use: <arg>, <set_env name value>, <node pkg
@@ -42,7 +43,7 @@ class LaunchError(ValueError):
 
 
 def package_share() -> pathlib.Path:
-    """The package's share directory: installed (ament index) or this source tree."""
+    """Return the package's share directory: installed (ament index) or this source tree."""
     prefix = os.environ.get('AMENT_PREFIX_PATH', '')
     for root in filter(None, prefix.split(os.pathsep)):
         candidate = pathlib.Path(root) / 'share' / PACKAGE
@@ -186,7 +187,8 @@ def stop(processes: List[subprocess.Popen], timeout_s: float = 15.0) -> List[int
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_launch', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_launch',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('launch_file', help='path, or a file name in the package launch/')
     parser.add_argument('arguments', nargs='*', help='name:=value')
     args = parser.parse_args(argv)

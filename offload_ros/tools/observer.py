@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""An observer node for the demo and end-to-end tests: collects decision records, diagnostics,
-tracks, cmd_vel and deadline reports, and sets parameters on other nodes."""
+"""
+An observer node for the demo and end-to-end tests.
+
+Collects decision records, diagnostics, tracks, cmd_vel and deadline reports, and sets parameters
+on other nodes.
+"""
 import json
 import threading
 import time

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""offload_plan: capacity planning with the latency models (prints JSON).
+"""
+offload_plan: capacity planning with the latency models (prints JSON).
 
 Bad input exits 2 with one line naming the field; never a traceback.
 """
@@ -107,7 +108,7 @@ def cmd_split(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog='offload_plan', description=__doc__.splitlines()[0])
+    parser = _Parser(prog='offload_plan', description=__doc__.strip().splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
     p = sub.add_parser('predict', help='predict latency of every target for a scenario')
     p.add_argument('scenario')

@@ -35,7 +35,8 @@ def records_from_bag(bag: str, topic: str = '/' + topics.DECISIONS) -> List[dict
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='offload_report', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='offload_report',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('bag')
     parser.add_argument('--out', help='output folder (default: BAG_report)')
     parser.add_argument('--deadline', type=float, default=0.25, help='deadline_s for misses')

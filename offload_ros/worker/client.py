@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Client of KServe v2 workers (our gpu_worker or NVIDIA Triton), used by the robot.
+"""
+Client of KServe v2 workers (our gpu_worker or NVIDIA Triton), used by the robot.
 
 Keep-alive session, JPEG (BYTES) or raw uint8 tensor payloads over the binary extension, a
 per-request timeout from the frame's remaining deadline budget, retries only where safe
@@ -64,17 +65,23 @@ class WorkerRequestError(ValueError):
 
 
 class MalformedAnswer(WorkerUnavailable):
-    """The worker answered 200 with a body that is not a valid answer (wrong outputs, shape,
-    type or values): the worker's fault, counted against it like a 5xx."""
+    """
+    The worker answered 200 with a body that is not a valid answer.
+
+    (wrong outputs, shape, type or values): the worker's fault, counted against it like a 5xx.
+    """
 
     def __init__(self, message: str):
         super().__init__(message, 'malformed')
 
 
 def check_url(url: str) -> str:
-    """A worker's base URL, checked: http or https, a host, a valid port, no credentials
-    (tokens go in OFFLOAD_WORKER_TOKEN: a URL is logged and published). ValueError names
-    what is wrong."""
+    """
+    Return a worker's base URL, checked.
+
+    Http or https, a host, a valid port, no credentials (tokens go in OFFLOAD_WORKER_TOKEN: a URL
+    is logged and published). ValueError names what is wrong.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -116,8 +123,11 @@ class WorkerLoad:
 
 
 class CircuitBreaker:
-    """Closed -> open after `threshold` consecutive failures; half-open after `cooldown_s`,
-    when one trial request decides between closed and open again."""
+    """
+    Closed -> open after `threshold` consecutive failures.
+
+    Half-open after `cooldown_s`, when one trial request decides between closed and open again.
+    """
 
     def __init__(self, threshold: int = 3, cooldown_s: float = 2.0, clock=time.monotonic):
         self.threshold, self.cooldown_s, self.clock = threshold, cooldown_s, clock
@@ -151,9 +161,12 @@ class CircuitBreaker:
 
 
 class Watchdog:
-    """One thread that calls each armed callback at its time unless it was disarmed first:
-    the bound on a request's whole time, where a socket timeout bounds each read only (an
-    answer dripped a byte per 50 ms never times out a read)."""
+    """
+    One thread that calls each armed callback at its time unless it was disarmed first.
+
+    The bound on a request's whole time, where a socket timeout bounds each read only (an answer
+    dripped a byte per 50 ms never times out a read).
+    """
 
     def __init__(self):
         self._heap: list = []
@@ -162,7 +175,7 @@ class Watchdog:
         self._thread: Optional[threading.Thread] = None
 
     def arm(self, at_s: float, callback: Callable[[], None]) -> list:
-        """Call `callback` at time.monotonic() `at_s`; returns a handle for disarm()."""
+        """Have the callback called at time.monotonic() `at_s`; returns the handle to cancel it."""
         with self._cond:
             self._seq += 1
             entry = [at_s, self._seq, callback]
@@ -213,8 +226,12 @@ class _Cut:
 
 
 class _Bounded:
-    """`with _Bounded(limit_s) as cut:` the calling thread's requests inside are shut down
-    after limit_s in all; cut.fired says whether that happened."""
+    """
+    Bound the whole time of the calling thread's requests.
+
+    `with _Bounded(limit_s) as cut:` the calling thread's requests inside are shut down after
+    limit_s in all; cut.fired says whether that happened.
+    """
 
     def __init__(self, limit_s: float):
         self.limit_s = limit_s
@@ -290,7 +307,8 @@ class FifoLock:
 
 
 class _UploadBody:
-    """A request body that hands the uplink on once its last block is in the kernel.
+    """
+    A request body that hands the uplink on once its last block is in the kernel.
 
     urllib3 reads a file-like body block by block and sends each block before reading the
     next, so the read that finds the end comes after every byte was handed to the socket
@@ -322,8 +340,10 @@ class _UploadBody:
 
 
 class _ResettingAdapter(requests.adapters.HTTPAdapter):
-    """Connections whose close discards unsent data (SO_LINGER 0: a TCP reset), and that a
-    request's watchdog can find (_TrackedConnection).
+    """
+    Connections whose close discards unsent data (SO_LINGER 0: a TCP reset).
+
+    And that a request's watchdog can find (_TrackedConnection).
 
     urllib3 closes a connection whose request failed or timed out. An ordinary close keeps
     sending what is already in the kernel's send buffer (megabytes with autotuning): on a slow
@@ -344,6 +364,7 @@ class _ResettingAdapter(requests.adapters.HTTPAdapter):
 @dataclasses.dataclass(frozen=True)
 class _Reply:
     """A GET's answer, read whole within its bounds."""
+
     status_code: int
     content: bytes
 
@@ -355,12 +376,16 @@ class _Reply:
 
 
 def new_request_id() -> str:
-    """A request id nobody else can guess (a worker cancels a queued request by id)."""
+    """Return a request id nobody else can guess (a worker cancels a queued request by id)."""
     return secrets.token_urlsafe(12)
 
 
 class WorkerClient:
-    """One worker. Thread-safe for concurrent infer() calls (requests.Session is shared)."""
+    """
+    One worker.
+
+    Thread-safe for concurrent infer() calls (requests.Session is shared).
+    """
 
     def __init__(self, url: str, model: str = 'yolov3_tiny', client_id: str = 'robot',
                  names: Sequence[str] = (), payload: str = 'jpeg', jpeg_quality: int = 80,
@@ -413,7 +438,7 @@ class WorkerClient:
         self.session.close()
 
     def encode(self, image) -> protocol.Tensor:
-        """The payload tensor of a frame (BGR pixels or a Picture)."""
+        """Return the payload tensor of a frame (BGR pixels or a Picture)."""
         picture = Picture.of(image)
         if self.payload == 'jpeg':
             if self.forward_jpeg and picture.jpeg is not None:
@@ -428,8 +453,11 @@ class WorkerClient:
 
     def request_body(self, image, tensor: Optional[protocol.Tensor] = None,
                      request_id: str = '') -> Tuple[bytes, int]:
-        """The inference request for a frame (BGR pixels or a Picture): (body, JSON header
-        length)."""
+        """
+        Return the inference request for a frame (BGR pixels or a Picture).
+
+        (body, JSON header length).
+        """
         tensor = tensor or self.encode(image)
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
         header = {'id': request_id or new_request_id(),
@@ -440,9 +468,12 @@ class WorkerClient:
     def infer(self, image, budget_s: Optional[float] = None,
               tensor: Optional[protocol.Tensor] = None, request_id: str = '',
               on_upload=None) -> InferResult:
-        """Run detection remotely on a frame (BGR pixels or a Picture). budget_s: time left
-        before the frame's deadline. on_upload: called as the upload begins (after any wait
-        for the uplink)."""
+        """
+        Run detection remotely on a frame (BGR pixels or a Picture).
+
+        budget_s: time left before the frame's deadline. on_upload: called as the upload begins
+        (after any wait for the uplink).
+        """
         self._admit(budget_s)
         picture = Picture.of(image)
         body, head_len = self.request_body(picture, tensor, request_id)
@@ -450,7 +481,7 @@ class WorkerClient:
 
     def split_request_body(self, tensors: Mapping[str, np.ndarray], image_size: Tuple[int, int],
                            request_id: str = '') -> Tuple[bytes, int]:
-        """The tail's request: the head's crossing tensors and the robot's image size."""
+        """Return the tail's request: the head's crossing tensors and the robot's image size."""
         inputs = [protocol.Tensor(name, protocol.NUMPY_TO_V2[value.dtype], list(value.shape),
                                   value) for name, value in tensors.items()]
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
@@ -477,13 +508,16 @@ class WorkerClient:
 
     def _infer(self, model: str, body: bytes, head_len: int, budget_s: Optional[float],
                image_size: Tuple[int, int], on_upload=None) -> InferResult:
-        """With serial_uploads, a request first waits for the uplink: concurrent uploads on
-        a rate-limited link share it (TCP flows), so each takes as long as all of them, while
-        one at a time in arrival order finishes the first first; for frames of one size the
-        mean time on the link is then the FIFO M/D/1's, not processor sharing's
-        (rho/(2(1-rho)) against rho/(1-rho) transfers of wait). The link is handed on once
-        the body is in the kernel, so the next upload follows without a gap; the answer is
-        awaited without holding it."""
+        """
+        With serial_uploads, a request first waits for the uplink.
+
+        Concurrent uploads on a rate-limited link share it (TCP flows), so each takes as long as
+        all of them, while one at a time in arrival order finishes the first first; for frames of
+        one size the mean time on the link is then the FIFO M/D/1's, not processor sharing's
+        (rho/(2(1-rho)) against rho/(1-rho) transfers of wait). The link is handed on once the body
+        is in the kernel, so the next upload follows without a gap; the answer is awaited without
+        holding it.
+        """
         start = time.perf_counter()
         upload_wait = 0.0
         serial = self.serial_uploads    # read once: a reconfigure mid-request changes nothing
@@ -594,9 +628,12 @@ class WorkerClient:
                            upload_wait)
 
     def _timed_out(self, start: float, limit_s: float) -> WorkerUnavailable:
-        """No answer began within the limit. If the worker answered something else
-        meanwhile (/load, another frame), this is a slow answer in the tail, not a dead
-        worker: no breaker failure."""
+        """
+        No answer began within the limit.
+
+        If the worker answered something else meanwhile (/load, another frame), this is a slow
+        answer in the tail, not a dead worker: no breaker failure.
+        """
         if self._last_answer_s > start:
             return WorkerUnavailable(f'{self.url}: no answer in {limit_s:.3f} s but '
                                      'answering others', 'slow')
@@ -604,8 +641,11 @@ class WorkerClient:
         return WorkerUnavailable(f'{self.url}: timed out', 'timeout')
 
     def _read_capped(self, response: requests.Response) -> bytes:
-        """The answer's body, at most max_response_bytes (refused before reading where its
-        Content-Length says more)."""
+        """
+        Return the answer's body, at most max_response_bytes.
+
+        (refused before reading where its Content-Length says more).
+        """
         declared = response.headers.get('Content-Length', '')
         if declared.isdigit() and int(declared) > self.max_response_bytes:
             raise MalformedAnswer(f'{self.url}: answer of {declared} bytes over '
@@ -621,10 +661,13 @@ class WorkerClient:
 
     @staticmethod
     def _server_times(header: dict, round_trip_s: float) -> tuple:
-        """(server_s, queue_s, service_s) from the answer's parameters. A figure that is
-        missing or impossible (negative, not finite, longer than the round trip) is left
-        out (None), as from a server that gives none (Triton): it would corrupt the link
-        estimate, which is the round trip less the server's time."""
+        """
+        (server_s, queue_s, service_s) from the answer's parameters.
+
+        A figure that is missing or impossible (negative, not finite, longer than the round trip)
+        is left out (None), as from a server that gives none (Triton): it would corrupt the link
+        estimate, which is the round trip less the server's time.
+        """
         params = header.get('parameters')
         if params is None:
             return None, None, None
@@ -647,7 +690,7 @@ class WorkerClient:
         return len(self.names) or 1 << 16
 
     def _detections(self, tensors, image_size: Tuple[int, int]) -> List[Detection]:
-        """Detections from an answer's tensors, each checked (MalformedAnswer)."""
+        """Return detections from an answer's tensors, each checked (MalformedAnswer)."""
         by_name = {t.name: np.asarray(t.data) for t in tensors}
         if 'detections' in by_name:
             rows = by_name['detections']
@@ -689,8 +732,11 @@ class WorkerClient:
         return detections
 
     def answered_since(self, perf_s: float) -> bool:
-        """Whether the worker answered anything (a frame, /load, a probe) after perf_s
-        (time.perf_counter)."""
+        """
+        Whether the worker answered anything (a frame, /load, a probe) after perf_s.
+
+        (time.perf_counter).
+        """
         return self._last_answer_s > perf_s
 
     def _get(self, path: str, timeout_s: float) -> '_Reply':
@@ -720,8 +766,11 @@ class WorkerClient:
 
     def probe(self, payload_bytes: int, timeout_s: float = 1.0,
               data: Optional[bytes] = None) -> Optional[float]:
-        """Upload payload_bytes (or `data`, e.g. a real frame's request) to the probe route;
-        returns the round trip, or None where the server has no probe route (Triton)."""
+        """
+        Upload payload_bytes (or `data`, e.g. a real frame's request) to the probe route.
+
+        Returns the round trip, or None where the server has no probe route (Triton).
+        """
         start = time.perf_counter()
         try:
             with _Bounded(2 * timeout_s):
@@ -737,8 +786,12 @@ class WorkerClient:
         return time.perf_counter() - start
 
     def cancel(self, request_id: str, timeout_s: float = 0.5) -> bool:
-        """Ask the worker to drop our queued request `request_id`; True if it was dropped
-        (False: already running or done, or a server without the route, e.g. Triton)."""
+        """
+        Ask the worker to drop our queued request `request_id`.
+
+        True if it was dropped (False: already running or done, or a server without the route, e.g.
+        Triton).
+        """
         try:
             with _Bounded(2 * timeout_s):
                 response = self.session.post(f'{self.url}/v2/offload/cancel',
@@ -756,10 +809,13 @@ class WorkerClient:
             return False
 
     def close_dropped(self) -> int:
-        """Close the pooled idle connections the worker has closed (its keep-alive timeout,
-        a restart); returns how many. urllib3 finds a dropped connection only when it takes
-        it again, and its pool hands out the newest first: a connection opened once when
-        requests overlapped sat half-closed (CLOSE_WAIT) for the rest of a 30 min soak."""
+        """
+        Close the pooled idle connections the worker has closed.
+
+        (its keep-alive timeout, a restart); returns how many. urllib3 finds a dropped connection
+        only when it takes it again, and its pool hands out the newest first: a connection opened
+        once when requests overlapped sat half-closed (CLOSE_WAIT) for the rest of a 30 min soak.
+        """
         queue = self.session.get_adapter(self.url).poolmanager.connection_from_url(
             self.url).pool
         closed = 0
@@ -773,8 +829,11 @@ class WorkerClient:
         return closed
 
     def fetch_load(self, timeout_s: float = 0.5, now_s: float = None) -> WorkerLoad:
-        """The worker's load: /load on our worker, else deltas of Triton's /stats. Each
-        poll first closes pooled connections the worker has closed (close_dropped)."""
+        """
+        Return the worker's load: /load on our worker, else deltas of Triton's /stats.
+
+        Each poll first closes pooled connections the worker has closed (close_dropped).
+        """
         self.close_dropped()
         response = self._get(f'/v2/models/{self.model}/load', timeout_s)
         if response.status_code == 200:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The worker's live load, in the terms of the decision models (ROS-free, injected clocks).
+"""
+The worker's live load, in the terms of the decision models (ROS-free, injected clocks).
 
 Arrival rate over a sliding window, service-time mean and variance over the same window
 (hiccups left out), per model and per client, and the M/G/1 predicted wait.
@@ -54,12 +55,16 @@ class WindowedSamples:
         return len(self._samples)
 
     def moments(self, ratio: float = HICCUP_RATIO) -> Tuple[Optional[float], float, int]:
-        """Mean and variance of the values, leaving out those above `ratio` times their
-        median where there are three or more; returns (mean or None, variance, left out).
+        """
+        Mean and variance of the values.
+
+        Leaving out those above `ratio` times their median where there are three or more; returns
+        (mean or None, variance, left out).
 
         Case 2's first request took 174 ms of service (64 after it): in a 5 s window of
         three requests it made the mean 98 ms and sent the robot to a slower worker until it
-        aged out. A worker that really slows down shows it once half the window is slow."""
+        aged out. A worker that really slows down shows it once half the window is slow.
+        """
         values = [v for _, v in self._samples]
         if not values:
             return None, 0.0, 0
@@ -104,13 +109,16 @@ class LoadTracker:
         return self._clients[client]
 
     def idle_profile(self, service_s: float) -> None:
-        """An inference timed while idle. Reported while the window holds no live samples:
-        the fastest of the start-up profile and the last five idle runs (with their
-        variance). The fastest, because an idle worker's runs are slowed only by other
-        processes on its machine: the start-up profile is taken while everything starts
-        (Case 2: 2x slow), idle runs beside a robot running its own detector on the same
-        machine (the demo: it never offloaded again). An optimistic figure for an unused
-        worker gets it tried; its live figures then replace it."""
+        """
+        Take an inference timed while idle.
+
+        Reported while the window holds no live samples: the fastest of the start-up profile and
+        the last five idle runs (with their variance). The fastest, because an idle worker's runs
+        are slowed only by other processes on its machine: the start-up profile is taken while
+        everything starts (Case 2: 2x slow), idle runs beside a robot running its own detector on
+        the same machine (the demo: it never offloaded again). An optimistic figure for an unused
+        worker gets it tried; its live figures then replace it.
+        """
         self._idle.append(service_s)
         n = len(self._idle)
         mean = sum(self._idle) / n
@@ -144,8 +152,11 @@ class LoadTracker:
 
     def snapshot(self, now_s: float, queue_length: int, in_service: int,
                  caller: Optional[str] = None) -> dict:
-        """The load figures, overall and the caller's own ('client'); other tenants are
-        counted ('tenants'), never named."""
+        """
+        Return the load figures, overall and the caller's own ('client').
+
+        Other tenants are counted ('tenants'), never named.
+        """
         figures = self._figures(self._all, now_s)
         live = figures['service_mean_s']
         # One or two requests in the window: the profile where it is faster. Case 2's first

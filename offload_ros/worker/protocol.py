@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""KServe v2 / Open Inference Protocol binary tensor extension: encoding and decoding.
+"""
+KServe v2 / Open Inference Protocol binary tensor extension: encoding and decoding.
 
 A binary request or response is a JSON header followed by raw tensor bytes; the header length
 is in the `Inference-Header-Content-Length` HTTP header and each binary tensor says its size in
@@ -38,7 +39,7 @@ NUMPY_TO_V2 = {np.dtype(v): k for k, v in DTYPES.items()}
 
 
 def tail_model_name(model_name: str, layer: int) -> str:
-    """The worker's name for the tail of `model_name` cut after Darknet layer `layer`."""
+    """Return the worker's name for the tail of `model_name` cut after Darknet layer `layer`."""
     return f'{model_name}_tail{layer}'
 
 
@@ -63,11 +64,15 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """Bounds on what decode() accepts, checked before the work they bound: the JSON header's
-    size (its parse, and nesting, which Python's parser meets as RecursionError), the number
-    of tensors, a tensor's rank and element count (a product of dimensions in Python
-    integers, so it cannot overflow), and the elements of a BYTES tensor (each is a Python
-    object: two million of them cost half a second of the event loop)."""
+    """
+    Bounds on what decode() accepts, checked before the work they bound.
+
+    The JSON header's size (its parse, and nesting, which Python's parser meets as RecursionError),
+    the number of tensors, a tensor's rank and element count (a product of dimensions in Python
+    integers, so it cannot overflow), and the elements of a BYTES tensor (each is a Python object:
+    two million of them cost half a second of the event loop).
+    """
+
     max_header_bytes: int = 64 * 1024
     max_tensors: int = 16
     max_rank: int = 8
@@ -110,7 +115,7 @@ def decode_bytes_elements(raw: bytes, count: int) -> List[bytes]:
 
 
 def _tensor_bytes(tensor: Tensor) -> Union[bytes, memoryview]:
-    """A tensor's binary data: the array's own buffer where it is contiguous (no copy)."""
+    """Return a tensor's binary data: the array's own buffer where it is contiguous (no copy)."""
     if tensor.datatype == 'BYTES':
         return encode_bytes_elements(tensor.data)
     # Flattened to bytes by numpy: memoryview.cast refuses shapes with a zero (an empty
@@ -119,9 +124,12 @@ def _tensor_bytes(tensor: Tensor) -> Union[bytes, memoryview]:
 
 
 def encode(header: dict, tensors: Sequence[Tensor], key: str) -> Tuple[bytes, int]:
-    """Encode a header plus binary tensors under header[key]; returns (body, header length).
-    The body is assembled in one copy (a raw VGA frame is 921 kB: each copy ~0.1 ms of the
-    robot's core on the offloading path)."""
+    """
+    Encode a header plus binary tensors under header[key]; returns (body, header length).
+
+    The body is assembled in one copy (a raw VGA frame is 921 kB: each copy ~0.1 ms of the robot's
+    core on the offloading path).
+    """
     entries, blobs = [], []
     for t in tensors:
         blob = _tensor_bytes(t)
@@ -143,8 +151,11 @@ def _as_shape(value, where: str, limits: DecodeLimits) -> List[int]:
 
 
 def parse_json(data: bytes, what: str) -> object:
-    """JSON text -> object; ProtocolError for any text that is not JSON (bad encoding,
-    nesting deeper than the parser's recursion limit)."""
+    """
+    JSON text -> object; ProtocolError for any text that is not JSON.
+
+    (bad encoding, nesting deeper than the parser's recursion limit).
+    """
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -153,7 +164,11 @@ def parse_json(data: bytes, what: str) -> object:
 
 def decode(body: bytes, header_length: Optional[int], key: str,
            limits: DecodeLimits = DecodeLimits()) -> Tuple[dict, List[Tensor]]:
-    """Decode a binary-extension body. JSON-encoded tensor data is refused (too slow)."""
+    """
+    Decode a binary-extension body.
+
+    JSON-encoded tensor data is refused (too slow).
+    """
     if header_length is None:
         raise ProtocolError(f'missing {HEADER_LENGTH}: JSON-encoded tensors are not supported, '
                             'use the binary tensor extension')

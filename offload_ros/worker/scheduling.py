@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The worker's request queue under three disciplines (pure Python, no I/O).
+"""
+The worker's request queue under three disciplines (pure Python, no I/O).
 
 - fifo: first come, first served (the order the decision model's M/G/1 assumes);
 - edf: earliest deadline first (requests carry their budget in X-Offload-Deadline-S; those

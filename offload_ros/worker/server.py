@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""gpu_worker: a KServe v2 (Open Inference Protocol) HTTP inference server for the detector.
+"""
+gpu_worker: a KServe v2 (Open Inference Protocol) HTTP inference server for the detector.
 
 Runs on GPU machines with or without ROS. Inference runs from one queue per model (FIFO; EDF
 or per-client fair share with --scheduling) with k concurrent executions, so the worker is
@@ -78,10 +79,13 @@ SPARE_DESCRIPTORS = 16
 
 
 def connection_cap(configured: int) -> int:
-    """The connection cap: as configured, or (0) what the descriptor limit leaves once the
-    descriptors open now, an accept burst and a spare few are counted. Past the limit,
-    accept() fails with EMFILE and asyncio stops accepting for a second: every client,
-    health checks included, is refused."""
+    """
+    Return the connection cap, as configured or derived.
+
+    Or (0) what the descriptor limit leaves once the descriptors open now, an accept burst and a
+    spare few are counted. Past the limit, accept() fails with EMFILE and asyncio stops accepting
+    for a second: every client, health checks included, is refused.
+    """
     if configured:
         return configured
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -153,7 +157,7 @@ class WorkerConfig:
                                     tuple(self.input_formats))
 
     def decode_limits(self) -> protocol.DecodeLimits:
-        """A request's tensors: at most the whole model's input, one image per request."""
+        """Return a request's tensors: at most the whole model's input, one image per request."""
         return protocol.DecodeLimits(max_elements=max(self.max_image_pixels * 3, 1 << 24),
                                      max_bytes_elements=1)
 
@@ -174,8 +178,11 @@ class RequestCancelled(Exception):
 
 
 class RequestEvicted(Exception):
-    """The queue was full and the request, its client's newest while that client held more
-    than its share, made room for another client's."""
+    """
+    The queue was full and the request.
+
+    Its client's newest while that client held more than its share, made room for another client's.
+    """
 
 
 @dataclasses.dataclass
@@ -212,8 +219,11 @@ class Stats:
 
 
 class ModelRuntime:
-    """One model: its detector, a queue (FIFO, EDF or per-client fair) drained by k
-    executors, load tracker and statistics."""
+    """
+    One model: its detector, a queue (FIFO, EDF or per-client fair) drained by k executors.
+
+    Load tracker and statistics.
+    """
 
     def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic,
                  profile: Optional[ServiceProfile] = None,
@@ -256,11 +266,14 @@ class ModelRuntime:
             self.tasks.append(asyncio.ensure_future(self._profile_when_idle()))
 
     async def _profile_when_idle(self) -> None:
-        """An idle worker's service time goes stale: the start-up profile was taken while
-        everything else started too, and the machine's load changes. Every idle period of
-        `idle_profile_s`, one inference of the last image runs through the queue like a
-        request (a request arriving meanwhile waits for it, as behind any other) and
-        refreshes the profile /load reports while it has no live samples."""
+        """
+        Keep an idle worker's service time fresh.
+
+        The start-up profile was taken while everything else started too, and the machine's load
+        changes. Every idle period of `idle_profile_s`, one inference of the last image runs
+        through the queue like a request (a request arriving meanwhile waits for it, as behind any
+        other) and refreshes the profile /load reports while it has no live samples.
+        """
         period = self.config.idle_profile_s
         loop = asyncio.get_running_loop()
         while True:
@@ -285,20 +298,27 @@ class ModelRuntime:
         self.executor.shutdown(wait=True)
 
     def queue_length(self) -> int:
-        """Requests waiting (not those cancelled or evicted and not yet taken off)."""
+        """Return requests waiting (not those cancelled or evicted and not yet taken off)."""
         return sum(len(jobs) for jobs in self.queued_by_client.values())
 
     def queue_share(self, client: str) -> int:
-        """Waiting slots a client may hold: the queue divided among the clients that have
-        requests waiting, this one included. One client alone may fill the queue."""
+        """
+        Return waiting slots a client may hold.
+
+        The queue divided among the clients that have requests waiting, this one included. One
+        client alone may fill the queue.
+        """
         active = len(self.queued_by_client) + (client not in self.queued_by_client)
         return max(1, self.config.max_queue // active)
 
     def submit(self, job: Job) -> None:
-        """Admit a request or refuse it (503). A client at its share is refused; a full
-        queue makes room for a client within its share by evicting the newest request of
-        the client holding the most (longest-queue drop: a flooder is refused before a
-        robot within its share, whatever the discipline)."""
+        """
+        Admit a request or refuse it (503).
+
+        A client at its share is refused; a full queue makes room for a client within its share by
+        evicting the newest request of the client holding the most (longest-queue drop: a flooder
+        is refused before a robot within its share, whatever the discipline).
+        """
         share = self.queue_share(job.client)
         mine = len(self.queued_by_client.get(job.client, ()))
         if mine >= share:
@@ -324,8 +344,11 @@ class ModelRuntime:
         self._queued.release()
 
     def cancel(self, client: str, request_id: str) -> bool:
-        """Drop a queued request of this client; False if it is not waiting (running or
-        done: a started inference is not interrupted)."""
+        """
+        Drop a queued request of this client.
+
+        False if it is not waiting (running or done: a started inference is not interrupted).
+        """
         job = self.waiting.pop((client, request_id), None)
         if job is None or job.future.done():
             return False
@@ -422,11 +445,15 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class ConnectionGuard:
-    """At most `cap` client connections. One past the cap closes the connection that has
-    been idle longest (no request in progress: a slowloris that never completes its
-    headers, or a keep-alive connection between requests); where every connection is busy,
-    the new one is closed. Without it, a few hundred half-open connections hold every
-    descriptor until the keep-alive timeout and health checks cannot connect."""
+    """
+    At most `cap` client connections.
+
+    One past the cap closes the connection that has been idle longest (no request in progress: a
+    slowloris that never completes its headers, or a keep-alive connection between requests); where
+    every connection is busy, the new one is closed. Without it, a few hundred half-open
+    connections hold every descriptor until the keep-alive timeout and health checks cannot
+    connect.
+    """
 
     def __init__(self, cap: int, clock=time.monotonic):
         if cap < 1:
@@ -518,10 +545,13 @@ class WorkerApp:
         self.decoder.shutdown(wait=True)
 
     def _authenticate(self, request: web.Request) -> Optional[str]:
-        """The client's identity, or None where its token is wrong. With per-client tokens
-        the identity is the name the token belongs to (every token is compared, in constant
-        time); otherwise the X-Offload-Client header (one shared token, or none: a network
-        whose clients trust each other), else the peer's address."""
+        """
+        Return the client's identity, or None where its token is wrong.
+
+        With per-client tokens the identity is the name the token belongs to (every token is
+        compared, in constant time); otherwise the X-Offload-Client header (one shared token, or
+        none: a network whose clients trust each other), else the peer's address.
+        """
         given = request.headers.get('Authorization', '').encode('utf-8', 'replace')
         if self.config.tokens:
             found = None
@@ -646,14 +676,20 @@ class WorkerApp:
         return web.json_response(snapshot)
 
     async def probe(self, request: web.Request):
-        """Extension: read and discard an upload, so robots can measure bandwidth while
-        they process locally (no inference is run)."""
+        """
+        Extension: read and discard an upload.
+
+        So robots can measure bandwidth while they process locally (no inference is run).
+        """
         body = await self._read_body(request)
         return web.json_response({'bytes': len(body)})
 
     async def cancel(self, request: web.Request):
-        """Extension: {"id": ...} drops that queued request of the calling client (its
-        authenticated identity); a robot that got its answer elsewhere frees the worker."""
+        """
+        Extension: {"id": ...} drops that queued request of the calling client.
+
+        (its authenticated identity); a robot that got its answer elsewhere frees the worker.
+        """
         body = await self._read_body(request, SMALL_BODY_BYTES)
         try:
             request_id = protocol.parse_json(body, 'cancel body')['id']
@@ -665,8 +701,12 @@ class WorkerApp:
             request['client'], request_id[:128])})
 
     async def _read_body(self, request: web.Request, cap: Optional[int] = None) -> bytes:
-        """The whole body, within `cap` bytes (413 before reading where Content-Length says
-        more) and read_timeout_s in all (408: the time to send it, not per read)."""
+        """
+        Return the whole body, within `cap` bytes.
+
+        (413 before reading where Content-Length says more) and read_timeout_s in all (408: the
+        time to send it, not per read).
+        """
         cap = cap or self.config.max_body_bytes
         length = request.content_length
         if length is not None and length > cap:
@@ -837,9 +877,14 @@ class WorkerApp:
 
 
 class _JsonErrorHandler(RequestHandler):
-    """aiohttp's connection protocol, with its own errors (a request it cannot parse:
-    a bad request line, headers over its limits) answered as ours are, a one-line JSON reason
-    and a one-line log, instead of a text page and a logged traceback."""
+    """
+    aiohttp's connection protocol.
+
+    With its own errors (a request it cannot parse: a bad request line, headers over its limits)
+    answered as ours are, a one-line JSON reason and a one-line log, instead of a text page and a
+    logged traceback.
+    """
+
     __slots__ = ()
 
     def handle_error(self, request, status: int = 500, exc: BaseException = None,
@@ -862,8 +907,11 @@ class _JsonErrorServer(web.Server):
 
 
 class _OneLineErrors(logging.Filter):
-    """asyncio logs a failed accept() (EMFILE: out of descriptors) with a traceback each
-    time it retries; one line says the same."""
+    """
+    asyncio logs a failed accept().
+
+    (EMFILE: out of descriptors) with a traceback each time it retries; one line says the same.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
@@ -873,7 +921,7 @@ class _OneLineErrors(logging.Filter):
 
 
 def tls_context(config: WorkerConfig) -> Optional[ssl.SSLContext]:
-    """A server TLS context from the configured certificate chain and key (None: plain)."""
+    """Return a server TLS context from the configured certificate chain and key (None: plain)."""
     if not config.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -912,7 +960,7 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='gpu_worker', description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='gpu_worker', description=__doc__.strip().splitlines()[0])
     p.add_argument('--config', help='YAML of defaults for these options (worker.yaml); '
                    'command-line options win')
     p.add_argument('--host', default='127.0.0.1')
