@@ -181,4 +181,6 @@ def test_graph_finds_what_the_camera_publishes(start_worker, media_dir, tmp_path
     assert f'subscribed to {camera} images' in text
     assert not silent
     people = sum(count for _, _, count in observer.detections)
+    print(f'{camera}: {len(observer.detections)} detections messages, {people} detections, '
+          f'{len(observer.records)} records')
     assert people > 20 and len(observer.records) > 20
