@@ -17,6 +17,7 @@ The whole robot graph as separate processes, started exactly as robot.launch.xml
 
 With a real gpu_worker and real pedestrian footage.
 """
+import contextlib
 import signal
 import time
 
@@ -44,23 +45,37 @@ def spin_for(executor, seconds):
     spin_until(executor, lambda: False, seconds)
 
 
-@pytest.mark.slow
-def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
-    worker = start_worker('--threads', '1')
+@contextlib.contextmanager
+def launched_graph(tmp_path, arguments):
+    """robot.launch.xml's processes (log in tmp_path/nodes.log) and an observer spun by the
+    caller; yields (executor, observer, run) with run['nodes'], run['processes'] and, after
+    the block, run['codes']: every process stopped on every path."""
     context = Context()
     rclpy.init(context=context)
     observer = Observer(context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(observer)
-    nodes = launch.plan(ROOT / 'launch/robot.launch.xml',
-                        {'source': str(media_dir / 'vtest.avi'),
-                         'workers': f'edge1={worker.url}'})
-    assert [n.name for n in nodes] == ['camera', 'offload', 'tracker', 'controller',
-                                       'deadline_monitor']
+    nodes = launch.plan(ROOT / 'launch/robot.launch.xml', arguments)
     log = open(tmp_path / 'nodes.log', 'w')
-    processes = launch.start(nodes, stdout=log)
-    camera = processes[0]
+    run = {'nodes': nodes, 'processes': launch.start(nodes, stdout=log), 'codes': None}
     try:
+        yield executor, observer, run
+    finally:
+        executor.shutdown()
+        observer.destroy_node()
+        context.try_shutdown()
+        run['codes'] = launch.stop(run['processes'])
+        log.close()
+
+
+@pytest.mark.slow
+def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
+    worker = start_worker('--threads', '1')
+    with launched_graph(tmp_path, {'source': str(media_dir / 'vtest.avi'),
+                                   'workers': f'edge1={worker.url}'}) as (executor, observer, run):
+        assert [n.name for n in run['nodes']] == ['camera', 'offload', 'tracker', 'controller',
+                                                  'deadline_monitor']
+        camera = run['processes'][0]
         assert spin_until(executor, lambda: len(observer.records) > 10, 90), \
             (tmp_path / 'nodes.log').read_text()[-3000:]
         # Force a switch local -> edge1 -> local through the parameter service.
@@ -102,12 +117,7 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
         assert spin_until(executor, drained, 15)
         spin_for(executor, 2.0)
         received = int(observer.diag_value('offload decision', 'received'))
-    finally:
-        executor.shutdown()
-        observer.destroy_node()
-        context.try_shutdown()
-        codes = launch.stop(processes)
-        log.close()
+    codes = run['codes']
     assert all(code == 0 for code in codes), (codes, (tmp_path / 'nodes.log').read_text()[-3000:])
 
     summary = report.summarise(observer.records, received, 0.25)
@@ -150,17 +160,9 @@ def test_graph_finds_what_the_camera_publishes(start_worker, media_dir, tmp_path
     assert params['/**/deadline_monitor']['ros__parameters']['image_transport'] == 'auto'
     params_file = tmp_path / 'params.yaml'
     params_file.write_text(yaml.safe_dump(params))
-    context = Context()
-    rclpy.init(context=context)
-    observer = Observer(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(observer)
-    nodes = launch.plan(ROOT / 'launch/robot.launch.xml',
-                        {'source': str(media_dir / 'vtest.avi'), 'params_file': str(params_file),
-                         'workers': f'edge1={worker.url}'})
-    log = open(tmp_path / 'nodes.log', 'w')
-    processes = launch.start(nodes, stdout=log)
-    try:
+    with launched_graph(tmp_path, {'source': str(media_dir / 'vtest.avi'),
+                                   'params_file': str(params_file),
+                                   'workers': f'edge1={worker.url}'}) as (executor, observer, run):
         assert spin_until(executor, lambda: len(observer.detections) > 20, 90), \
             (tmp_path / 'nodes.log').read_text()[-3000:]
         spin_for(executor, 2.5)      # two liveness periods with the camera publishing
@@ -170,12 +172,7 @@ def test_graph_finds_what_the_camera_publishes(start_worker, media_dir, tmp_path
                 status = [v for k, v in observer.diagnostics.items() if 'deadline' in k]
             return bool(status) and 'image_raw' in status[0]['message']
         silent = camera_silent()
-    finally:
-        executor.shutdown()
-        observer.destroy_node()
-        context.try_shutdown()
-        codes = launch.stop(processes)
-        log.close()
+    codes = run['codes']
     assert all(code == 0 for code in codes), (codes, (tmp_path / 'nodes.log').read_text()[-3000:])
     text = (tmp_path / 'nodes.log').read_text()
     assert f'subscribed to {camera} images' in text
