@@ -47,9 +47,12 @@ def spin_for(executor, seconds):
 
 @contextlib.contextmanager
 def launched_graph(tmp_path, arguments):
-    """robot.launch.xml's processes (log in tmp_path/nodes.log) and an observer spun by the
-    caller; yields (executor, observer, run) with run['nodes'], run['processes'] and, after
-    the block, run['codes']: every process stopped on every path."""
+    """
+    Start robot.launch.xml's processes and an observer the caller spins.
+
+    Logs go to tmp_path/nodes.log. Yields (executor, observer, run) with run['nodes'],
+    run['processes'] and, after the block, run['codes']: every process stopped on every path.
+    """
     context = Context()
     rclpy.init(context=context)
     observer = Observer(context=context)
