@@ -137,6 +137,11 @@ def test_split_reports_overload():
     st.sampled_from([0.0, 0.05, 1.0]), st.floats(0.005, 0.1), st.floats(0.0, 10.0)),
     min_size=1, max_size=4), st.floats(0.5, 60.0))
 @example(device_s=0.05, workers=[(2e6, 5000.0, 0.015625, 0.0, 0.0625, 7.0)], rate=10.0)
+@example(device_s=0.26195719306851933, workers=[
+    (2e6, 5000.0, 0.015625, 0.0, 0.08203125, 0.0),
+    (2e6, 5000.0, 0.011833119004022164, 0.0, 0.09051093240362984, 6.324565004761772),
+    (2e6, 68630.0, 0.015625, 0.0, 0.0625, 0.0),
+    (9986290.0, 123716.0, 0.015625, 0.0, 0.0625, 0.0)], rate=34.375)
 def test_split_agrees_with_nested_bisection_at_a_fraction_of_the_evaluations(
         device_s, workers, rate):
     """
@@ -170,7 +175,10 @@ def test_split_agrees_with_nested_bisection_at_a_fraction_of_the_evaluations(
     exact = split.exact_split(rate, targets('exact'))
     assert fast.stable == exact.stable
     if exact.stable:
-        assert fast.mean_latency_s == pytest.approx(exact.mean_latency_s, rel=1e-6)
+        # Near saturation the mean latency is steep in the shares: in the second example
+        # (a 26 s mean) shares equal to 1e-5 differ by 3.5e-5 in it, so the mean is held to
+        # 1e-4 and the shares, the solver's answer, to 1e-3.
+        assert fast.mean_latency_s == pytest.approx(exact.mean_latency_s, rel=1e-4)
         for name, share in exact.fractions.items():
             assert fast.fractions[name] == pytest.approx(share, abs=1e-3)
         assert calls['fast'] * 2 < calls['exact']
