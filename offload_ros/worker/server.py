@@ -185,7 +185,7 @@ class RequestEvicted(Exception):
     """
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)   # a job is itself: found by identity in its queues
 class Job:
     image: Optional[np.ndarray]     # the whole model's input, or None for a tail request
     client: str
