@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import secrets
 import sys
 import threading
 import time
@@ -54,7 +53,7 @@ from offload_ros.inference.picture import BadImage, ImageLimits, Picture
 from offload_ros.nodes import conversions, params, qos, runner, topics, transport
 from offload_ros.worker import protocol
 from offload_ros.worker.client import (WorkerClient, WorkerRequestError, WorkerUnavailable,
-                                       check_url)
+                                       check_url, new_request_id)
 
 # Threads for worker calls besides frames (/load polls, cancels): with max_inflight, the
 # most requests one worker's connection pool can hold at once.
@@ -523,7 +522,7 @@ class _Offload:
                 start_at = hedging.latest_local_start_s(capture_s, self.config['deadline_s'],
                                                         local)
                 # An id nobody can guess: the worker drops a queued request by it.
-                frame.hedge = Hedge(p_miss, start_at, request_id=secrets.token_urlsafe(12))
+                frame.hedge = Hedge(p_miss, start_at, request_id=new_request_id())
                 frame.hedge.timer = threading.Timer(max(0.0, start_at - self._now_s()),
                                                     self._hedge_local, (frame,))
                 frame.hedge.timer.daemon = True

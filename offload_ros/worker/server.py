@@ -82,9 +82,9 @@ def connection_cap(configured: int) -> int:
     """
     Return the connection cap, as configured or derived.
 
-    Or (0) what the descriptor limit leaves once the descriptors open now, an accept burst and a
-    spare few are counted. Past the limit, accept() fails with EMFILE and asyncio stops accepting
-    for a second: every client, health checks included, is refused.
+    Configured 0: what the descriptor limit leaves once the descriptors open now, the accept
+    bursts and a spare few are counted. Past the limit, accept() fails with EMFILE and asyncio
+    stops accepting for a second: every client, health checks included, is refused.
     """
     if configured:
         return configured
@@ -179,9 +179,9 @@ class RequestCancelled(Exception):
 
 class RequestEvicted(Exception):
     """
-    The queue was full and the request.
+    The request made room in a full queue for another client's.
 
-    Its client's newest while that client held more than its share, made room for another client's.
+    It was the newest of the client holding more than its share.
     """
 
 
@@ -220,9 +220,9 @@ class Stats:
 
 class ModelRuntime:
     """
-    One model: its detector, a queue (FIFO, EDF or per-client fair) drained by k executors.
+    One model: its detector, a queue drained by k executors, its load and statistics.
 
-    Load tracker and statistics.
+    The queue is FIFO, EDF or per-client fair (--scheduling).
     """
 
     def __init__(self, config: WorkerConfig, detector: Detector, clock=time.monotonic,
@@ -246,8 +246,6 @@ class ModelRuntime:
         self.waiting: Dict[Tuple[str, str], Job] = {}   # (client, request id) -> queued job
         # A client's waiting requests, oldest first: its share and what eviction takes.
         self.queued_by_client: Dict[str, Deque[Job]] = {}
-        self.refused_share = 0
-        self.evicted = 0
         self.in_service = 0
         self.load = LoadTracker(config.load_window_s, config.parallelism, clock(),
                                 profile.mean_s if profile else None,
@@ -322,7 +320,6 @@ class ModelRuntime:
         share = self.queue_share(job.client)
         mine = len(self.queued_by_client.get(job.client, ()))
         if mine >= share:
-            self.refused_share += 1
             raise HttpError(503, f'queue share full ({share} waiting requests per client '
                             f'while {self.config.max_queue // share} clients wait)')
         if self.queue_length() >= self.config.max_queue:
@@ -332,7 +329,6 @@ class ModelRuntime:
             evicted = self.queued_by_client[hog][-1]
             self._dequeue(evicted)
             evicted.image = evicted.tensors = None      # never run: free its pixels now
-            self.evicted += 1
             evicted.future.set_exception(RequestEvicted())
         job.queued = True
         self.queued_by_client.setdefault(job.client, deque()).append(job)
@@ -461,8 +457,6 @@ class ConnectionGuard:
         self.cap, self.clock = cap, clock
         self._last_active: Dict[object, float] = {}   # handler -> last request's end
         self._busy: collections.Counter = collections.Counter()
-        self.evicted = 0
-        self.refused = 0
 
     def install(self, server: web.Server) -> None:
         made, lost = server.connection_made, server.connection_lost
@@ -482,10 +476,6 @@ class ConnectionGuard:
     def _evict(self, newcomer) -> None:
         idle = [h for h in self._last_active if not self._busy[h] and h is not newcomer]
         victim = min(idle, key=self._last_active.__getitem__) if idle else newcomer
-        if victim is newcomer:
-            self.refused += 1
-        else:
-            self.evicted += 1
         self._last_active.pop(victim, None)
         if victim.transport is not None:
             victim.transport.close()
@@ -518,7 +508,6 @@ class WorkerApp:
         self.draining = False
         self.guard = ConnectionGuard(connection_cap(config.max_connections))
         self.limits = config.image_limits()
-        self.client_errors: collections.Counter = collections.Counter()   # by status
         self._logged_faults: set = set()
         self.app = web.Application(client_max_size=config.max_body_bytes,
                                    middlewares=[self._middleware])
@@ -603,7 +592,6 @@ class WorkerApp:
             if tb is not None else 'unknown'
 
     def _client_error(self, request: web.Request, status: int, message: str) -> web.Response:
-        self.client_errors[status] += 1
         if status != 401:   # a wrong token is not the client's request to log
             LOG.info('%s %s %s: %d %s', request.remote, request.method, request.path, status,
                      message[:200])
