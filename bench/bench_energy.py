@@ -24,7 +24,6 @@ the report notes it. Goal: the energy mode's deadline misses no worse than the l
 with less robot energy per frame. Writes bench/results/energy.json.
 """
 import argparse
-import json
 import math
 import pathlib
 import sys
@@ -32,6 +31,7 @@ import sys
 import numpy as np
 
 from offload_ros import report
+from offload_ros.core.records import read_records
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
 
@@ -41,22 +41,22 @@ POLICIES = ('local', 'remote', 'model', 'energy')
 def per_frame(records, deadline_s: float) -> dict:
     robot, total, latency, missed = [], [], [], 0
     for r in records:
-        e = (r.get('energy') or {}).get(r['target']) or {}
+        e = (r.energy or {}).get(r.target) or {}
         if e.get('robot_j') is not None:
             robot.append(e['robot_j'])
             total.append(e['total_j'])
-        ok = r['outcome'] == 'detections' and r['observed_latency_s'] <= deadline_s
+        ok = r.outcome == 'detections' and r.observed_latency_s <= deadline_s
         missed += not ok
-        if r['outcome'] == 'detections':
-            latency.append(r['observed_latency_s'])
+        if r.outcome == 'detections':
+            latency.append(r.observed_latency_s)
     return {'frames': len(records),
             'robot_j_per_frame': float(np.mean(robot)) if robot else None,
             'total_j_per_frame': float(np.mean(total)) if total else None,
             'mean_latency_s': float(np.mean(latency)) if latency else None,
             'p99_latency_s': float(np.percentile(latency, 99)) if latency else None,
             'miss_rate': missed / len(records) if records else None,
-            'targets': {t: sum(1 for r in records if r['target'] == t)
-                        for t in sorted({r['target'] for r in records})}}
+            'targets': {t: sum(1 for r in records if r.target == t)
+                        for t in sorted({r.target for r in records})}}
 
 
 def main(argv=None) -> int:
@@ -80,14 +80,14 @@ def main(argv=None) -> int:
         out = pathlib.Path(args.work) / policy
         if not args.reuse:
             harness.Run(spec, policy, out).execute()
-        records = [json.loads(line) for line in (out / 'records.jsonl').read_text()
-                   .splitlines() if line]
-        t0 = min(r['t_s'] for r in records)
+        records = read_records((out / 'records.jsonl').read_text().splitlines())
+        t0 = min(r.finished_at_s for r in records)
         phases = harness.schedule_phases(spec)
         result['policies'][policy] = {
             **per_frame(records, deadline),
             'phases': [{'phase': ph['name'], **per_frame(
-                [r for r in records if ph['start_s'] <= r['t_s'] - t0 < ph['end_s']],
+                [r for r in records
+                 if ph['start_s'] <= r.finished_at_s - t0 < ph['end_s']],
                 deadline)} for ph in phases]}
         s = result['policies'][policy]
         print(f"[energy] {policy:7s} robot {s['robot_j_per_frame'] * 1e3:.0f} mJ/frame, "

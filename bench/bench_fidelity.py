@@ -45,7 +45,7 @@ from typing import List, Optional
 import numpy as np
 
 from offload_ros import report
-from offload_ros.core.scenario import (mean_estimates, predict_from_estimates,
+from offload_ros.core.scenario import (as_mapping, mean_estimates, predict_from_estimates,
                                        predict_terms_from_estimates)
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
@@ -58,6 +58,7 @@ WIDTH, HEIGHT = 320, 240          # QVGA: raw frames are 230 kB, JPEG ~12 kB
 
 def utilisation(estimates: dict, target: str, rate_hz: float) -> Optional[dict]:
     """Each stage's utilisation at `rate_hz` by the node's own estimates."""
+    estimates = as_mapping(estimates)
     if target == 'local':
         return {'robot': rate_hz * estimates['device']['service_s']}
     net = estimates.get('networks', {}).get(target)
@@ -114,7 +115,7 @@ class Bench:
         return cells
 
     def _records_since(self, start_s: float) -> List[dict]:
-        return [r for r in list(self.run.records) if r['t_s'] >= start_s]
+        return [r for r in list(self.run.records) if r.finished_at_s >= start_s]
 
     def measure(self, cell: dict) -> dict:
         run, a = self.run, self.args
@@ -132,9 +133,9 @@ class Bench:
                 and all(before.get(k) == cell.get(k) for k in (
                     'target', 'payload', 'bandwidth_mbps')):
             recent = [r for r in self._records_since(time.time() - 5.0)
-                      if r['target'] == cell['target'] and r.get('estimates')]
+                      if r.target == cell['target'] and r.estimates]
             if recent:
-                rho = self.utilisation(recent[-1]['estimates'], cell['target'],
+                rho = self.utilisation(recent[-1].estimates, cell['target'],
                                        cell['rate_hz'])
         if rho is None:
             run.set_params('camera', {'rate_hz': 1.0})
@@ -146,9 +147,9 @@ class Bench:
         for _ in range(0 if rho is not None else 20):
             time.sleep(1.0)
             recent = [r for r in self._records_since(max(changed, time.time() - 3.0))
-                      if r['target'] == cell['target'] and r.get('estimates')]
+                      if r.target == cell['target'] and r.estimates]
             if len(recent) >= 2:
-                rho = self.utilisation(recent[-1]['estimates'], cell['target'],
+                rho = self.utilisation(recent[-1].estimates, cell['target'],
                                        cell['rate_hz'])
                 if rho is not None:
                     break
@@ -167,18 +168,18 @@ class Bench:
         while True:
             time.sleep(1.0)
             done = [r for r in self._records_since(begin)
-                    if r['target'] == cell['target'] and r['outcome'] == 'detections'
-                    and not r['fallback'] and r['stamp_s'] >= begin]
-            observed = [r['observed_latency_s'] for r in done]
+                    if r.target == cell['target'] and r.outcome == 'detections'
+                    and not r.fallback and r.stamp_s >= begin]
+            observed = [r.observed_latency_s for r in done]
             if len(observed) >= a.min_frames:
                 mean = float(np.mean(observed))
                 if report.batch_half_width(observed) < a.half_width * mean:
                     break
             if time.time() >= deadline:
                 break
-        records = [r for r in self._records_since(begin) if r['stamp_s'] >= begin]
-        predicted = [r['predictions'][cell['target']]['latency_s'] for r in done
-                     if r['predictions'].get(cell['target'], {}).get('latency_s')]
+        records = [r for r in self._records_since(begin) if r.stamp_s >= begin]
+        predicted = [r.predicted_s(cell['target']) for r in done
+                     if r.predicted_s(cell['target'])]
         # Too few answered frames in the cap means the cell could not keep up (a backlog),
         # whatever the gate estimated: not a stable cell.
         if len(observed) < max(10, a.min_frames // 4) or not predicted:
@@ -190,7 +191,7 @@ class Bench:
         # parameters). Two robustness checks from the same records: the mean and the median
         # of the per-frame predictions (near capacity a few frames predicted from a noisy
         # rate or bandwidth estimate dominate the mean: the wait is convex in the load).
-        averaged = mean_estimates([r['estimates'] for r in done if r.get('estimates')],
+        averaged = mean_estimates([r.estimates for r in done if r.estimates],
                                   cell['target'])
         pred = predict_from_estimates(averaged, cell['target'])
         over_cell = self.utilisation(averaged, cell['target'], averaged['rate_hz'])
@@ -204,10 +205,10 @@ class Bench:
         alternative = other_link_model(averaged, cell['target'])
         pred_framewise = float(np.mean(predicted))
         pred_median = float(np.median(predicted))
-        last = done[-1]['estimates'] or {}
-        terms = {k: float(np.mean([r['predictions'][cell['target']]['terms'].get(k) or 0.0
+        last = done[-1].estimates.to_dict() if done[-1].estimates else {}
+        terms = {k: float(np.mean([r.predictions[cell['target']].terms.get(k) or 0.0
                                    for r in done])) for k in
-                 done[-1]['predictions'][cell['target']]['terms']}
+                 done[-1].predictions[cell['target']].terms}
         result.update({
             'stable': True, 'frames': len(observed),
             'stages': stages(done, cell['target'],
@@ -233,7 +234,7 @@ class Bench:
     def save_records(self) -> None:
         path = pathlib.Path(self.args.work) / 'records.jsonl'
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(''.join(json.dumps(r) + '\n' for r in self.run.records))
+        path.write_text(''.join(r.to_json() + '\n' for r in self.run.records))
 
     def execute(self) -> dict:
         cells = self.plan()
@@ -308,15 +309,15 @@ def observed_stages(record: dict) -> Optional[dict]:
     the link, with max_inflight uploads on it); node is the rest (ingress, handling). Local:
     worker_wait is the wait for the detector.
     """
-    total = record['observed_latency_s']
-    if record['target'] == 'local':
-        wait, service = record.get('pool_wait_s'), record.get('service_s')
+    total = record.observed_latency_s
+    if record.target == 'local':
+        wait, service = record.pool_wait_s, record.service_s
         if wait is None or service is None:
             return None
         return {'worker_wait': wait, 'service': service, 'node': total - wait - service}
-    queue, service, rt = (record.get('server_queue_s'), record.get('service_s'),
-                          record.get('round_trip_s'))
-    slot = record.get('pool_wait_s')
+    queue, service, rt = (record.server_queue_s, record.service_s,
+                          record.round_trip_s)
+    slot = record.pool_wait_s
     if queue is None or service is None or rt is None or slot is None:
         return None
     return {'link': slot + rt - queue - service, 'worker_wait': queue, 'service': service,

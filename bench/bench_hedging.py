@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from offload_ros import report
+from offload_ros.core.records import read_records
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
 
@@ -36,17 +37,17 @@ SCENARIOS = ('fault_hang', 'case1_fluctuating', 'hedge_bursts')
 
 
 def metrics(records, deadline_s: float) -> dict:
-    delivered = [r['observed_latency_s'] for r in records if r['outcome'] == 'detections']
-    missed = sum(1 for r in records if r['outcome'] != 'detections'
-                 or r['observed_latency_s'] > deadline_s)
-    hedged = [r for r in records if r.get('hedge')]
-    started = [r for r in hedged if r['hedge']['local_started']]
+    delivered = [r.observed_latency_s for r in records if r.outcome == 'detections']
+    missed = sum(1 for r in records if r.outcome != 'detections'
+                 or r.observed_latency_s > deadline_s)
+    hedged = [r for r in records if r.hedge]
+    started = [r for r in hedged if r.hedge.local_started]
     return {'frames': len(records), 'miss_rate': missed / len(records) if records else None,
             'mean_s': float(np.mean(delivered)) if delivered else None,
             'p99_s': float(np.percentile(delivered, 99)) if delivered else None,
             'hedged_frames': len(hedged), 'local_runs_started': len(started),
-            'won_by_robot': sum(1 for r in hedged if r['hedge']['winner'] == 'local'),
-            'wasted_local_runs': sum(1 for r in started if r['hedge']['winner'] != 'local'),
+            'won_by_robot': sum(1 for r in hedged if r.hedge.winner == 'local'),
+            'wasted_local_runs': sum(1 for r in started if r.hedge.winner != 'local'),
             'extra_local_share': len(started) / len(records) if records else None}
 
 
@@ -77,8 +78,7 @@ def main(argv=None) -> int:
             out = pathlib.Path(args.work) / name / policy
             if not args.reuse:
                 harness.Run(spec, policy, out).execute()
-            records = [json.loads(line) for line in
-                       (out / 'records.jsonl').read_text().splitlines() if line]
+            records = read_records((out / 'records.jsonl').read_text().splitlines())
             result[name]['hedging' if policy == 'hedge' else 'none'] = m = \
                 metrics(records, deadline)
             print(f"[hedging] {name} {policy}: miss {m['miss_rate']:.1%}, p99 "

@@ -98,22 +98,22 @@ def graph_latency(transport: str, rates, seconds: float, work: pathlib.Path) -> 
             elapsed = time.monotonic() - wall
             cpu = {n: round(100.0 * (sum(p.cpu_times()[:2]) - before[n]) / elapsed, 1)
                    for n, p in procs.items()}
-            done = [r for r in list(run.records) if r['stamp_s'] >= begin
-                    and r['target'] == 'edge1' and r['outcome'] == 'detections'
-                    and r.get('round_trip_s')]
-            done = [r for r in done if r.get('handling_s') is not None
-                    and r.get('handling_parts_s')]
-            own = [r['ingress_s'] + r['handling_s'] - r['handling_parts_s']['publish_s']
+            done = [r for r in list(run.records) if r.stamp_s >= begin
+                    and r.target == 'edge1' and r.outcome == 'detections'
+                    and r.round_trip_s]
+            done = [r for r in done if r.handling_s is not None
+                    and r.handling_parts_s]
+            own = [r.ingress_s + r.handling_s - r.handling_parts_s['publish_s']
                    for r in done]
-            ingress = [r['ingress_s'] for r in done]
+            ingress = [r.ingress_s for r in done]
             result[f'{rate}_fps'] = {
                 'graph_latency': percentiles(own), 'frames': len(done),
                 'ingress': percentiles(ingress),
-                'handling': percentiles([r['handling_s'] for r in done]),
-                'handling_parts': {k: percentiles([r['handling_parts_s'][k] for r in done])
+                'handling': percentiles([r.handling_s for r in done]),
+                'handling_parts': {k: percentiles([r.handling_parts_s[k] for r in done])
                                    for k in ('receipt_s', 'pool_s', 'update_s', 'build_s',
                                              'publish_s')},
-                'round_trip': percentiles([r['round_trip_s'] for r in done]),
+                'round_trip': percentiles([r.round_trip_s for r in done]),
                 'cpu_percent_of_one_core': cpu}
             print(f'[overhead] {transport} {rate} fps: graph p50 '
                   f'{result[f"{rate}_fps"]["graph_latency"]["p50_ms"]:.2f} ms, p99 '

@@ -38,7 +38,7 @@ import psutil
 import yaml
 
 from offload_ros import report
-from offload_ros.nodes.offload_node import IO_THREADS
+from offload_ros.dispatch.clock import IO_THREADS
 from offload_ros.scenarios import descriptors, harness
 from offload_ros.scenarios.netns import capable
 
@@ -141,9 +141,10 @@ def main(argv=None) -> int:
     deadline = 0.25
     windows = []
     for k in range(int(math.ceil(total_s / window_s))):
-        inside = [r for r in records if k * window_s <= r['t_s'] - t0 < (k + 1) * window_s]
-        missed = sum(1 for r in inside if r['outcome'] != 'detections'
-                     or r['observed_latency_s'] > deadline)
+        inside = [r for r in records
+                  if k * window_s <= r.finished_at_s - t0 < (k + 1) * window_s]
+        missed = sum(1 for r in inside if r.outcome != 'detections'
+                     or r.observed_latency_s > deadline)
         windows.append({'from_s': k * window_s, 'frames': len(inside),
                         'miss_rate': round(missed / len(inside), 4) if inside else None})
     summary = report.summarise(records, run.received, deadline, t0, [])

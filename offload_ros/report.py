@@ -25,6 +25,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from offload_ros.core.records import DecisionRecord, read_records
 from offload_ros.core.scenario import mean_estimates, predict_from_estimates
 
 # 'error': a fault of the node's own (a bug or an unexpected exception), with its reason.
@@ -77,7 +78,7 @@ def batch_half_width(values: List[float], batches: int = 10) -> float:
     return mean_half_width(means)
 
 
-def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[dict]:
+def paired_error(done: List[DecisionRecord], target: str, batches: int = 10) -> Optional[dict]:
     """
     Return the model's error on `target`, with its 95% half-width.
 
@@ -88,18 +89,18 @@ def paired_error(done: List[dict], target: str, batches: int = 10) -> Optional[d
     says how close the model is with fewer frames (half or less of the observed mean's in the long
     fidelity cells). None with fewer than two frames a batch.
     """
-    done = [r for r in done if r.get('estimates')]
+    done = [r for r in done if r.estimates]
     if len(done) < 2 * batches:
         return None
     errors = []
     for chunk in np.array_split(np.arange(len(done)), batches):
         part = [done[i] for i in chunk]
         predicted = predict_from_estimates(
-            mean_estimates([r['estimates'] for r in part], target), target)
-        errors.append(predicted - float(np.mean([r['observed_latency_s'] for r in part])))
+            mean_estimates([r.estimates for r in part], target), target)
+        errors.append(predicted - float(np.mean([r.observed_latency_s for r in part])))
     if not all(math.isfinite(e) for e in errors):
         return None
-    mean_s = float(np.mean([r['observed_latency_s'] for r in done]))
+    mean_s = float(np.mean([r.observed_latency_s for r in done]))
     return {'error_pct': 100.0 * float(np.mean(errors)) / mean_s,
             'half_width_pct': 100.0 * mean_half_width(errors) / mean_s,
             'batches': batches}
@@ -110,56 +111,57 @@ def paired_text(paired: Optional[dict]) -> str:
     return f"{paired['error_pct']:+.1f}% +-{paired['half_width_pct']:.1f}" if paired else '-'
 
 
-def switches_of(records: Sequence[dict], t0_s: float) -> List[dict]:
+def switches_of(records: Sequence[DecisionRecord], t0_s: float) -> List[dict]:
     """
     Return changes of the planned target between consecutive frames (by sequence number).
 
-    Timed when the decision changed (decided_t_s), else when the first such frame finished.
+    Timed when the decision changed (decided_at_s), else when the first such frame finished.
     """
     out, previous = [], None
-    for r in sorted(records, key=lambda r: r['seq']):
-        planned = r.get('planned_target', r['target'])
+    for r in sorted(records, key=lambda r: r.seq):
+        planned = r.planned_target
         if previous is not None and planned != previous:
-            when = r.get('decided_t_s') or r['t_s']
+            when = r.decided_at_s or r.finished_at_s
             out.append({'t_s': round(when - t0_s, 3), 'from': previous, 'to': planned,
-                        'reason': r['reason'], 'seq': r['seq']})
+                        'reason': r.reason, 'seq': r.seq})
         previous = planned
     return out
 
 
-def summarise(records: Sequence[dict], frames_received: int, deadline_s: float,
+def summarise(records: Sequence[DecisionRecord], frames_received: int, deadline_s: float,
               t0_s: Optional[float] = None, phases: Sequence[dict] = ()) -> dict:
     """
     Return the demo summary: outcomes, latency observed vs predicted per target, misses, switches.
 
     frames_received: frames that reached the decision node (its own count).
     """
-    records = sorted(records, key=lambda r: r['seq'])
-    t0_s = t0_s if t0_s is not None else (records[0]['t_s'] if records else 0.0)
-    seqs = collections.Counter(r['seq'] for r in records)
+    records = sorted(records, key=lambda r: r.seq)
+    t0_s = t0_s if t0_s is not None else (records[0].finished_at_s if records else 0.0)
+    seqs = collections.Counter(r.seq for r in records)
     duplicated = sorted(s for s, n in seqs.items() if n > 1)
     missing = sorted(set(range(1, frames_received + 1)) - set(seqs))
     outcomes: Dict[str, Dict[str, int]] = collections.defaultdict(
         lambda: {k: 0 for k in OUTCOME_KINDS})
     for r in records:
-        outcomes[r['target']][r['outcome']] += 1
+        outcomes[r.target][r.outcome] += 1
     latency = {}
-    for target in sorted({r['target'] for r in records}):
-        mine = [r for r in records if r['target'] == target and r['outcome'] == 'detections']
+    for target in sorted({r.target for r in records}):
+        mine = [r for r in records if r.target == target and r.outcome == 'detections']
         latency[target] = {
-            'observed': _stats([r['observed_latency_s'] for r in mine]),
-            'predicted': _stats([r['predicted_latency_s'] for r in mine])}
-    misses = [r for r in records if r['outcome'] != 'detections'
-              or r['observed_latency_s'] > deadline_s]
+            'observed': _stats([r.observed_latency_s for r in mine]),
+            'predicted': _stats([r.predicted_latency_s for r in mine])}
+    misses = [r for r in records if r.outcome != 'detections'
+              or r.observed_latency_s > deadline_s]
     per_phase = []
     for phase in phases:
-        inside = [r for r in records if phase['start_s'] <= r['t_s'] - t0_s < phase['end_s']]
-        counts = collections.Counter(r['target'] for r in inside)
+        inside = [r for r in records
+                  if phase['start_s'] <= r.finished_at_s - t0_s < phase['end_s']]
+        counts = collections.Counter(r.target for r in inside)
         per_phase.append({**phase, 'frames': len(inside),
                           'targets': dict(counts),
                           'majority_target': counts.most_common(1)[0][0] if counts else None,
-                          'latency_s': _stats([r['observed_latency_s'] for r in inside
-                                               if r['outcome'] == 'detections'])})
+                          'latency_s': _stats([r.observed_latency_s for r in inside
+                                               if r.outcome == 'detections'])})
     return {'frames': frames_received, 'records': len(records),
             'frames_without_outcome': len(missing), 'missing_seqs': missing[:20],
             'duplicate_outcomes': len(duplicated),
@@ -194,7 +196,7 @@ def table(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
+def plot_timeline(records: Sequence[DecisionRecord], path: pathlib.Path, t0_s: float,
                   deadline_s: float, phases: Sequence[dict] = (), title: str = '') -> None:
     """
     Observed latency per frame coloured by target, predicted latency of every option.
@@ -204,10 +206,10 @@ def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    records = sorted(records, key=lambda r: r['seq'])
+    records = sorted(records, key=lambda r: r.seq)
     fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
-    targets = sorted({r['target'] for r in records} |
-                     {n for r in records for n in r['predictions']})
+    targets = sorted({r.target for r in records} |
+                     {n for r in records for n in r.predictions})
     colours = {t: plt.cm.tab10(i % 10) for i, t in enumerate(targets)}
     for phase in phases:
         ax.axvspan(phase['start_s'], phase['end_s'], alpha=0.06 if phase.get('shade') else 0,
@@ -215,20 +217,20 @@ def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
         ax.text(phase['start_s'] + 0.3, 0.02, phase['name'], transform=ax.get_xaxis_transform(),
                 va='bottom', fontsize=8, color='dimgrey')
     for target in targets:
-        pts = [(r['t_s'] - t0_s, r['observed_latency_s'] * 1e3) for r in records
-               if r['target'] == target and r['outcome'] == 'detections']
+        pts = [(r.finished_at_s - t0_s, r.observed_latency_s * 1e3) for r in records
+               if r.target == target and r.outcome == 'detections']
         if pts:
             x, y = zip(*pts)
             ax.scatter(x, y, s=7, color=colours[target], label=f'observed on {target}')
-        # Unstable predictions (None) become NaN: the line breaks instead of bridging.
-        pred = [(r['t_s'] - t0_s, r['predictions'][target]['latency_s'] * 1e3
-                 if r['predictions'][target]['latency_s'] is not None else np.nan)
-                for r in records if target in r['predictions']]
+        # Unstable predictions become NaN: the line breaks instead of bridging.
+        pred = [(r.finished_at_s - t0_s, r.predicted_s(target) * 1e3
+                 if r.predicted_s(target) is not None else np.nan)
+                for r in records if target in r.predictions]
         if pred:
             x, y = zip(*pred)
             ax.plot(x, y, color=colours[target], lw=1.2, alpha=0.8,
                     label=f'predicted {target} (gap: unstable)')
-    lost = [(r['t_s'] - t0_s) for r in records if r['outcome'] != 'detections']
+    lost = [(r.finished_at_s - t0_s) for r in records if r.outcome != 'detections']
     if lost:
         ax.scatter(lost, [deadline_s * 1e3] * len(lost), marker='x', color='red', s=16,
                    label='miss / drop')
@@ -237,7 +239,7 @@ def plot_timeline(records: Sequence[dict], path: pathlib.Path, t0_s: float,
         ax.axvline(s['t_s'], color='black', lw=0.8, ls=':')
     ax.set_xlabel('time since start (s)')
     ax.set_ylabel('end-to-end latency (ms)')
-    finite = [r['observed_latency_s'] * 1e3 for r in records if r['outcome'] == 'detections']
+    finite = [r.observed_latency_s * 1e3 for r in records if r.outcome == 'detections']
     if finite:
         ax.set_ylim(0, max(deadline_s * 1e3 * 1.3, np.percentile(finite, 99) * 1.2))
     ax.set_title(title or 'offload_ros timeline (dotted: decision switches)')
@@ -263,5 +265,5 @@ def write_json(path: pathlib.Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=False))
 
 
-def load_jsonl(lines: Iterable[str]) -> List[dict]:
-    return [json.loads(line) for line in lines if line.strip()]
+def load_jsonl(lines: Iterable[str]) -> List[DecisionRecord]:
+    return read_records(lines)

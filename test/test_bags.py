@@ -34,6 +34,7 @@ from vision_msgs.msg import Detection2DArray
 
 from conftest import ROOT, venv_exe
 from offload_ros.bags import common, record, replay
+from offload_ros.core.records import DecisionRecord
 from offload_ros.bags.from_video import START_NS, write_bag
 from offload_ros.tools import launch
 
@@ -218,21 +219,21 @@ def test_replay_through_the_node_graph_is_complete_and_deterministic(tmp_path, v
             recs, dets = [], []
             for connection, _, data in reader.messages():
                 if connection.topic == '/offload/decisions':
-                    recs.append(json.loads(deserialize_message(data, String).data))
+                    recs.append(DecisionRecord.from_json(deserialize_message(data, String).data))
                 else:
                     msg = deserialize_message(data, Detection2DArray)
-                    stamp = round(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, 6)
+                    stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                     dets.append((stamp, [(round(d.bbox.center.position.x, 2),
                                           round(d.bbox.size_y, 2),
                                           d.results[0].hypothesis.class_id)
                                          for d in msg.detections]))
         # Frame by frame: a detections message carries its frame's (restamped) camera stamp,
         # the frame's record says which frame (seq) that stamp was.
-        seq_of = {round(r['stamp_s'], 6): r['seq'] for r in recs}
+        seq_of = {r.stamp_ns: r.seq for r in recs}
         results.append((recs, {seq_of[stamp]: boxes for stamp, boxes in dets}))
     for recs, dets in results:
-        assert sorted(r['seq'] for r in recs) == list(range(1, frames + 1))
-        assert all(r['target'] == 'local' for r in recs)
+        assert sorted(r.seq for r in recs) == list(range(1, frames + 1))
+        assert all(r.target == 'local' for r in recs)
         # The recorder may miss a message on a loaded machine (volatile topic); not more.
         assert len(dets) >= frames - 2, len(dets)
     both = set(results[0][1]) & set(results[1][1])
@@ -264,7 +265,7 @@ def test_replay_on_sim_time_measures_latency_in_bag_time(tmp_path, video, ros_co
     records = []
     probe = rclpy.create_node('sim_probe', context=ros_context)
     probe.create_subscription(String, '/offload/decisions',
-                              lambda m: records.append(json.loads(m.data)), 100)
+                              lambda m: records.append(DecisionRecord.from_json(m.data)), 100)
     with spinning(ros_context, node, probe):
         started = time.monotonic()
         stats = replay.replay(str(bag), clock_hz=200.0, context=ros_context,
@@ -274,13 +275,14 @@ def test_replay_on_sim_time_measures_latency_in_bag_time(tmp_path, video, ros_co
         assert stats['published'] == frames
         assert wait_until(lambda: len(records) == frames, 30), len(records)
     assert time.time() - START_NS / 1e9 > 1e7            # the bag is months old
-    by_seq = sorted(records, key=lambda r: r['seq'])
-    assert [r['outcome'] for r in by_seq] == ['detections'] * frames
-    stamps = [round(r['stamp_s'] - START_NS / 1e9, 3) for r in by_seq]
+    by_seq = sorted(records, key=lambda r: r.seq)
+    assert [r.outcome for r in by_seq] == ['detections'] * frames
+    stamps = [round(r.stamp_s - START_NS / 1e9, 3) for r in by_seq]
     assert stamps == [round(0.1 * i, 3) for i in range(frames)]    # recorded stamps kept
-    latencies = [r['observed_latency_s'] for r in by_seq]
+    latencies = [r.observed_latency_s for r in by_seq]
     assert 0 < min(latencies) and max(latencies) < 1.0, latencies
-    assert all(abs(r['t_s'] - START_NS / 1e9) < 60 for r in by_seq)   # the node ran on bag time
+    # The node ran on bag time.
+    assert all(abs(r.finished_at_s - START_NS / 1e9) < 60 for r in by_seq)
 
 
 def test_record_keeps_the_publishers_offered_qos(tmp_path, ros_context):

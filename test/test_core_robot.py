@@ -275,9 +275,9 @@ def test_predict_from_estimates_reproduces_the_decision_with_ingress_and_handlin
     later = planner.evaluate(5.2)
     assert later.predictions['edge1'].terms['ingress_s'] == pytest.approx(
         sum(ingress) / len(ingress)) and statistics.median(ingress) < sum(ingress) / len(ingress)
-    assert planner.snapshot(5.2)['ingress_s'] == pytest.approx(sum(ingress) / len(ingress))
-    assert snapshot['device']['hold_s'] == pytest.approx(0.004)
-    without = {**snapshot, 'device': {**snapshot['device'], 'hold_s': 0.0}}
+    assert planner.snapshot(5.2).ingress_s == pytest.approx(sum(ingress) / len(ingress))
+    assert snapshot.device['hold_s'] == pytest.approx(0.004)
+    without = dataclasses.replace(snapshot, device={**snapshot.device, 'hold_s': 0.0})
     assert predict_from_estimates(without, 'local') < predict_from_estimates(snapshot, 'local')
     with pytest.raises(ScenarioError, match='edge9'):
         predict_from_estimates(snapshot, 'edge9')
@@ -301,7 +301,7 @@ def test_mean_estimates_average_time_per_bit_and_sit_below_the_mean_prediction()
         snaps.append(planner.snapshot(5.1))
     averaged = mean_estimates(snaps, 'edge1')
     assert averaged['networks']['edge1']['bandwidth_bps'] == pytest.approx(6.4e6)
-    assert averaged['rate_hz'] == pytest.approx(snaps[0]['rate_hz'])
+    assert averaged['rate_hz'] == pytest.approx(snaps[0].rate_hz)
     per_record = [predict_from_estimates(s, 'edge1') for s in snaps]
     at_mean = predict_from_estimates(averaged, 'edge1')
     assert min(per_record) < at_mean < sum(per_record) / 2

@@ -126,11 +126,11 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
     summary = report.summarise(observer.records, received, 0.25)
     assert summary['frames'] > 80
     assert summary['frames_without_outcome'] == 0 and summary['duplicate_outcomes'] == 0
-    targets = {r['target'] for r in observer.records if r['outcome'] == 'detections'}
+    targets = {r.target for r in observer.records if r.outcome == 'detections'}
     assert targets == {'local', 'edge1'}
     # Detections carry the camera's stamp: every detections message matches a frame record.
-    record_stamps = {round(r['stamp_s'], 6) for r in observer.records}
-    assert all(round(stamp, 6) in record_stamps for _, stamp, _ in observer.detections)
+    record_stamps = {r.stamp_ns for r in observer.records}
+    assert all(stamp in record_stamps for _, stamp, _ in observer.detections)
     # Track ids survive the forced local -> edge1 -> local switches.
     before = {i for t, _, tracks in observer.tracks if t < switch_times[1]
               for i, _ in tracks}

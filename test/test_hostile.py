@@ -41,7 +41,7 @@ from conftest import WorkerProcess, venv_exe
 from offload_ros.inference import models
 from offload_ros.nodes import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
-from offload_ros.nodes.offload_node import OffloadConfig, parse_workers
+from offload_ros.nodes.offload_params import OffloadConfig, parse_workers
 from offload_ros.nodes.tracker_node import TrackerNode
 from offload_ros.scenarios import hostile
 from offload_ros.worker import protocol
@@ -468,14 +468,14 @@ def test_header_bombs_on_the_compressed_topic_are_dropped_and_the_node_lives(
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
         probe.image_pub.publish(raw)
         assert wait_until(lambda: len(probe.records) > len(sent), 20)
-    records = sorted(probe.records, key=lambda r: r['seq'])
-    assert [r['seq'] for r in records] == list(range(1, len(sent) + 2))   # one outcome each
+    records = sorted(probe.records, key=lambda r: r.seq)
+    assert [r.seq for r in records] == list(range(1, len(sent) + 2))   # one outcome each
     for (name, _, _), r in zip(sent[:-1], records):
-        assert r['outcome'] == 'drop' and 'malformed image' in r['reason'], (name, r)
-        assert 'max_' in r['reason'] or 'accepted' in r['reason'], (name, r['reason'])
-    assert records[len(sent) - 1]['outcome'] == 'detections'
-    assert records[-1]['outcome'] == 'drop' and 'max_pixels' in records[-1]['reason']
-    assert max(r['t_s'] - r['stamp_s'] for r in records[:-2]) < 0.5   # none was decoded
+        assert r.outcome == 'drop' and 'malformed image' in r.reason, (name, r)
+        assert 'max_' in r.reason or 'accepted' in r.reason, (name, r.reason)
+    assert records[len(sent) - 1].outcome == 'detections'
+    assert records[-1].outcome == 'drop' and 'max_pixels' in records[-1].reason
+    assert max(r.finished_at_s - r.stamp_s for r in records[:-2]) < 0.5   # none was decoded
 
 
 def test_hostile_worker_answers_end_each_frame_once(ros_context, liar, frames):
@@ -488,26 +488,26 @@ def test_hostile_worker_answers_end_each_frame_once(ros_context, liar, frames):
     """
     node = offload_node(ros_context, workers=[f'edge1={liar.url}'], image_transport='raw',
                         force_target='edge1', deadline_s=2.0, request_timeout_s=0.3)
-    for client in node.worker_clients.values():   # every lie reaches the node: no breaker
+    for client in node.dispatcher.clients.values():   # every lie reaches the node: no breaker
         client.breaker = CircuitBreaker(threshold=10 ** 6)
     probe = Probe(ros_context)
     count = len(liar.kinds)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.decision.target == 'edge1', 10)
+        assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1', 10)
         for i in range(count):
             probe.image_pub.publish(conversions.bgr_to_image(frames[i % len(frames)],
                                                              header(probe, i)))
             assert wait_until(lambda: len(probe.records) > i, 20), i
             # A lie fails the worker until its next /load poll: wait for it to be used again.
-            wait_until(lambda: node.planner.workers['edge1'].available
-                       and node.planner.decision.target == 'edge1', 3)
-    records = sorted(probe.records, key=lambda r: r['seq'])
-    assert [r['seq'] for r in records] == list(range(1, count + 1))
-    assert all(r['target'] == 'local' for r in records), \
-        [(r['target'], r['reason']) for r in records]
+            wait_until(lambda: node.dispatcher.planner.workers['edge1'].available
+                       and node.dispatcher.planner.decision.target == 'edge1', 3)
+    records = sorted(probe.records, key=lambda r: r.seq)
+    assert [r.seq for r in records] == list(range(1, count + 1))
+    assert all(r.target == 'local' for r in records), \
+        [(r.target, r.reason) for r in records]
     assert len(liar.received) >= count - 2, liar.received
-    assert {r['outcome'] for r in records} <= {'detections', 'miss', 'drop'}
+    assert {r.outcome for r in records} <= {'detections', 'miss', 'drop'}
     classes = {d.results[0].hypothesis.class_id for m in probe.detections
                for d in m.detections}
     assert 'toothbrush' not in classes and not any(c.startswith('class_') for c in classes)
@@ -528,20 +528,20 @@ def test_empty_scenes_through_the_node_graph(ros_context, start_worker, media_di
     images = scenes(media_dir)
     with spinning(ros_context, node, tracker, controller, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.decision.target == 'edge1', 10)
+        assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1', 10)
         for i, image in enumerate(images.values()):
             probe.image_pub.publish(conversions.bgr_to_image(image, header(probe, i)))
             assert wait_until(lambda: len(probe.records) > i, 20)
         assert wait_until(lambda: len(probe.cmd) > 5, 5)
-    records = sorted(probe.records, key=lambda r: r['seq'])
-    assert [(r['outcome'], r['target']) for r in records] == [('detections', 'edge1')] * 3
+    records = sorted(probe.records, key=lambda r: r.seq)
+    assert [(r.outcome, r.target) for r in records] == [('detections', 'edge1')] * 3
     by_frame = {d.header.frame_id: [x.results[0].hypothesis.class_id for x in d.detections]
                 for d in probe.detections}
     assert by_frame['cam0'] == [] and by_frame['cam1'] == []
     assert by_frame['cam2'] and 'person' not in by_frame['cam2']
     assert all(isinstance(c, Twist) and c.linear.x == 0.0 and c.angular.z == 0.0
                for c in probe.cmd)
-    assert node.worker_clients['edge1'].breaker.failures == 0
+    assert node.dispatcher.clients['edge1'].breaker.failures == 0
 
 
 def test_unexpected_exceptions_still_end_each_frame(ros_context, frames, monkeypatch):
@@ -554,14 +554,14 @@ def test_unexpected_exceptions_still_end_each_frame(ros_context, frames, monkeyp
     node = offload_node(ros_context, image_transport='raw')
     probe = Probe(ros_context)
     calls = {'n': 0}
-    route = node.planner.route
+    route = node.dispatcher.planner.route
 
     def flaky_route():   # injected fault
         calls['n'] += 1
         if calls['n'] == 2:
             raise RuntimeError('injected routing fault')
         return route()
-    monkeypatch.setattr(node.planner, 'route', flaky_route)
+    monkeypatch.setattr(node.dispatcher.planner, 'route', flaky_route)
     to_msg = conversions.detections_to_msg
     broken = {'n': 0}
 
@@ -576,9 +576,9 @@ def test_unexpected_exceptions_still_end_each_frame(ros_context, frames, monkeyp
         for i in range(4):
             probe.image_pub.publish(conversions.bgr_to_image(frames[i], header(probe, i)))
             assert wait_until(lambda: len(probe.records) > i, 20)
-    records = sorted(probe.records, key=lambda r: r['seq'])
-    assert [r['seq'] for r in records] == [1, 2, 3, 4]
-    errors = [r for r in records if r['outcome'] == 'error']
+    records = sorted(probe.records, key=lambda r: r.seq)
+    assert [r.seq for r in records] == [1, 2, 3, 4]
+    errors = [r for r in records if r.outcome == 'error']
     assert len(errors) == 2
-    assert any('injected routing fault' in r['reason'] for r in errors)
-    assert any('injected message fault' in r['reason'] for r in errors)
+    assert any('injected routing fault' in r.reason for r in errors)
+    assert any('injected message fault' in r.reason for r in errors)

@@ -13,7 +13,6 @@
 # limitations under the License.
 
 """Nodes with real rclpy in a private context (domain-isolated), real worker, real footage."""
-import json
 
 import cv2
 import pytest
@@ -26,6 +25,7 @@ from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.types import Box, Observation
+from offload_ros.core.records import DecisionRecord
 from offload_ros.nodes import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
 from offload_ros.nodes.offload_node import OffloadNode
@@ -50,7 +50,8 @@ class Probe(Node):
         self.create_subscription(Detection2DArray, topics.TRACKS, self.tracks.append,
                                  qos.RESULTS)
         self.create_subscription(String, topics.DECISIONS,
-                                 lambda m: self.records.append(json.loads(m.data)), qos.RECORDS)
+                                 lambda m: self.records.append(DecisionRecord.from_json(m.data)),
+                                 qos.RECORDS)
         self.create_subscription(Twist, topics.CMD_VEL, self.cmd.append, qos.COMMANDS)
 
 
@@ -70,7 +71,7 @@ def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worke
     probe = Probe(ros_context)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        assert wait_until(lambda: node.dispatcher.planner.workers['edge1'].available, 10)
         stamps = []
         for i, frame in enumerate(frames):
             h = header(probe, i)
@@ -78,23 +79,23 @@ def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worke
             probe.image_pub.publish(conversions.bgr_to_image(frame, h))
             wait_until(lambda: len(probe.records) > i, 10)
         assert wait_until(lambda: len(probe.records) == len(frames), 20)
-    seqs = sorted(r['seq'] for r in probe.records)
+    seqs = sorted(r.seq for r in probe.records)
     assert seqs == list(range(1, len(frames) + 1))          # exactly one outcome each
     got = {(d.header.stamp.sec, d.header.stamp.nanosec, d.header.frame_id)
            for d in probe.detections}
     assert got == set(stamps)                                # the camera stamp, unchanged
-    assert all(r['outcome'] == 'detections' for r in probe.records)
+    assert all(r.outcome == 'detections' for r in probe.records)
     people = [len([x for x in d.detections if x.results[0].hypothesis.class_id == 'person'])
               for d in probe.detections]
     assert min(people) >= 2
-    assert {'local', 'edge1'} >= {r['target'] for r in probe.records}
-    assert all(set(r['predictions']) == {'local', 'edge1'} for r in probe.records[3:])
+    assert {'local', 'edge1'} >= {r.target for r in probe.records}
+    assert all(set(r.predictions) == {'local', 'edge1'} for r in probe.records[3:])
     # The node's own time per frame, and where it went: the parts add up, none negative.
     for r in probe.records:
-        parts = r['handling_parts_s']
+        parts = r.handling_parts_s
         assert set(parts) == {'receipt_s', 'pool_s', 'update_s', 'build_s', 'publish_s'}
-        assert 0.0 <= r['handling_s'] < 0.5 and min(parts.values()) >= -1e-6
-        assert sum(parts.values()) == pytest.approx(r['handling_s'], abs=1e-9)
+        assert 0.0 <= r.handling_s < 0.5 and min(parts.values()) >= -1e-6
+        assert sum(parts.values()) == pytest.approx(r.handling_s, abs=1e-9)
 
 
 def test_malformed_images_are_counted_not_fatal(ros_context, frames):
@@ -109,15 +110,15 @@ def test_malformed_images_are_counted_not_fatal(ros_context, frames):
             msg.header = header(probe, i)
             probe.comp_pub.publish(msg)
             assert wait_until(lambda: len(probe.records) > i, 20)
-    ordered = sorted(probe.records, key=lambda r: r['seq'])
-    outcomes = [(r['outcome'], r['reason']) for r in ordered]
+    ordered = sorted(probe.records, key=lambda r: r.seq)
+    outcomes = [(r.outcome, r.reason) for r in ordered]
     assert outcomes[0][0] == 'drop' and 'unsupported compressed format' in outcomes[0][1]
     assert outcomes[1][0] == 'drop' and 'empty' in outcomes[1][1]
     assert outcomes[2][0] == 'detections'
-    assert sum(node.malformed.values()) == 2
+    assert sum(node.dispatcher.malformed_reasons.values()) == 2
     # The detector's thread reported how long it stayed busy besides inference (decoding,
     # publishing): the robot's queue waits for it too.
-    assert 0.0 < node.planner.local_holds.median() < 0.2
+    assert 0.0 < node.dispatcher.planner.local_holds.median() < 0.2
 
 
 def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker, frames):
@@ -136,26 +137,27 @@ def test_compressed_frames_are_offloaded_as_they_came(ros_context, start_worker,
     broken.data = jpeg_header_only(bytes(good[0].data))
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        assert wait_until(lambda: node.dispatcher.planner.workers['edge1'].available, 10)
         # The forced target takes effect at the node's first epoch: a frame before it goes
         # to the robot ('start-up: no estimates yet'; 4 runs in 8 failed on that race).
-        assert wait_until(lambda: node.planner.decision.target == 'edge1', 10)
+        assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1', 10)
         for i, msg in enumerate([good[0], good[1], broken, good[2], good[3]]):
             msg.header = header(probe, i)
             probe.comp_pub.publish(msg)
             assert wait_until(lambda: len(probe.records) > i, 20)
-        latest = node._latest_picture
-    ordered = sorted(probe.records, key=lambda r: r['seq'])
-    outcomes = [(r['outcome'], r['target']) for r in ordered]
+        latest = node.dispatcher.local.latest
+    ordered = sorted(probe.records, key=lambda r: r.seq)
+    outcomes = [(r.outcome, r.target) for r in ordered]
     assert outcomes == [('detections', 'edge1')] * 2 + [('drop', 'local')] + \
-        [('detections', 'edge1')] * 2, [(r['seq'], r['reason']) for r in ordered]
-    assert 'malformed image' in ordered[2]['reason'] and sum(node.malformed.values()) == 1
-    assert node.planner.workers['edge1'].available          # the frame's fault, not the worker's
+        [('detections', 'edge1')] * 2, [(r.seq, r.reason) for r in ordered]
+    assert 'malformed image' in ordered[2].reason
+    assert sum(node.dispatcher.malformed_reasons.values()) == 1
+    assert node.dispatcher.planner.workers['edge1'].available  # the frame was at fault
     assert not latest.decoded and latest.jpeg == bytes(good[3].data)   # never decoded here
     # The requests carried the camera's quality-90 bytes (plus the v2 header), not a
     # re-encoding at jpeg_quality 80 (smaller).
     sizes = [len(m.data) for m in good]
-    assert min(sizes) < node.planner.request_bytes < max(sizes) + 400
+    assert min(sizes) < node.dispatcher.planner.request_bytes < max(sizes) + 400
     people = [len([x for x in d.detections if x.results[0].hypothesis.class_id == 'person'])
               for d in probe.detections]
     assert len(people) == 4 and min(people) >= 2
@@ -173,17 +175,17 @@ def test_a_jpeg_that_does_not_decode_for_a_raw_offload_is_dropped_not_lost(
     broken.data = jpeg_header_only(bytes(good.data))
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.comp_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
-        assert wait_until(lambda: node.planner.decision.target == 'edge1', 10)
+        assert wait_until(lambda: node.dispatcher.planner.workers['edge1'].available, 10)
+        assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1', 10)
         for i, msg in enumerate([broken, good]):
             msg.header = header(probe, i)
             probe.comp_pub.publish(msg)
             assert wait_until(lambda: len(probe.records) > i, 20)
-    ordered = sorted(probe.records, key=lambda r: r['seq'])
-    assert [(r['outcome'], r['target']) for r in ordered] == [('drop', 'local'),
-                                                              ('detections', 'edge1')]
-    assert 'does not decode' in ordered[0]['reason']
-    assert node.planner.workers['edge1'].available
+    ordered = sorted(probe.records, key=lambda r: r.seq)
+    assert [(r.outcome, r.target) for r in ordered] == [('drop', 'local'),
+                                                        ('detections', 'edge1')]
+    assert 'does not decode' in ordered[0].reason
+    assert node.dispatcher.planner.workers['edge1'].available
 
 
 def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context):
@@ -197,9 +199,9 @@ def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context
                                         Parameter('policy_mode', value='deadline')])
         assert wait_until(future.done, 10)
         assert all(r.successful for r in future.result().results)
-        assert wait_until(lambda: node.planner.config.policy.deadline_s == 0.08, 5)
-        assert node.planner.config.policy.hysteresis == 0.3
-        assert node.planner.config.policy.mode == 'deadline'
+        assert wait_until(lambda: node.dispatcher.planner.config.policy.deadline_s == 0.08, 5)
+        assert node.dispatcher.planner.config.policy.hysteresis == 0.3
+        assert node.dispatcher.planner.config.policy.mode == 'deadline'
         for bad, needle in ((Parameter('policy_mode', value='fastest'), 'policy_mode'),
                             (Parameter('force_target', value='edge9'), 'force_target'),
                             (Parameter('workers', value=['nourl']), 'workers'),
@@ -208,7 +210,7 @@ def test_parameter_service_changes_apply_and_bad_values_are_rejected(ros_context
             assert wait_until(future.done, 10)
             result = future.result().results[0]
             assert not result.successful and needle in result.reason
-        assert node.planner.config.policy.mode == 'deadline'
+        assert node.dispatcher.planner.config.policy.mode == 'deadline'
 
 
 def test_tracker_and_controller_nodes(ros_context):
@@ -248,8 +250,8 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
     try:
         with spinning(ros_context, node, probe):
             assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-            assert wait_until(lambda: node.planner.decision.target == 'edge1'
-                              and node.planner.workers['edge1'].available, 10)
+            assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1'
+                              and node.dispatcher.planner.workers['edge1'].available, 10)
             for i, frame in enumerate(frames[:4]):        # a healthy worker: no hedge
                 probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
                 assert wait_until(lambda: len(probe.records) > i, 10)
@@ -261,25 +263,26 @@ def test_hedging_races_the_robot_against_a_hung_worker(ros_context, start_worker
             elapsed = time.monotonic() - start
     finally:
         worker.proc.send_signal(signal.SIGCONT)
-    assert sorted(r['seq'] for r in probe.records) == list(range(1, len(frames) + 1))
+    assert sorted(r.seq for r in probe.records) == list(range(1, len(frames) + 1))
     healthy, hung = probe.records[:4], probe.records[4:]
     # A healthy worker answers its own frames. A hedge may be armed on them (the
     # miss probability rests on a handful of frames and on a machine the parallel test pass
     # shares; CI once saw 0.26 on the fourth), but the worker must win it.
-    assert all(r['target'] == 'edge1' and (r['hedge'] is None or r['hedge']['winner'] == 'edge1')
-               for r in healthy), [(r['target'], r['hedge'], r['reason']) for r in healthy]
+    assert all(r.target == 'edge1' and (r.hedge is None or r.hedge.winner == 'edge1')
+               for r in healthy), [(r.target, r.hedge, r.reason) for r in healthy]
     # The hung worker's predicted miss probability rises (observed latencies, then the
     # timeouts): its frames are hedged and answered by the robot within the deadline.
-    hedged = [r for r in hung if r['hedge'] and r['hedge']['winner'] == 'local']
-    assert len(hedged) >= len(hung) - 1, [(r['target'], r['outcome'], r['hedge'], r['reason'],
-                                           r['observed_latency_s']) for r in hung]
+    hedged = [r for r in hung if r.hedge and r.hedge.winner == 'local']
+    assert len(hedged) >= len(hung) - 1, [(r.target, r.outcome, r.hedge, r.reason,
+                                           r.observed_latency_s) for r in hung]
     # Started 1.25 x the local latency before the deadline: within it, give or take the
     # scheduling noise of a machine the parallel test pass shares.
-    assert all(r['outcome'] == 'detections' and r['observed_latency_s'] <= 1.15
+    assert all(r.outcome == 'detections' and r.observed_latency_s <= 1.15
                for r in hedged)
     assert elapsed < 2.0 * len(hung)          # never waited out the 5 s request timeout
-    assert node.hedges['won_local'] == len(hedged)
-    assert node.hedges['local_started'] + node.hedges['local_after_failure'] >= len(hedged)
+    assert node.dispatcher.hedges['won_local'] == len(hedged)
+    hedges = node.dispatcher.hedges
+    assert hedges['local_started'] + hedges['local_after_failure'] >= len(hedged)
 
 
 def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
@@ -297,20 +300,20 @@ def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         force_target='edge1', deadline_s=3.0, request_timeout_s=0.4)
     # As if the robot were too slow to take any frame over: every request gets its budget.
-    monkeypatch.setattr(node, '_request_budget',
-                        lambda frame: frame.deadline_at_s - node._now_s())
+    monkeypatch.setattr(node.dispatcher, '_request_budget',
+                        lambda frame: frame.deadline_at_s - node.dispatcher.now_s())
     probe = Probe(ros_context)
     try:
         with spinning(ros_context, node, probe):
             assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-            assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
-            assert wait_until(lambda: node.planner.decision.target == 'edge1', 10)
+            assert wait_until(lambda: node.dispatcher.planner.workers['edge1'].available, 10)
+            assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1', 10)
             probe.image_pub.publish(conversions.bgr_to_image(frames[0], header(probe, 0)))
             assert wait_until(lambda: len(probe.records) == 1, 10)
             worker.proc.send_signal(signal.SIGSTOP)       # accepts, never answers
             start = time.monotonic()
             probe.image_pub.publish(conversions.bgr_to_image(frames[1], header(probe, 1)))
-            assert wait_until(lambda: not node.planner.workers['edge1'].available, 5)
+            assert wait_until(lambda: not node.dispatcher.planner.workers['edge1'].available, 5)
             failed_after = time.monotonic() - start
             waiting = len(probe.records) == 1
             assert wait_until(lambda: len(probe.records) == 2, 10)
@@ -318,9 +321,9 @@ def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
     finally:
         worker.proc.send_signal(signal.SIGCONT)
     # Failed within the limit plus one poll (0.2 s, retried once), the frame still waiting.
-    assert failed_after < 1.5 and waiting, (failed_after, probe.records[-1]['reason'])
+    assert failed_after < 1.5 and waiting, (failed_after, probe.records[-1].reason)
     assert answered_after > 2.5                            # the frame waited to its deadline
-    assert probe.records[0]['outcome'] == 'detections' and probe.records[1]['outcome'] == 'miss'
+    assert probe.records[0].outcome == 'detections' and probe.records[1].outcome == 'miss'
 
 
 def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
@@ -337,28 +340,28 @@ def test_split_target_runs_the_head_here_and_the_tail_on_the_worker(ros_context,
     probe = Probe(ros_context)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.decision.target == 'edge1/split@7', 10)
+        assert wait_until(lambda: node.dispatcher.planner.decision.target == 'edge1/split@7', 10)
         for i, frame in enumerate(frames[:6]):
             probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
             assert wait_until(lambda: len(probe.records) > i, 10)
 
         def broken_head(image):   # injected fault: the head's session raising
             raise RuntimeError('injected head failure')
-        node.heads[7].run = broken_head
+        node.dispatcher.local.heads[7].run = broken_head
         probe.image_pub.publish(conversions.bgr_to_image(frames[6], header(probe, 6)))
         assert wait_until(lambda: len(probe.records) > 6, 10)
-    assert sorted(r['seq'] for r in probe.records) == list(range(1, 8))
+    assert sorted(r.seq for r in probe.records) == list(range(1, 8))
     split, failed = probe.records[:6], probe.records[6]
-    assert all(r['target'] == 'edge1/split@7' and r['outcome'] == 'detections'
-               for r in split), [(r['target'], r['reason']) for r in split]
-    assert all(0 < r['head_s'] < r['observed_latency_s'] for r in split)
-    assert all(r['predicted_latency_s'] and 'device_service_s' in
-               r['predictions']['edge1/split@7']['terms'] for r in split)
-    assert min(r['detections'] for r in split) >= 2     # people in the street
+    assert all(r.target == 'edge1/split@7' and r.outcome == 'detections'
+               for r in split), [(r.target, r.reason) for r in split]
+    assert all(0 < r.head_s < r.observed_latency_s for r in split)
+    assert all(r.predicted_latency_s and 'device_service_s' in
+               r.predictions['edge1/split@7'].terms for r in split)
+    assert min(r.detections for r in split) >= 2     # people in the street
     # A failing head still ends the frame: the robot runs the whole detector instead.
-    assert failed['target'] == 'local' and failed['outcome'] == 'detections'
-    assert failed['fallback'] and 'head failed' in failed['reason']
-    assert len(node.planner.request_sizes) == 0    # tail requests are not image payloads
+    assert failed.target == 'local' and failed.outcome == 'detections'
+    assert failed.fallback and 'head failed' in failed.reason
+    assert len(node.dispatcher.planner.request_sizes) == 0   # tail requests are not image payloads
 
 
 def test_split_parameters_are_checked(ros_context):
@@ -503,7 +506,7 @@ def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, for
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         force_target=force_target, probe_period_s=0.05, epoch_s=0.1)
-    client = node.worker_clients['edge1']
+    client = node.dispatcher.clients['edge1']
     sizes, probe_once = [], client.probe
 
     def counting_probe(size, *args, **kwargs):
@@ -513,14 +516,14 @@ def test_probes_only_a_link_no_frame_uses(ros_context, start_worker, frames, for
     probe = Probe(ros_context)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
-        assert wait_until(lambda: node.planner.workers['edge1'].available, 10)
+        assert wait_until(lambda: node.dispatcher.planner.workers['edge1'].available, 10)
         time.sleep(0.5)   # the first decision follows force_target
         before = len(sizes)
         for i, frame in enumerate(frames[:4]):
             probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
             time.sleep(0.7)
         assert wait_until(lambda: len(probe.records) == 4, 20)
-    assert {r['target'] for r in probe.records} == {force_target}
+    assert {r.target for r in probe.records} == {force_target}
     probes = len(sizes) - before
     if force_target == 'edge1':
         assert probes == 0
@@ -541,27 +544,27 @@ def test_robot_detector_re_timed_in_its_thread_while_frames_go_to_a_worker(
     worker = start_worker('--threads', '1')
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         force_target='edge1', epoch_s=0.1)
-    assert not node.planner.local_profile_due(time.monotonic() + 1e3)   # forced: never
-    node.planner.local_profile_due = lambda now_s: True
-    timed, retimed = [], node.planner.local_retimed
+    assert not node.dispatcher.planner.local_profile_due(time.monotonic() + 1e3)   # forced: never
+    node.dispatcher.planner.local_profile_due = lambda now_s: True
+    timed, retimed = [], node.dispatcher.planner.local_retimed
 
     def recording(service_s, now_s):
         timed.append(service_s)
         return retimed(service_s, now_s)
-    node.planner.local_retimed = recording
+    node.dispatcher.planner.local_retimed = recording
     probe = Probe(ros_context)
     with spinning(ros_context, node, probe):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
         time.sleep(0.5)
-        assert timed == [] and node.local_profiles == 0      # no frame yet: nothing to time
+        assert timed == [] and node.dispatcher.local.profiles == 0  # no frame yet: nothing to time
         for i, frame in enumerate(frames[:6]):
             probe.image_pub.publish(conversions.bgr_to_image(frame, header(probe, i)))
             time.sleep(0.3)
         assert wait_until(lambda: len(probe.records) == 6, 20)
         time.sleep(0.3)
-    assert sorted(r['seq'] for r in probe.records) == list(range(1, 7))
-    assert {r['target'] for r in probe.records} == {'edge1'}
-    assert node.local_profiles == len(timed) >= 5      # one each epoch the detector is free
+    assert sorted(r.seq for r in probe.records) == list(range(1, 7))
+    assert {r.target for r in probe.records} == {'edge1'}
+    assert node.dispatcher.local.profiles == len(timed) >= 5  # one an epoch the detector is free
     assert all(0.005 < s < 2.0 for s in timed), timed   # a real yolov3-tiny run
 
 
@@ -589,14 +592,14 @@ def test_managed_offload_node_follows_its_lifecycle(ros_context, frames):
         assert wait_until(lambda: probe.image_pub.get_subscription_count() > 0)
         for i in range(4):
             probe.image_pub.publish(conversions.bgr_to_image(frames[i], header(probe, i)))
-        assert wait_until(lambda: node._seq == 4, 10)
+        assert wait_until(lambda: node.dispatcher.seq == 4, 10)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert sum(node.outcomes.values()) == 4            # drained before deactivated
+        assert sum(node.dispatcher.outcomes.values()) == 4            # drained before deactivated
         assert wait_until(lambda: probe.image_pub.get_subscription_count() == 0, 10)
         probe.image_pub.publish(conversions.bgr_to_image(frames[4], header(probe, 4)))
         assert wait_until(lambda: len(probe.records) == 4, 10)
         wait_until(lambda: False, 0.5)
-        assert node._seq == 4 and len(probe.records) == 4  # inactive: nothing taken
+        assert node.dispatcher.seq == 4 and len(probe.records) == 4  # inactive: nothing taken
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-        assert node._pools == [] and node._epoch_timer is None
-    assert sorted(r['seq'] for r in probe.records) == [1, 2, 3, 4]
+        assert node.dispatcher is None and node._epoch_timer is None
+    assert sorted(r.seq for r in probe.records) == [1, 2, 3, 4]

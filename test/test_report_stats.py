@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from offload_ros import report
+from offload_ros.core.records import Estimates, synthetic
 from offload_ros.core.scenario import predict_from_estimates
 
 
@@ -68,8 +69,9 @@ def test_paired_error_follows_a_drifting_robot():
         estimates = local_estimates(float(service_s))
         predicted = predict_from_estimates(estimates, 'local')
         observed = predicted / 0.97 + rng.normal(0.0, 0.0005)
-        records.append({'estimates': estimates, 'observed_latency_s': observed})
-    observed = [r['observed_latency_s'] for r in records]
+        records.append(synthetic(estimates=Estimates.from_dict(estimates),
+                                 observed_latency_s=observed))
+    observed = [r.observed_latency_s for r in records]
     assert report.batch_half_width(observed) / np.mean(observed) > 0.05
     paired = report.paired_error(records, 'local')
     assert paired['error_pct'] == pytest.approx(-3.0, abs=0.2)

@@ -22,6 +22,7 @@ cores and must not share the machine with other tests.
 import pytest
 
 from conftest import ROOT
+from offload_ros.core.records import Estimates, synthetic
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
 
@@ -78,8 +79,9 @@ def _records(rates_and_targets, estimates):
     for phase, (_, target) in enumerate(rates_and_targets):
         for k in range(20):
             seq += 1
-            records.append({'seq': seq, 't_s': 1000.0 + phase * 20 + k, 'target': target,
-                            'planned_target': target, 'estimates': estimates})
+            records.append(synthetic(seq=seq, finished_at_ns=int((1000 + phase * 20 + k) * 1e9),
+                                     target=target, planned_target=target,
+                                     estimates=Estimates.from_dict(estimates)))
     return records
 
 
@@ -167,9 +169,8 @@ def test_comparison_records_the_target_each_change_finds():
                 'events': [{'t_s': 10.0}, {'t_s': 20.0}]}
 
     def records(target_of):
-        return [{'seq': i + 1, 't_s': 100.0 + i, 'outcome': 'detections',
-                 'observed_latency_s': 0.2, 'planned_target': target_of(i),
-                 'target': target_of(i)}
+        return [synthetic(seq=i + 1, finished_at_ns=(100 + i) * 10**9, observed_latency_s=0.2,
+                          planned_target=target_of(i), target=target_of(i))
                 for i in range(30)]
     model_switches = [{'t_s': 8.0, 'from': 'local', 'to': 'edge1'},
                       {'t_s': 21.5, 'from': 'edge1', 'to': 'local'}]
@@ -201,9 +202,9 @@ def test_repeats_pool_frames_and_take_the_gap_half_width_from_their_spread():
                 'events': [{'t_s': 10.0}]}
 
     def records(first, second, target='local'):
-        return [{'seq': i + 1, 't_s': 50.0 + i, 'outcome': 'detections',
-                 'observed_latency_s': first if i < 10 else second, 'planned_target': target,
-                 'target': target}
+        return [synthetic(seq=i + 1, finished_at_ns=(50 + i) * 10**9,
+                          observed_latency_s=first if i < 10 else second,
+                          planned_target=target, target=target)
                 for i in range(20)]
     runs = [{'model': run([{'t_s': 10.4, 'from': 'edge1', 'to': 'local'}]),
              'local': run([]), 'remote': run([])},

@@ -38,8 +38,9 @@ from offload_ros.core.estimators import (ArrivalRateEstimator, BandwidthEstimato
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
                                       predict_local, predict_offload, predict_split,
                                       split_link)
-from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, decide, parse_target,
-                                     split_target)
+from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, ThresholdBaseline,
+                                     decide, parse_target, split_target)
+from offload_ros.core.records import Estimates, NetworkEstimate, WorkerEstimate
 
 MIN_TRANSFER_S = 1e-4  # resolution of transfer-time measurements
 HANDLING_MIN_FRAMES = 5   # frames one way before their median is the handling estimate
@@ -60,6 +61,10 @@ class PlannerConfig:
     # target's predicted latency: only where the robot's estimate could change the decision.
     local_profile_period_s: float = 5.0
     local_profile_margin: float = 0.5
+    # While no frame goes to a worker, probe its link this often (0: never); epoch_s: how
+    # long after its last answer a link counts as unused.
+    probe_period_s: float = 0.25
+    epoch_s: float = 0.5
     forced_target: Optional[str] = None
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
@@ -181,9 +186,13 @@ class Planner:
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
         # The last 50 per target, so the per-frame hedging check does not scan `observed`.
         self.recent_by_target: Dict[str, Deque[tuple]] = {}
-        self._threshold_checked_s = -math.inf
+        self._threshold = ThresholdBaseline()
         self._credit: Dict[str, float] = {}
-        self.estimates: dict = {}     # snapshot() of the last re-plan, set by the caller
+        # What the last evaluate() saw: its estimates and each target's energy per frame.
+        self.estimates: Optional[Estimates] = None
+        self.energy: Optional[Dict[str, dict]] = None
+        self._last_remote_s: Dict[str, float] = {}   # per worker: its last answer to a frame
+        self._last_probe_s: Dict[str, float] = {}
         self.split_points: Dict[int, SplitPoint] = {}
 
     # -- observations -------------------------------------------------------------------
@@ -346,6 +355,7 @@ class Planner:
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
                                      start_s=now_s - round_trip_s, token=token)
+        self._last_remote_s[name] = now_s
         generation = self._request_generation.pop(token, self._payload_generation)
         if whole_frame and generation == self._payload_generation:
             self.payload(request_bytes, response_bytes)
@@ -509,46 +519,35 @@ class Planner:
             return Prediction(sum(terms.values()), terms)
         return pred
 
-    def snapshot(self, now_s: float) -> dict:
+    def snapshot(self, now_s: float) -> Estimates:
         """
         Return the online estimates behind a decision.
 
-        In offload_plan's scenario format (SI units) with one network per worker:
-        `scenario_from_estimates` turns them back into a plan, so a run's records say what the
-        models saw, not only what they predicted.
+        `core.scenario.scenario_from_estimates` turns them back into a plan, so a run's
+        records say what the models saw, not only what they predicted.
         """
-        local = self.local_service.windowed()
         workers, networks = [], {}
         for name, state in self.workers.items():
             if not state.available:
                 continue
             model = self.worker_model(name)
-            workers.append({'name': name, 'service_s': model.service_s,
-                            'service_var_s2': model.service_var_s2,
-                            'parallelism': model.parallelism,
-                            'tenant_rate_hz': model.tenant_rate_hz,
-                            'queue_length': state.queue_length,
-                            'tail_service_s': {str(k): v for k, v in
-                                               state.tail_service_s.items()}})
+            workers.append(WorkerEstimate(
+                name, model.service_s, model.service_var_s2, model.parallelism,
+                model.tenant_rate_hz, state.queue_length,
+                {str(k): v for k, v in state.tail_service_s.items()}))
             net = self.network_model(name, now_s)
-            networks[name] = {'bandwidth_bps': net.bandwidth_bps,
-                              'request_bytes': net.request_bytes,
-                              'response_bytes': net.response_bytes,
-                              'overhead_s': net.overhead_s,
-                              'request_scv': net.request_scv,
-                              # The measured spread of payload sizes, whichever link model
-                              # is in use: the FIFO M/G/1 uplink's scv, to compare models.
-                              'size_scv': self._size_scv}
-        return {'rate_hz': self.rate_hz(now_s), 'arrival_scv': self.scv(now_s),
-                'ingress_s': self.ingress_samples.mean(),
-                'handling_s': {'local': self.handling_s(LOCAL),
-                               'remote': self.handling_s('remote')},
-                'device': {'service_s': local.mean_s, 'parallelism': 1,
-                           'hold_s': self.local_holds.median()},
-                'splits': {str(k): {'head_s': p.head.windowed().mean_s,
-                                    'intermediate_bytes': p.intermediate_bytes}
-                           for k, p in self.split_points.items()},
-                'networks': networks, 'workers': workers}
+            networks[name] = NetworkEstimate(net.bandwidth_bps, net.request_bytes,
+                                             net.response_bytes, net.overhead_s,
+                                             net.request_scv, self._size_scv)
+        return Estimates(
+            self.rate_hz(now_s), self.scv(now_s), self.ingress_samples.mean(),
+            {'local': self.handling_s(LOCAL), 'remote': self.handling_s('remote')},
+            {'service_s': self.local_service.windowed().mean_s, 'parallelism': 1,
+             'hold_s': self.local_holds.median()},
+            {str(k): {'head_s': p.head.windowed().mean_s,
+                      'intermediate_bytes': p.intermediate_bytes}
+             for k, p in self.split_points.items()},
+            networks, workers)
 
     def evaluate(self, now_s: float) -> Decision:
         predictions = self.predict(now_s)
@@ -559,7 +558,9 @@ class Planner:
         if forced and (forced == LOCAL or forced in predictions):
             decision = Decision(forced, 'forced by parameter', predictions)
         elif self.config.policy.mode == 'threshold':
-            decision = self._threshold(now_s, predictions)
+            decision = self._threshold.decide(
+                now_s, predictions, self.decision, next(iter(self.workers), None),
+                self.observed, self.config.policy.deadline_s)
         elif self.config.policy.mode == 'energy' and (chosen := energy_mod.choose(
                 predictions, self.energies(predictions), self.config.energy_weights,
                 self.config.policy.deadline_s, self.config.policy.hysteresis,
@@ -574,6 +575,8 @@ class Planner:
         # recorded with them all the same.
         self.decision = decision if decision.predictions is predictions else \
             replace(decision, predictions=predictions)
+        self.estimates = self.snapshot(now_s)
+        self.energy = {n: e.to_json() for n, e in self.energies(predictions).items()}
         return self.decision
 
     def miss_probability(self, target: str, predictions: Mapping[str, Prediction],
@@ -605,33 +608,6 @@ class Planner:
                 self.workers[worker].parallelism if worker in self.workers else 1)
         return result
 
-    def _threshold(self, now_s: float, predictions) -> Decision:
-        """
-        FogROS2-LS-style baseline.
-
-        Every 3 s, leave the current target if its observed mean latency over the last 15 s exceeds
-        the deadline.
-        """
-        current = self.decision.target
-        remote = next(iter(self.workers), None)
-        if current == LOCAL and self.decision.reason.startswith('start-up') and remote:
-            return Decision(remote, 'threshold: start on the worker', predictions)
-        if now_s - self._threshold_checked_s < 3.0:
-            return Decision(current, self.decision.reason, predictions)
-        self._threshold_checked_s = now_s
-        recent = [lat for t, target, lat in self.observed
-                  if target == current and t >= now_s - 15.0]
-        if not recent:
-            return Decision(current, self.decision.reason, predictions)
-        mean = sum(recent) / len(recent) if all(math.isfinite(x) for x in recent) else math.inf
-        bound = self.config.policy.deadline_s
-        if mean > bound and remote is not None:
-            other = remote if current == LOCAL else LOCAL
-            return Decision(other, f'threshold: mean {mean * 1e3:.0f} ms over 15 s > '
-                            f'{bound * 1e3:.0f} ms', predictions)
-        return Decision(current, f'threshold: mean {mean * 1e3:.0f} ms within bound',
-                        predictions)
-
     def _split(self, now_s: float, predictions: Mapping[str, Prediction]) -> Dict[str, float]:
         scv = self.scv(now_s)
         targets = {LOCAL: lambda r: predict_local(r, self.local_model(), scv).latency_s}
@@ -652,6 +628,23 @@ class Planner:
         """
         targets = self.decision.fractions or {self.decision.target: 1.0}
         return any(parse_target(t)[0] == name for t, share in targets.items() if share > 0)
+
+    def probe_due(self, name: str, now_s: float, busy: bool) -> bool:
+        """
+        Whether to upload a probe to worker `name` now (and note it as sent if so).
+
+        Only a link no frame uses is probed: one uploaded beside offloaded frames (even
+        between two at 1 Hz, or while one is still uploading: `busy`) is traffic the uplink
+        queue does not count, and slows the frames it meets. An override needs no probe.
+        """
+        period = self.config.probe_period_s
+        idle = not self.offloading_to(name) and not busy and \
+            now_s - self._last_remote_s.get(name, -math.inf) > self.config.epoch_s
+        due = period > 0 and now_s - self._last_probe_s.get(name, -math.inf) >= period
+        if not (idle and due) or self.config.bandwidth_override_bps:
+            return False
+        self._last_probe_s[name] = now_s
+        return True
 
     def route(self) -> str:
         """Target for the next frame: the decision, or weighted round-robin over the split."""

@@ -32,7 +32,7 @@ infeasible.
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from offload_ros.core.latency import Prediction
 
@@ -119,3 +119,39 @@ def decide(predictions: Mapping[str, Prediction], config: PolicyConfig,
                 latency[choice] > latency[current] * (1.0 - config.hysteresis):
             return Decision(current, f'hold {current}: within hysteresis', predictions)
     return Decision(choice, why, predictions)
+
+
+class ThresholdBaseline:
+    """
+    A baseline without models, in the style of FogROS2-LS.
+
+    Every CHECK_S, leave the current target if its observed mean latency over the last
+    WINDOW_S exceeds the deadline (between the robot and the first worker).
+    """
+
+    CHECK_S = 3.0
+    WINDOW_S = 15.0
+
+    def __init__(self):
+        self.checked_s = -math.inf
+
+    def decide(self, now_s: float, predictions: Mapping[str, Prediction], current: Decision,
+               remote: Optional[str], observed: Sequence[tuple], deadline_s: float) -> Decision:
+        """Return the decision; `observed` holds (t_s, target, latency_s), oldest first."""
+        target = current.target
+        if target == LOCAL and current.reason.startswith('start-up') and remote:
+            return Decision(remote, 'threshold: start on the worker', predictions)
+        if now_s - self.checked_s < self.CHECK_S:
+            return Decision(target, current.reason, predictions)
+        self.checked_s = now_s
+        recent = [lat for t, where, lat in observed
+                  if where == target and t >= now_s - self.WINDOW_S]
+        if not recent:
+            return Decision(target, current.reason, predictions)
+        mean = sum(recent) / len(recent) if all(math.isfinite(x) for x in recent) else math.inf
+        if mean > deadline_s and remote is not None:
+            other = remote if target == LOCAL else LOCAL
+            return Decision(other, f'threshold: mean {mean * 1e3:.0f} ms over '
+                            f'{self.WINDOW_S:.0f} s > {deadline_s * 1e3:.0f} ms', predictions)
+        return Decision(target, f'threshold: mean {mean * 1e3:.0f} ms within bound',
+                        predictions)

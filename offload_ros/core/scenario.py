@@ -22,6 +22,7 @@ from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, Wor
                                       predict_local, predict_offload, predict_split,
                                       split_link)
 from offload_ros.core.policy import parse_target
+from offload_ros.core.records import Estimates
 
 
 class ScenarioError(ValueError):
@@ -141,12 +142,18 @@ def scenario_from_mapping(data: Any) -> Scenario:
     return Scenario(rate_hz, device, network, tuple(workers), arrival_scv)
 
 
+def as_mapping(estimates) -> Mapping[str, Any]:
+    """Return the mapping form of a record's estimates (typed Estimates or their dict)."""
+    return estimates.to_dict() if isinstance(estimates, Estimates) else estimates
+
+
 def scenario_from_estimates(estimates: Mapping[str, Any], worker: str) -> Scenario:
     """
     Return the plan one decision record's `estimates` describe for one worker (its own network).
 
     The frames' common ingress delay is left out, as it shifts every target alike.
     """
+    estimates = as_mapping(estimates)
     networks = estimates.get('networks', {})
     if worker not in networks:
         raise ScenarioError(f'estimates: no estimates for worker {worker!r} (have: '
@@ -174,6 +181,7 @@ def predict_terms_from_estimates(estimates: Mapping[str, Any], target: str) -> D
     (seconds; `ingress_s` and `handling_s` added to the model's own), so a measured stage can be
     held against the term that predicts it.
     """
+    estimates = as_mapping(estimates)
     worker, layer = parse_target(target)
     workers = list(estimates.get('networks', {}))
     if worker != 'local' and worker not in workers:
@@ -218,6 +226,7 @@ def mean_estimates(snapshots: Sequence[Mapping[str, Any]], target: str) -> dict:
     """
     if not snapshots:
         raise ScenarioError('estimates: no records to average')
+    snapshots = [as_mapping(e) for e in snapshots]
 
     def mean(values):
         values = [float(v) for v in values if v is not None]

@@ -34,12 +34,16 @@ from offload_ros.inference.picture import BadImage, ImageLimits, Picture
 CHANNELS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1, 'bgra8': 4, 'rgba8': 4}
 
 
-class ConversionError(ValueError):
+class ConversionError(BadImage):
     """A message that cannot be converted; the message names what is wrong."""
 
 
 def stamp_to_s(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 def s_to_stamp(t_s: float) -> Time:

@@ -32,6 +32,7 @@ from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
+from offload_ros.core.records import DecisionRecord, RecordError
 from offload_ros.nodes import conversions, params, qos, runner, topics, transport
 from offload_ros.nodes.params import hardware_id
 
@@ -62,7 +63,7 @@ class DeadlineMonitorNode(Node):
         self.monitor = self._monitor(self.values)
         self.silent: Dict[str, int] = {}
         self.pending_dets: Dict[Key, Tuple[float, float]] = {}   # key -> (latency, seen at)
-        self.pending_recs: Dict[Key, Tuple[dict, float]] = {}
+        self.pending_recs: Dict[Key, Tuple[DecisionRecord, float]] = {}
         self.last_seen: Dict[str, float] = {}   # topic -> when its last message came
         self.create_subscription(Detection2DArray, topics.DETECTIONS, self.on_detections,
                                  qos.RESULTS)
@@ -131,36 +132,31 @@ class DeadlineMonitorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_detections(self, msg: Detection2DArray) -> None:
-        key = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
-               msg.header.frame_id)
+        key = (conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
         now = self._now_s()
         latency = now - conversions.stamp_to_s(msg.header.stamp)
         self._seen(topics.DETECTIONS)
         if key in self.pending_recs:
             record, _ = self.pending_recs.pop(key)
-            self.monitor.record(record['target'], latency)
+            self.monitor.record(record.target, latency)
         else:
             self.pending_dets[key] = (latency, now)
 
     def on_record(self, msg: String) -> None:
-        record = json.loads(msg.data)
-        stamp_ns = int(round(record['stamp_s'] * 1e9))
-        key = (stamp_ns, record['frame_id'])
-        if record['outcome'] != 'detections':
-            self.monitor.record(record['target'], math.inf)  # lost frames are misses
+        try:
+            record = DecisionRecord.from_json(msg.data)
+        except RecordError as e:   # another writer's, or a newer schema: named, not fatal
+            self.get_logger().warning(f'{topics.DECISIONS}: {e}', throttle_duration_sec=5.0)
             return
-        match = self.pending_dets.pop(key, None) or self._near(key)
+        key = (record.stamp_ns, record.frame_id)
+        if not record.detected:
+            self.monitor.record(record.target, math.inf)  # lost frames are misses
+            return
+        match = self.pending_dets.pop(key, None)
         if match is not None:
-            self.monitor.record(record['target'], match[0])
+            self.monitor.record(record.target, match[0])
         else:
             self.pending_recs[key] = (record, self._now_s())
-
-    def _near(self, key: Key):
-        # Float seconds in the JSON record lose sub-microsecond precision: match within 1 us.
-        for k in list(self.pending_dets):
-            if k[1] == key[1] and abs(k[0] - key[0]) < 1000:
-                return self.pending_dets.pop(k)
-        return None
 
     def _expire(self) -> None:
         now = self._now_s()
@@ -172,7 +168,7 @@ class DeadlineMonitorNode(Node):
         for key, (record, seen) in list(self.pending_recs.items()):
             if now - seen > limit:  # recorded as detections but never arrived here
                 del self.pending_recs[key]
-                self.monitor.record(record['target'], math.inf)
+                self.monitor.record(record.target, math.inf)
 
     def publish(self) -> None:
         self._expire()

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from offload_ros import report
+from offload_ros.core.records import read_records
 from offload_ros.inference import models  # noqa: F401  (fails early if not provisioned)
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
@@ -41,8 +42,8 @@ DEFAULT = ['case1_fluctuating', 'case2_multitenant', 'crossover_rate', 'fault_ki
 
 
 def _latencies(records: List[dict], t0: float, start: float, end: float) -> List[float]:
-    return [r['observed_latency_s'] if r['outcome'] == 'detections' else math.inf
-            for r in records if start <= r['t_s'] - t0 < end]
+    return [r.observed_latency_s if r.outcome == 'detections' else math.inf
+            for r in records if start <= r.finished_at_s - t0 < end]
 
 
 def _stats(values: List[float], deadline_s: float) -> dict:
@@ -59,10 +60,10 @@ def _stats(values: List[float], deadline_s: float) -> dict:
 
 def _by_phase(records: List[dict], phases: List[dict]):
     """Return the run's latencies (all, per phase) and its frames' targets per phase."""
-    t0 = min(r['t_s'] for r in records)
+    t0 = min(r.finished_at_s for r in records)
     latencies = [_latencies(records, t0, ph['start_s'], ph['end_s']) for ph in phases]
-    targets = [collections.Counter(r['target'] for r in records
-                                   if ph['start_s'] <= r['t_s'] - t0 < ph['end_s'])
+    targets = [collections.Counter(r.target for r in records
+                                   if ph['start_s'] <= r.finished_at_s - t0 < ph['end_s'])
                for ph in phases]
     return _latencies(records, t0, 0, 1e9), latencies, targets
 
@@ -125,7 +126,7 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
         steps = [e['t_s'] for e in runs[policy].get('events', [])]
         switches = runs[policy]['switches']
         to_switch, at_change = [], []
-        first = min(recs, key=lambda r: r['seq']) if recs else {}
+        first = min(recs, key=lambda r: r.seq) if recs else None
         for i, step in enumerate(steps):  # the first switch before the next change, if any
             until = steps[i + 1] if i + 1 < len(steps) else math.inf
             after = [s['t_s'] - step for s in switches if step - 0.05 <= s['t_s'] < until]
@@ -133,7 +134,7 @@ def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) ->
             # the planned target when the change comes (the last switch's, or the first's)
             before = [s['to'] for s in switches if s['t_s'] < step - 0.05]
             at_change.append(before[-1] if before else
-                             first.get('planned_target', first.get('target')))
+                             first.planned_target if first else None)
         result['policies'][policy] = {**overall, 'phases': per_phase,
                                       'switches': len(switches),
                                       'time_to_switch_s': to_switch,
@@ -286,9 +287,8 @@ def run_all(scenarios: List[str], policies: List[str], root: pathlib.Path,
                 else:
                     summary = harness.Run(specs[name], policy, out).execute()
                 runs[name][k][policy] = summary
-                records[name][k][policy] = [json.loads(line) for line in
-                                            (out / 'records.jsonl').read_text().splitlines()
-                                            if line]
+                records[name][k][policy] = read_records(
+                    (out / 'records.jsonl').read_text().splitlines())
                 if policy == 'model' and not summary['passed'] and name not in failed:
                     failed.append(name)
     results = [compare_repeats(name, runs[name], records[name]) for name in scenarios

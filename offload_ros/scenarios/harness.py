@@ -37,6 +37,7 @@ import psutil
 import yaml
 
 from offload_ros import report
+from offload_ros.core.records import DecisionRecord
 from offload_ros.inference import models
 from offload_ros.scenarios.netns import CpuQuota, ScenarioUnavailable, Topology, \
     check_capabilities
@@ -109,7 +110,7 @@ class Run:
         self.quota: Optional[CpuQuota] = None
         self.robot_fraction: Optional[float] = None
         self.worker_quotas: Dict[str, CpuQuota] = {}
-        self.records: List[dict] = []
+        self.records: List[DecisionRecord] = []
         self.received = 0
         self.events: List[dict] = []
         self.param_errors: List[dict] = []
@@ -215,7 +216,7 @@ class Run:
             except ValueError:
                 continue
             if item['kind'] == 'record':
-                self.records.append(item['record'])
+                self.records.append(DecisionRecord.from_dict(item['record']))
             elif item['kind'] == 'received':
                 self.received = max(self.received, item['n'])
             elif item['kind'] == 'param':
@@ -288,7 +289,7 @@ class Run:
             time.sleep(0.1)
         if not self.records:
             raise RuntimeError('no decision records within 120 s; see nodes.log')
-        return self.records[0]['t_s']
+        return self.records[0].finished_at_s
 
     def set_params(self, node: str, values: dict) -> None:
         """Set parameters of a robot node (through the observer; answered asynchronously)."""
@@ -435,7 +436,7 @@ class Run:
         summary['passed'] = all(c['ok'] for c in summary['checks'].values())
         report.write_json(self.out / 'summary.json', summary)
         (self.out / 'records.jsonl').write_text(
-            ''.join(json.dumps(r) + '\n' for r in self.records))
+            ''.join(r.to_json() + '\n' for r in self.records))
         report.plot_timeline(self.records, self.out / 'timeline.png', t0, deadline, phases,
                              f'{self.spec["name"]} ({self.policy})')
         return summary
@@ -451,16 +452,17 @@ def schedule_phases(spec: dict) -> List[dict]:
             for i, (n, a, b) in enumerate(zip(names, bounds, bounds[1:]))]
 
 
-def _majority(records: List[dict], t0: float, start: float, end: float):
-    inside = [r.get('planned_target', r['target']) for r in records
-              if start <= r['t_s'] - t0 < end]
+def _majority(records: List[DecisionRecord], t0: float, start: float, end: float):
+    inside = [r.planned_target for r in records
+              if start <= r.finished_at_s - t0 < end]
     if not inside:
         return None, 0.0
     best = max(set(inside), key=inside.count)
     return best, inside.count(best) / len(inside)
 
 
-def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str, dict]:
+def check(spec: dict, summary: dict, records: List[DecisionRecord],
+          t0: float) -> Dict[str, dict]:
     """Return the scenario's assertions, each with the measured value."""
     expect = spec.get('expect', {})
     checks = {'frames_without_outcome': {'ok': summary['frames_without_outcome'] == 0
@@ -475,14 +477,14 @@ def check(spec: dict, summary: dict, records: List[dict], t0: float) -> Dict[str
             'expected': phase['target'], 'majority': target, 'share': round(share, 3)}
     within = expect.get('switch_within_s')
     for i, switch in enumerate(expect.get('switches', [])):
-        # Timed when the decision changed (decided_t_s), so the wait for the next camera
+        # Timed when the decision changed (decided_at_s), so the wait for the next camera
         # frame is not counted.
         after = sorted((r for r in records
-                        if r.get('decided_t_s', r['t_s']) - t0 >= switch['at_s'] - 0.05
-                        and r.get('planned_target', r['target']) in (
+                        if r.decided_at_s - t0 >= switch['at_s'] - 0.05
+                        and r.planned_target in (
                             switch['to'] if isinstance(switch['to'], list)
-                            else [switch['to']])), key=lambda r: r['seq'])
-        delay = max(0.0, after[0].get('decided_t_s', after[0]['t_s']) - t0 - switch['at_s']) \
+                            else [switch['to']])), key=lambda r: r.seq)
+        delay = max(0.0, after[0].decided_at_s - t0 - switch['at_s']) \
             if after else None
         checks[f'switch_{i}_at_{switch["at_s"]}s_to_{switch["to"]}'] = {
             'ok': delay is not None and delay <= switch.get('within_s', within),
@@ -513,7 +515,7 @@ def rate_phases(spec: dict) -> List[dict]:
     return phases
 
 
-def predicted_crossover(records: List[dict], worker: str, low: float,
+def predicted_crossover(records: List[DecisionRecord], worker: str, low: float,
                         high: float) -> Optional[dict]:
     """
     Return the rate crossover for the last estimates of `worker`.
@@ -524,22 +526,24 @@ def predicted_crossover(records: List[dict], worker: str, low: float,
     from offload_ros.core import crossover as crossover_mod
     from offload_ros.core.scenario import ScenarioError as PlanError, scenario_from_estimates
     for record in reversed(records):
-        estimates = record.get('estimates') or {}
-        if worker not in estimates.get('networks', {}):
+        estimates = record.estimates
+        if estimates is None or worker not in estimates.networks:
             continue
         try:
             plan = scenario_from_estimates(estimates, worker)
             found = crossover_mod.crossovers(plan, 'rate_hz', low, high, worker)
         except PlanError:
             continue
-        return {'seq': record['seq'], 'crossovers': found,
-                'estimates': {k: estimates[k] for k in ('device', 'arrival_scv')}
-                | {'network': estimates['networks'][worker],
-                   'worker': next(w for w in estimates['workers'] if w['name'] == worker)}}
+        seen = estimates.to_dict()
+        return {'seq': record.seq, 'crossovers': found,
+                'estimates': {k: seen[k] for k in ('device', 'arrival_scv')}
+                | {'network': seen['networks'][worker],
+                   'worker': next(w for w in seen['workers'] if w['name'] == worker)}}
     return None
 
 
-def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) -> Dict[str, dict]:
+def check_crossover(spec: dict, expect: dict, records: List[DecisionRecord],
+                    t0: float) -> Dict[str, dict]:
     """
     Rising frame rate moves the choice as offload_plan crossover predicts.
 
@@ -551,7 +555,8 @@ def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) ->
     worker, margin = expect['worker'], float(expect.get('margin', 0.15))
     low, high = expect.get('range', [0.1, 20.0])
     first = phases[0]
-    before = [r for r in records if first['start_s'] <= r['t_s'] - t0 < first['end_s']]
+    before = [r for r in records
+              if first['start_s'] <= r.finished_at_s - t0 < first['end_s']]
     found = predicted_crossover(before, worker, low, high)
     checks = {'crossover_predicted': {
         'ok': bool(found and len(found['crossovers']) == 1),
@@ -568,7 +573,8 @@ def check_crossover(spec: dict, expect: dict, records: List[dict], t0: float) ->
         expected = above if rate > x else below
         settle = float(expect.get('settle_s', 3.0))
         target, share = _majority(records, t0, phase['start_s'] + settle, phase['end_s'])
-        in_phase = [r for r in records if phase['start_s'] <= r['t_s'] - t0 < phase['end_s']]
+        in_phase = [r for r in records
+                    if phase['start_s'] <= r.finished_at_s - t0 < phase['end_s']]
         own = predicted_crossover(in_phase, worker, low, high)
         checks[f'rate_{i}_{rate:g}Hz'] = {
             'ok': target == expected and share >= expect.get('min_share', 0.8),

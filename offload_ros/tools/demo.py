@@ -26,7 +26,6 @@ Writes demo_out/summary.json, timeline.png and records.jsonl; exits 1 if a frame
 outcome.
 """
 import argparse
-import json
 import os
 import pathlib
 import signal
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
             print(f'demo: no decision records within 90 s; see {out}/nodes.log',
                   file=sys.stderr)
             return 1
-        t0 = observer.records[0]['t_s']
+        t0 = observer.records[0].finished_at_s
         wall0 = time.monotonic()
         current_phase = -1
         end_s = phases[-1]['end_s']
@@ -116,13 +115,14 @@ def main(argv=None) -> int:
             if elapsed - last_print >= 1.0:
                 last_print = elapsed
                 with observer.lock:
-                    recent = observer.records[-1] if observer.records else {}
+                    recent = observer.records[-1] if observer.records else None
                     n = len(observer.records)
                 preds = ' '.join(
-                    f"{k}={v['latency_s'] * 1e3:.0f}ms" if v['latency_s'] is not None
-                    else f'{k}=inf' for k, v in recent.get('predictions', {}).items())
+                    f'{k}={v.latency_s * 1e3:.0f}ms' if v.stable else f'{k}=inf'
+                    for k, v in (recent.predictions if recent else {}).items())
+                target = recent.planned_target if recent else '-'
                 print(f"\r[{elapsed:5.1f}/{end_s:.0f} s] {phases[index]['name']:<20} frames "
-                      f"{n:4d}  target {recent.get('planned_target', '-'):<6} predicted {preds}"
+                      f"{n:4d}  target {target:<6} predicted {preds}"
                       + ' ' * 8, end='', flush=True)
         print()
         camera.send_signal(signal.SIGINT)
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         summary['source'] = source
         summary['worker_url'] = worker.url
         report.write_json(out / 'summary.json', summary)
-        (out / 'records.jsonl').write_text('\n'.join(json.dumps(r) for r in records) + '\n')
+        (out / 'records.jsonl').write_text('\n'.join(r.to_json() for r in records) + '\n')
         report.plot_timeline(records, out / 'timeline.png', t0, deadline_s, phases,
                              'make demo: local vs edge1 (gpu_worker on this CPU), '
                              'real pedestrian footage')

@@ -31,6 +31,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
+from offload_ros.core.records import DecisionRecord
 from offload_ros.nodes import conversions, qos, topics
 
 
@@ -42,7 +43,7 @@ class Observer(Node):
         self.diagnostics: Dict[str, dict] = {}
         self.deadline: List[dict] = []
         self.tracks: List[tuple] = []          # (receipt s, stamp s, [(id, class)])
-        self.detections: List[tuple] = []      # (receipt s, stamp s, count)
+        self.detections: List[tuple] = []      # (receipt s, stamp ns, count)
         self.cmd_vel: List[tuple] = []         # (receipt s, linear x, angular z)
         self.create_subscription(String, topics.DECISIONS, self._on_record, qos.RECORDS)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, 50)
@@ -55,7 +56,7 @@ class Observer(Node):
 
     def _on_record(self, msg):
         with self.lock:
-            self.records.append(json.loads(msg.data))
+            self.records.append(DecisionRecord.from_json(msg.data))
 
     def _on_diag(self, msg):
         with self.lock:
@@ -77,7 +78,7 @@ class Observer(Node):
 
     def _on_dets(self, msg):
         with self.lock:
-            self.detections.append((time.monotonic(), conversions.stamp_to_s(msg.header.stamp),
+            self.detections.append((time.monotonic(), conversions.stamp_to_ns(msg.header.stamp),
                                     len(msg.detections)))
 
     def _on_cmd(self, msg):

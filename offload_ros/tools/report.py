@@ -14,7 +14,6 @@
 
 """offload_report BAG: the demo's summary table and timeline plot from a recorded run."""
 import argparse
-import json
 import pathlib
 import sys
 from typing import List, Optional
@@ -24,13 +23,14 @@ from rosbags.rosbag2 import Reader, ReaderError
 from std_msgs.msg import String
 
 from offload_ros import report
+from offload_ros.core.records import DecisionRecord
 from offload_ros.nodes import topics
 
 
-def records_from_bag(bag: str, topic: str = '/' + topics.DECISIONS) -> List[dict]:
+def records_from_bag(bag: str, topic: str = '/' + topics.DECISIONS) -> List[DecisionRecord]:
     with Reader(bag) as reader:
         connections = [c for c in reader.connections if c.topic.endswith(topic)]
-        return [json.loads(deserialize_message(data, String).data)
+        return [DecisionRecord.from_json(deserialize_message(data, String).data)
                 for _, _, data in reader.messages(connections=connections)]
 
 
@@ -51,8 +51,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not records:
         print(f'offload_report: {args.bag} has no offload/decisions records', file=sys.stderr)
         return 2
-    frames = args.frames or max(r['seq'] for r in records)
-    t0 = min(r['t_s'] for r in records)
+    frames = args.frames or max(r.seq for r in records)
+    t0 = min(r.finished_at_s for r in records)
     summary = report.summarise(records, frames, args.deadline, t0)
     out = pathlib.Path(args.out or f'{args.bag.rstrip("/")}_report')
     report.write_json(out / 'summary.json', summary)

@@ -122,6 +122,18 @@ class WorkerLoad:
     model_service_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientOptions:
+    """The request settings a robot may change while running (WorkerClient.apply)."""
+
+    payload: str = 'jpeg'
+    jpeg_quality: int = 80
+    forward_jpeg: bool = True
+    serial_uploads: bool = True
+    score_threshold: float = 0.3
+    iou_threshold: float = 0.45
+
+
 class CircuitBreaker:
     """
     Closed -> open after `threshold` consecutive failures.
@@ -429,13 +441,19 @@ class WorkerClient:
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
-        self._last_answer_s = -math.inf   # perf_counter: the worker's last answer, any kind
+        self._last_answer_s = -math.inf   # monotonic: the worker's last answer, any kind
         # One upload at a time on the link to this worker, in arrival order (see _infer).
         self.serial_uploads = serial_uploads
         self.uplink = FifoLock()
 
     def close(self) -> None:
         self.session.close()
+
+    def apply(self, options: 'ClientOptions') -> None:
+        """Take new request settings (the node's parameters of the same names)."""
+        self.payload, self.jpeg_quality = options.payload, options.jpeg_quality
+        self.forward_jpeg, self.serial_uploads = options.forward_jpeg, options.serial_uploads
+        self.score_threshold, self.iou_threshold = options.score_threshold, options.iou_threshold
 
     def encode(self, image) -> protocol.Tensor:
         """Return the payload tensor of a frame (BGR pixels or a Picture)."""
@@ -573,7 +591,7 @@ class WorkerClient:
                     content = self._read_capped(response)
                 finally:
                     response.close()
-                self._last_answer_s = time.perf_counter()
+                self._last_answer_s = time.monotonic()
                 break
             except requests.ConnectionError as e:
                 if cut.fired and not answering:
@@ -731,13 +749,9 @@ class WorkerClient:
                                   f'{self.max_detections}')
         return detections
 
-    def answered_since(self, perf_s: float) -> bool:
-        """
-        Whether the worker answered anything (a frame, /load, a probe) after perf_s.
-
-        (time.perf_counter).
-        """
-        return self._last_answer_s > perf_s
+    def answered_since(self, monotonic_s: float) -> bool:
+        """Whether the worker answered anything (a frame, /load, a probe) after monotonic_s."""
+        return self._last_answer_s > monotonic_s
 
     def _get(self, path: str, timeout_s: float) -> '_Reply':
         last = None
@@ -751,7 +765,7 @@ class WorkerClient:
                         reply = _Reply(response.status_code, self._read_capped(response))
                     finally:
                         response.close()
-                self._last_answer_s = time.perf_counter()
+                self._last_answer_s = time.monotonic()
                 return reply
             except MalformedAnswer as e:
                 raise WorkerUnavailable(str(e), 'malformed') from e
