@@ -444,19 +444,19 @@ def test_abandoned_upload_is_reset_not_drained():
 def test_load_tracker_reports_the_fastest_of_start_up_and_idle_profiles():
     from offload_ros.worker.load import LoadTracker
     slow_start = LoadTracker(1.0, 1, 0.0, prior_service_s=0.20)   # profiled under contention
-    assert slow_start.snapshot(10.0, 0, 0)['profile'] == 'start-up'
+    assert slow_start.snapshot(10.0, 0, 0).to_dict()['profile'] == 'start-up'
     for run in (0.06, 0.05, 0.07):
         slow_start.idle_profile(run)
-    figures = slow_start.snapshot(10.0, 0, 0)
+    figures = slow_start.snapshot(10.0, 0, 0).to_dict()
     assert figures['profile'] == 'idle' and figures['service_mean_s'] == pytest.approx(0.05)
     assert figures['service_var_s2'] == pytest.approx(1e-4)
     quiet_start = LoadTracker(1.0, 1, 0.0, prior_service_s=0.04)
     quiet_start.idle_profile(0.09)                # slowed by a neighbour on its machine
-    figures = quiet_start.snapshot(10.0, 0, 0)
+    figures = quiet_start.snapshot(10.0, 0, 0).to_dict()
     assert figures['profile'] == 'start-up' and figures['service_mean_s'] == pytest.approx(0.04)
     for t in (10.3, 10.4, 10.5):                  # live samples win while in the window
         quiet_start.service(t, 'robot', 0.045)
-    assert quiet_start.snapshot(10.6, 0, 0)['profile'] == 'live'
+    assert quiet_start.snapshot(10.6, 0, 0).to_dict()['profile'] == 'live'
 
 
 def test_load_tracker_holds_a_faster_profile_against_one_or_two_slow_requests():
@@ -465,15 +465,15 @@ def test_load_tracker_holds_a_faster_profile_against_one_or_two_slow_requests():
     tracker = LoadTracker(5.0, 1, 0.0, prior_service_s=0.060, prior_service_var_s2=1e-5)
     tracker.service(10.0, 'robot', 0.115)
     tracker.service(10.3, 'robot', 0.100)
-    figures = tracker.snapshot(10.4, 0, 0)
+    figures = tracker.snapshot(10.4, 0, 0).to_dict()
     assert figures['profile'] == 'start-up' and figures['service_mean_s'] == pytest.approx(0.060)
     assert figures['samples'] == 2
     tracker.service(10.6, 'robot', 0.112)          # a third: the worker is slow now
-    figures = tracker.snapshot(10.7, 0, 0)
+    figures = tracker.snapshot(10.7, 0, 0).to_dict()
     assert figures['profile'] == 'live' and figures['service_mean_s'] == pytest.approx(0.109)
     fast = LoadTracker(5.0, 1, 0.0, prior_service_s=0.060)
     fast.service(10.0, 'robot', 0.050)              # faster than the profile: live at once
-    assert fast.snapshot(10.1, 0, 0)['service_mean_s'] == pytest.approx(0.050)
+    assert fast.snapshot(10.1, 0, 0).to_dict()['service_mean_s'] == pytest.approx(0.050)
 
 
 def test_load_tracker_leaves_a_hiccup_out_until_half_the_window_is_slow():
@@ -483,28 +483,28 @@ def test_load_tracker_leaves_a_hiccup_out_until_half_the_window_is_slow():
     tracker = LoadTracker(5.0, 1, 0.0, prior_service_s=0.054)
     for t, service in ((10.0, 0.174), (10.3, 0.064), (10.6, 0.064)):
         tracker.service(t, 'robot', service)
-    figures = tracker.snapshot(10.7, 0, 0)     # two samples left: the faster profile
+    figures = tracker.snapshot(10.7, 0, 0).to_dict()     # two samples left: the faster profile
     assert figures['hiccups'] == 1 and figures['samples'] == 2
     assert figures['profile'] == 'start-up' and figures['service_mean_s'] == 0.054
     tracker.service(10.9, 'robot', 0.064)
-    figures = tracker.snapshot(11.0, 0, 0)
+    figures = tracker.snapshot(11.0, 0, 0).to_dict()
     assert figures['profile'] == 'live' and figures['hiccups'] == 1
     assert figures['service_mean_s'] == pytest.approx(0.064)
     assert figures['service_var_s2'] == pytest.approx(0.0)
     # A worker that really slows down: left out while fewer than half its requests are slow,
     # its speed once they are the median.
     tracker.service(11.2, 'robot', 0.140)
-    assert tracker.snapshot(11.3, 0, 0)['hiccups'] == 2
+    assert tracker.snapshot(11.3, 0, 0).to_dict()['hiccups'] == 2
     for i in range(3):
         tracker.service(11.5 + 0.3 * i, 'robot', 0.140)
-    figures = tracker.snapshot(12.2, 0, 0)
+    figures = tracker.snapshot(12.2, 0, 0).to_dict()
     assert figures['hiccups'] == 0
     assert figures['service_mean_s'] == pytest.approx((0.174 + 3 * 0.064 + 4 * 0.140) / 8)
     # Ordinary spread (up to 1.4x the median) is all counted.
     spread = LoadTracker(5.0, 1, 0.0)
     for i, service in enumerate((0.055, 0.060, 0.059, 0.072, 0.082)):
         spread.service(10.0 + 0.1 * i, 'robot', service)
-    figures = spread.snapshot(10.6, 0, 0)
+    figures = spread.snapshot(10.6, 0, 0).to_dict()
     assert figures['hiccups'] == 0 and figures['service_mean_s'] == pytest.approx(0.0656)
 
 

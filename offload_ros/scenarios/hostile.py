@@ -176,10 +176,10 @@ class FakeHostileWorker:
 
             def do_GET(self):
                 if self.path.endswith('/load'):
-                    self._send(200, json.dumps({
-                        'arrival_rate_hz': 0.0, 'service_mean_s': 0.01, 'service_var_s2': 0.0,
-                        'parallelism': 1, 'queue_length': 0, 'client': None,
-                        'tenants': 0}).encode(), {'Content-Type': 'application/json'})
+                    report = protocol.LoadReport(protocol.StreamFigures(0.0, 0.01, 0.0),
+                                                 'live', 10.0, 1, 0, 0, 0.0, 0.0, 0)
+                    self._send(200, json.dumps(report.to_dict()).encode(),
+                               {'Content-Type': 'application/json'})
                 else:
                     self._send(200, b'{}', {'Content-Type': 'application/json'})
 

@@ -504,7 +504,7 @@ class WorkerClient:
                                   value) for name, value in tensors.items()]
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
         header = {'id': request_id or new_request_id(),
-                  'parameters': {'image_size': [int(image_size[0]), int(image_size[1])]},
+                  'parameters': {protocol.IMAGE_SIZE: [int(image_size[0]), int(image_size[1])]},
                   'outputs': [{'name': n, 'parameters': {'binary_data': True}}
                               for n in outputs]}
         return protocol.encode(header, inputs, 'inputs')
@@ -698,7 +698,7 @@ class WorkerClient:
                     not 0 <= value <= round_trip_s:
                 return None
             return float(value)
-        return figure('server_s'), figure('queue_s'), figure('service_s')
+        return figure(protocol.SERVER_S), figure(protocol.QUEUE_S), figure(protocol.SERVICE_S)
 
     def _name(self, class_id: int) -> str:
         return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
@@ -788,7 +788,7 @@ class WorkerClient:
         start = time.perf_counter()
         try:
             with _Bounded(2 * timeout_s):
-                response = self.session.post(f'{self.url}/v2/offload/probe',
+                response = self.session.post(f'{self.url}{protocol.PROBE_ROUTE}',
                                              data=bytes(int(payload_bytes)) if data is None
                                              else data, timeout=timeout_s,
                                              verify=self.verify)
@@ -808,13 +808,14 @@ class WorkerClient:
         """
         try:
             with _Bounded(2 * timeout_s):
-                response = self.session.post(f'{self.url}/v2/offload/cancel',
-                                             json={'id': request_id}, timeout=timeout_s,
+                response = self.session.post(f'{self.url}{protocol.CANCEL_ROUTE}',
+                                             json={protocol.CANCEL_ID: request_id},
+                                             timeout=timeout_s,
                                              verify=self.verify)
             answer = response.json() if response.status_code == 200 else {}
         except (requests.RequestException, ValueError):
             return False
-        return isinstance(answer, dict) and answer.get('cancelled') is True
+        return isinstance(answer, dict) and answer.get(protocol.CANCELLED) is True
 
     def ready(self, timeout_s: float = 0.5) -> bool:
         try:
@@ -849,7 +850,7 @@ class WorkerClient:
         Each poll first closes pooled connections the worker has closed (close_dropped).
         """
         self.close_dropped()
-        response = self._get(f'/v2/models/{self.model}/load', timeout_s)
+        response = self._get(protocol.LOAD_ROUTE.format(model=self.model), timeout_s)
         if response.status_code == 200:
             return self._load_from_report(response.json())
         response = self._get(f'/v2/models/{self.model}/stats', timeout_s)
@@ -865,32 +866,15 @@ class WorkerClient:
 
     def _load_from_report(self, data: object) -> WorkerLoad:
         """Our worker's /load report, each figure checked (MalformedAnswer)."""
-        if not isinstance(data, dict):
-            raise MalformedAnswer(f'{self.url}: /load is not an object')
-
-        def number(source: dict, key: str, optional: bool = False) -> Optional[float]:
-            value = source.get(key)
-            if value is None and optional:
-                return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not math.isfinite(value) or value < 0:
-                raise MalformedAnswer(f'{self.url}: /load {key} is {str(value)[:20]}')
-            return float(value)
-        own = data.get('client') or {}
-        models = data.get('models') or {}
-        if not isinstance(own, dict) or not isinstance(models, dict) or \
-                not all(isinstance(m, dict) for m in models.values()):
-            raise MalformedAnswer(f'{self.url}: /load client and models must be objects')
-        parallelism = number(data, 'parallelism')
-        if parallelism < 1 or parallelism != int(parallelism):
-            raise MalformedAnswer(f'{self.url}: /load parallelism is {parallelism}')
-        services = {name: number(m, 'service_mean_s', True) for name, m in models.items()}
-        return WorkerLoad(number(data, 'arrival_rate_hz'),
-                          number(data, 'service_mean_s', True),
-                          number(data, 'service_var_s2', True), int(parallelism),
-                          int(number(data, 'queue_length')),
-                          number(own, 'arrival_rate_hz', True) or 0.0, 'load',
-                          {name: s for name, s in services.items() if s})
+        try:
+            report = protocol.LoadReport.from_dict(data)
+        except protocol.ProtocolError as e:
+            raise MalformedAnswer(f'{self.url}: {e}') from e
+        overall = report.overall
+        return WorkerLoad(overall.arrival_rate_hz, overall.service_mean_s,
+                          overall.service_var_s2, report.parallelism, report.queue_length,
+                          report.client.arrival_rate_hz if report.client else 0.0, 'load',
+                          {name: s for name, s in report.models.items() if s})
 
     def _load_from_triton_stats(self, data: dict, now_s: float) -> WorkerLoad:
         stats = data['model_stats'][0]['inference_stats']

@@ -21,10 +21,11 @@ Arrival rate over a sliding window, service-time mean and variance over the same
 import collections
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Deque, Dict, Optional, Tuple
 
 from offload_ros.core import queueing
+from offload_ros.worker.protocol import LoadReport, StreamFigures
 
 MIN_LIVE_SAMPLES = 3   # requests in the window before their mean replaces a faster profile
 # A service time above this multiple of the window's median is a hiccup (a start-up or
@@ -142,49 +143,42 @@ class LoadTracker:
         span = min(self.window_s, max(1e-9, now_s - self.started_s))
         return stream.arrivals.count / span
 
-    def _figures(self, stream: _Stream, now_s: float) -> dict:
+    def _figures(self, stream: _Stream, now_s: float) -> StreamFigures:
         stream.services.trim(now_s)
         mean, var, hiccups = stream.services.moments()
-        return {'arrival_rate_hz': self._rate(stream, now_s),
-                'service_mean_s': mean,
-                'service_var_s2': var if mean is not None else None,
-                'samples': stream.services.count - hiccups, 'hiccups': hiccups}
+        return StreamFigures(self._rate(stream, now_s), mean,
+                             var if mean is not None else None,
+                             stream.services.count - hiccups, hiccups)
 
     def snapshot(self, now_s: float, queue_length: int, in_service: int,
-                 caller: Optional[str] = None) -> dict:
+                 caller: Optional[str] = None) -> LoadReport:
         """
         Return the load figures, overall and the caller's own ('client').
 
         Other tenants are counted ('tenants'), never named.
         """
         figures = self._figures(self._all, now_s)
-        live = figures['service_mean_s']
-        # One or two requests in the window: the profile where it is faster. Case 2's first
-        # request took 115 ms (61 after it) and, alone in the window, was reported for 5 s,
-        # which sent the robot to a slower worker that whole time; a slow worker shows it
-        # within MIN_LIVE_SAMPLES requests.
+        live = figures.service_mean_s
+        # With fewer than MIN_LIVE_SAMPLES in the window, the profile where it is faster: a
+        # first request carries one-off costs, and alone in the window it would be reported
+        # for a whole window (docs/validation.md, worker load reports); a slow worker still
+        # shows within MIN_LIVE_SAMPLES requests.
+        profile = 'live'
         if self.prior[0] is not None and (live is None or (
-                figures['samples'] < MIN_LIVE_SAMPLES and self.prior[0] < live)):
-            figures['service_mean_s'], figures['service_var_s2'] = self.prior
-            figures['profile'] = self.prior_kind
-        else:
-            figures['profile'] = 'live'
-        mean, var = figures['service_mean_s'], figures['service_var_s2']
-        rate = figures['arrival_rate_hz']
+                figures.samples < MIN_LIVE_SAMPLES and self.prior[0] < live)):
+            figures = replace(figures, service_mean_s=self.prior[0],
+                              service_var_s2=self.prior[1])
+            profile = self.prior_kind
+        mean, var = figures.service_mean_s, figures.service_var_s2
+        rate = figures.arrival_rate_hz
         utilisation = rate * mean / self.parallelism if mean else 0.0
-        if mean:
-            wait = queueing.mg1k_wait_s(rate, mean, var or 0.0, self.parallelism)
-        else:
-            wait = 0.0
+        wait = queueing.mg1k_wait_s(rate, mean, var or 0.0, self.parallelism) if mean else 0.0
         tenants = 0
         for stream in self._clients.values():
             stream.arrivals.trim(now_s)
             tenants += stream.arrivals.count > 0
         own = self._clients.get(caller) if caller is not None else None
-        return {**figures, 'window_s': self.window_s, 'parallelism': self.parallelism,
-                'queue_length': queue_length, 'in_service': in_service,
-                'utilisation': utilisation,
-                'predicted_wait_s': wait if math.isfinite(wait) else None,
-                'tenants': tenants,
-                'client': self._figures(own, now_s) if own is not None and
-                own.arrivals.count else None}
+        return LoadReport(figures, profile, self.window_s, self.parallelism, queue_length,
+                          in_service, utilisation, wait if math.isfinite(wait) else None,
+                          tenants, self._figures(own, now_s) if own is not None and
+                          own.arrivals.count else None)

@@ -23,7 +23,7 @@ followed by the bytes. Shared by the worker server and the client.
 import json
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -31,6 +31,15 @@ import numpy as np
 HEADER_LENGTH = 'Inference-Header-Content-Length'
 DEADLINE_HEADER = 'X-Offload-Deadline-S'   # remaining budget in seconds when sent
 CLIENT_HEADER = 'X-Offload-Client'         # a robot's identity, for per-client load
+
+# Our extensions of KServe v2 (docs/protocol.md); these names are the wire contract.
+LOAD_ROUTE = '/v2/models/{model}/load'
+PROBE_ROUTE = '/v2/offload/probe'
+CANCEL_ROUTE = '/v2/offload/cancel'
+CANCEL_ID, CANCELLED = 'id', 'cancelled'       # cancel body and answer
+IMAGE_SIZE = 'image_size'      # request parameter of a partition tail: [width, height]
+# Answer parameters: the worker's own time (receipt to answer), its queue wait and inference.
+SERVER_S, QUEUE_S, SERVICE_S = 'server_s', 'queue_s', 'service_s'
 
 DTYPES = {'UINT8': np.uint8, 'INT8': np.int8, 'UINT16': np.uint16, 'INT16': np.int16,
           'INT32': np.int32, 'INT64': np.int64, 'FP16': np.float16, 'FP32': np.float32,
@@ -231,3 +240,92 @@ def header_length_of(headers: Mapping[str, str]) -> Optional[int]:
     if not value.isascii() or not value.strip().isdigit() or len(value) > 18:
         raise ProtocolError(f'{HEADER_LENGTH} must be a decimal integer')
     return int(value)
+
+
+def _figure(data: Mapping, key: str, optional: bool = False, integer: bool = False):
+    """Return a finite, non-negative number from a /load report (ProtocolError naming it)."""
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value < 0 or integer and value != int(value):
+        raise ProtocolError(f'/load {key} is {str(value)[:20]}')
+    return int(value) if integer else float(value)
+
+
+@dataclass(frozen=True)
+class StreamFigures:
+    """Arrivals and service times over the window: of all clients, or of the caller alone."""
+
+    arrival_rate_hz: float
+    service_mean_s: Optional[float] = None
+    service_var_s2: Optional[float] = None
+    samples: int = 0          # service times in the window, less hiccups
+    hiccups: int = 0          # single outliers left out of the moments (load.WindowedSamples)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> 'StreamFigures':
+        return cls(_figure(data, 'arrival_rate_hz'), _figure(data, 'service_mean_s', True),
+                   _figure(data, 'service_var_s2', True),
+                   _figure(data, 'samples', True, True) or 0,
+                   _figure(data, 'hiccups', True, True) or 0)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """
+    GET /v2/models/{model}/load: the worker's load, for the robots' queueing models.
+
+    The overall figures are the queue every client shares; `client` is the caller's own share
+    (None until it sent something), other tenants are counted (`tenants`), never named.
+    `profile` says where the service figures come from: 'live' (the window), 'start-up' or
+    'idle' (a profile, while the window has too few samples). `models` gives each served
+    model's mean service time (the whole detector and any partition tails).
+    """
+
+    overall: StreamFigures
+    profile: str
+    window_s: float
+    parallelism: int
+    queue_length: int
+    in_service: int
+    utilisation: float
+    predicted_wait_s: Optional[float]
+    tenants: int
+    client: Optional[StreamFigures] = None
+    models: Mapping[str, Optional[float]] = field(default_factory=dict)
+    schema: int = 1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self.overall), 'profile': self.profile, 'window_s': self.window_s,
+                'parallelism': self.parallelism, 'queue_length': self.queue_length,
+                'in_service': self.in_service, 'utilisation': self.utilisation,
+                'predicted_wait_s': self.predicted_wait_s, 'tenants': self.tenants,
+                'client': None if self.client is None else asdict(self.client),
+                'models': {name: {'service_mean_s': mean} for name, mean in self.models.items()},
+                'schema': self.schema}
+
+    @classmethod
+    def from_dict(cls, data: object) -> 'LoadReport':
+        """Parse and check a report (ProtocolError naming the first bad field)."""
+        if not isinstance(data, Mapping):
+            raise ProtocolError('/load is not an object')
+        own, models = data.get('client'), data.get('models') or {}
+        if own is not None and not isinstance(own, Mapping) or \
+                not isinstance(models, Mapping) or \
+                not all(isinstance(m, Mapping) for m in models.values()):
+            raise ProtocolError('/load client and models must be objects')
+        parallelism = _figure(data, 'parallelism', integer=True)
+        if parallelism < 1:
+            raise ProtocolError(f'/load parallelism is {parallelism}')
+        profile = data.get('profile', 'live')
+        return cls(StreamFigures.from_dict(data), str(profile)[:16],
+                   _figure(data, 'window_s', True) or 0.0, parallelism,
+                   _figure(data, 'queue_length', integer=True),
+                   _figure(data, 'in_service', True, True) or 0,
+                   _figure(data, 'utilisation', True) or 0.0,
+                   _figure(data, 'predicted_wait_s', True),
+                   _figure(data, 'tenants', True, True) or 0,
+                   None if own is None else StreamFigures.from_dict(own),
+                   {str(name): _figure(m, 'service_mean_s', True)
+                    for name, m in models.items()})

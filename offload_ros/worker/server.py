@@ -430,8 +430,8 @@ class ModelRuntime:
             self.stats.inference_count += 1
             self.stats.execution_count += 1
             self.stats.last_inference_ms = int(time.time() * 1000)
-            result['queue_s'] = started - job.enqueued_s
-            result['service_s'] = finished - started
+            result[protocol.QUEUE_S] = started - job.enqueued_s
+            result[protocol.SERVICE_S] = finished - started
             if not job.future.done():
                 job.future.set_result(result)
 
@@ -519,9 +519,9 @@ class WorkerApp:
             web.get('/v2/models/{model}/ready', self.model_ready),
             web.post('/v2/models/{model}/infer', self.infer),
             web.get('/v2/models/{model}/stats', self.stats),
-            web.get('/v2/models/{model}/load', self.load),
-            web.post('/v2/offload/probe', self.probe),
-            web.post('/v2/offload/cancel', self.cancel),
+            web.get(protocol.LOAD_ROUTE, self.load),
+            web.post(protocol.PROBE_ROUTE, self.probe),
+            web.post(protocol.CANCEL_ROUTE, self.cancel),
         ])
         self.app.on_startup.append(self._startup)
         self.app.on_cleanup.append(self._cleanup)
@@ -634,7 +634,7 @@ class WorkerApp:
                 'outputs': [{'name': 'detections', 'datatype': 'FP32', 'shape': [-1, 6]}],
                 'parameters': {'split_layer': tail.layer, 'class_names':
                                self.runtime.detector.names,
-                               'required_parameters': {'image_size': '[width, height]'}}})
+                               'required_parameters': {protocol.IMAGE_SIZE: '[width, height]'}}})
         return web.json_response({
             'name': name, 'versions': ['1'], 'platform': 'onnxruntime_onnx',
             'inputs': [{'name': 'images', 'datatype': 'UINT8', 'shape': [1, -1, -1, 3]},
@@ -657,11 +657,10 @@ class WorkerApp:
     async def load(self, request):
         self._model(request)
         rt = self.runtime
-        snapshot = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service,
-                                    request['client'])
-        snapshot['models'] = {name: {'service_mean_s': mean} for name, mean in
-                              rt.model_service_means().items()}
-        return web.json_response(snapshot)
+        report = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service,
+                                  request['client'])
+        report = dataclasses.replace(report, models=rt.model_service_means())
+        return web.json_response(report.to_dict())
 
     async def probe(self, request: web.Request):
         """
@@ -680,13 +679,13 @@ class WorkerApp:
         """
         body = await self._read_body(request, SMALL_BODY_BYTES)
         try:
-            request_id = protocol.parse_json(body, 'cancel body')['id']
+            request_id = protocol.parse_json(body, 'cancel body')[protocol.CANCEL_ID]
         except (protocol.ProtocolError, KeyError, TypeError) as e:
             raise HttpError(400, 'cancel: body must be JSON {"id": "<request id>"}') from e
         if not isinstance(request_id, str) or not request_id:
             raise HttpError(400, 'cancel: "id" must be a non-empty string')
-        return web.json_response({'id': request_id, 'cancelled': self.runtime.cancel(
-            request['client'], request_id[:128])})
+        cancelled = self.runtime.cancel(request['client'], request_id[:128])
+        return web.json_response({protocol.CANCEL_ID: request_id, protocol.CANCELLED: cancelled})
 
     async def _read_body(self, request: web.Request, cap: Optional[int] = None) -> bytes:
         """
@@ -782,7 +781,7 @@ class WorkerApp:
         params = header.get('parameters') or {}
         if not isinstance(params, dict):
             raise HttpError(400, f'{name}: parameters must be an object')
-        size = params.get('image_size')
+        size = params.get(protocol.IMAGE_SIZE)
         if not (isinstance(size, list) and len(size) == 2 and all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
             raise HttpError(400, f'{name}: parameters.image_size must be [width, height] of '
@@ -857,8 +856,9 @@ class WorkerApp:
         body, head_len = protocol.encode(
             {'model_name': name, 'model_version': '1',
              'id': request_id or str(uuid.uuid4()),
-             'parameters': {'queue_s': result['queue_s'], 'service_s': result['service_s'],
-                            'server_s': server_s}},
+             'parameters': {protocol.QUEUE_S: result[protocol.QUEUE_S],
+                            protocol.SERVICE_S: result[protocol.SERVICE_S],
+                            protocol.SERVER_S: server_s}},
             tensors_out, 'outputs')
         return web.Response(body=body, content_type='application/octet-stream',
                             headers={protocol.HEADER_LENGTH: str(head_len)})
