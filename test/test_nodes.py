@@ -300,7 +300,7 @@ def test_a_request_waiting_past_its_limit_still_fails_a_hung_worker_at_once(
     node = offload_node(ros_context, workers=[f'edge1={worker.url}'], image_transport='raw',
                         force_target='edge1', deadline_s=3.0, request_timeout_s=0.4)
     # As if the robot were too slow to take any frame over: every request gets its budget.
-    monkeypatch.setattr(node.dispatcher, '_request_budget',
+    monkeypatch.setattr(node.dispatcher.remote, '_request_budget',
                         lambda frame: frame.deadline_at_s - node.dispatcher.now_s())
     probe = Probe(ros_context)
     try:

@@ -33,7 +33,7 @@ from offload_ros.inference import models
 from offload_ros.worker import protocol
 from offload_ros.worker.server import WorkerConfig
 from offload_ros.worker.client import (CircuitBreaker, WorkerClient, WorkerRequestError,
-                                       WorkerUnavailable)
+                                       WorkerUnavailable, close_dropped)
 
 NAMES = models.default_names_path().read_text().splitlines()
 
@@ -105,15 +105,16 @@ def test_stats_in_triton_format_and_load(worker, person):
 
 
 def test_triton_stats_fallback_derives_rate_and_mean():
-    client = WorkerClient('http://127.0.0.1:9', stats_variance='exponential')
+    from offload_ros.worker.answers import triton_load
 
     def stats(count, infer_ns):
         zero = {'count': count, 'ns': 0}
         return {'model_stats': [{'inference_stats': {
             'success': zero, 'compute_input': zero, 'compute_output': zero,
             'compute_infer': {'count': count, 'ns': infer_ns}}}]}
-    client._load_from_triton_stats(stats(10, 10 * 20_000_000), now_s=100.0)
-    load = client._load_from_triton_stats(stats(30, 30 * 20_000_000 + 20 * 10_000_000), 102.0)
+    _, first = triton_load(stats(10, 10 * 20_000_000), 100.0, None, 'exponential')
+    load, _ = triton_load(stats(30, 30 * 20_000_000 + 20 * 10_000_000), 102.0, first,
+                          'exponential')
     assert load.arrival_rate_hz == pytest.approx(10.0)
     assert load.service_mean_s == pytest.approx(0.030)
     assert load.service_var_s2 == pytest.approx(0.030 ** 2)
@@ -599,6 +600,6 @@ def test_pooled_connections_the_worker_closed_are_closed_by_the_next_load_poll(
         assert held() == ['CLOSE_WAIT', 'ESTABLISHED']
         client.fetch_load()
         assert held() == ['ESTABLISHED']
-        assert client.close_dropped() == 0     # nothing left to close
+        assert close_dropped(client.session, client.url) == 0     # nothing left to close
     finally:
         client.close()

@@ -23,14 +23,12 @@ in offload_node, in tests with fake clocks and workers, and in the fleet simulat
 The rule every path keeps: each frame received ends in exactly one recorded outcome
 (core.records.OUTCOMES); an unexpected exception anywhere is that frame's 'error'.
 """
-import collections
 import dataclasses
 import math
 import threading
 from collections import Counter
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
-from offload_ros.core.deadline import request_timeout_s
 from offload_ros.core import hedging
 from offload_ros.core.planner import Planner
 from offload_ros.core.policy import LOCAL, parse_target
@@ -38,8 +36,9 @@ from offload_ros.core.records import DecisionRecord, HedgeRecord
 from offload_ros.dispatch.clock import Clock, Pools
 from offload_ros.dispatch.frames import DispatchSettings, Frame, Hedge, Result
 from offload_ros.dispatch.local import LocalRunner
+from offload_ros.dispatch.remote import RemoteRunner, local_needed_s
 from offload_ros.inference.picture import BadImage, Picture
-from offload_ros.worker.client import WorkerRequestError, WorkerUnavailable, new_request_id
+from offload_ros.worker.client import new_request_id
 
 ERROR_LOG_PERIOD_S = 5.0
 MALFORMED_KEYS = 32     # distinct malformed-image reasons counted by name
@@ -77,12 +76,12 @@ class Dispatcher:
         self.outputs, self.log = outputs, log
         self.lock = threading.Lock()
         self.local = LocalRunner(self, detector, dict(heads))
+        self.remote = RemoteRunner(self)
         self.seq = 0
         self.outcomes: Counter = Counter()
         self.hedges: Counter = Counter()
         self.malformed_reasons: Counter = Counter()
         self._finished: set = set()
-        self._inflight: Dict[str, Dict[int, float]] = collections.defaultdict(dict)
         self._decided_at_ns = clock.now_ns()
         self._energy: Optional[dict] = None
         self._error_logged = -math.inf
@@ -148,7 +147,7 @@ class Dispatcher:
                 frame.hedge = Hedge(p_miss, start_at, request_id=new_request_id())
                 frame.hedge.timer = self.clock.call_later(start_at - self.now_s(),
                                                           self._hedge_local, frame)
-        self.pools.remote.submit(self._run_remote, frame)
+        self.pools.remote.submit(self.remote.run, frame)
 
     def _hedge_local(self, frame: Frame) -> None:
         """Run the frame here too: the latest safe moment came and the worker has not answered."""
@@ -162,122 +161,7 @@ class Dispatcher:
         except Exception as e:
             self.error(frame, 'hedge', e)
 
-    # -- remote -----------------------------------------------------------------------------
-    def _run_remote(self, frame: Frame) -> None:
-        name = parse_target(frame.target)[0]
-        with self.lock:
-            self._inflight[name][id(frame)] = self.clock.monotonic()
-        try:
-            self._remote(frame, name)
-        except Exception as e:   # unexpected: the frame still ends, on the robot if it can
-            self._log_error(f'frame {frame.seq}: {name}: {e!r}')
-            if not self.is_finished(frame):
-                try:
-                    self._fallback(frame, f'{name} error: {e!r}'[:200])
-                except Exception as again:
-                    self.error(frame, 'fallback', again)
-        finally:
-            with self.lock:
-                del self._inflight[name][id(frame)]
-
-    def inflight(self, name: str) -> int:
-        """Return the requests to worker `name` not yet answered (call with lock held)."""
-        return len(self._inflight[name])
-
-    def unanswered(self, name: str) -> bool:
-        """
-        Tell whether our oldest request to `name` has waited request_timeout_s with no answer.
-
-        No answer of any kind from the worker since it began. A request may wait past that
-        limit (core.deadline.request_timeout_s), but the worker is failed from then on, as
-        when the request was cut there: new frames go elsewhere at once. Call with lock held.
-        """
-        oldest = min(self._inflight[name].values(), default=None)
-        client = self.clients.get(name)
-        return oldest is not None and client is not None and \
-            not client.answered_since(oldest) and \
-            self.clock.monotonic() - oldest > self.settings.request_timeout_s
-
-    def _remote(self, frame: Frame, name: str) -> None:
-        frame.started_mono = self.clock.monotonic()
-        client = self.clients.get(name)
-        layer = parse_target(frame.target)[1]
-        head_s = None
-        tokens: List[int] = []     # the planner's token for the request, once it uploads
-
-        def upload_begins():
-            with self.lock:
-                tokens.append(self.planner.request_started(name, self.clock.monotonic()))
-        request_id = frame.hedge.request_id if frame.hedge else ''
-        try:
-            if client is None:
-                raise WorkerUnavailable(f'worker {name} was removed', 'connection')
-            if layer is None:
-                answer = client.infer(frame.picture, self._request_budget(frame),
-                                      request_id=request_id, on_upload=upload_begins)
-            else:
-                try:
-                    tensors, head_s = self.local.head(frame, layer)
-                except Exception as e:  # one outcome per frame even if the head fails
-                    self._fallback(frame, f'split@{layer} head failed: {e}')
-                    return
-                answer = client.infer_split(layer, tensors, frame.picture.size,
-                                            self._request_budget(frame),
-                                            request_id=request_id, on_upload=upload_begins)
-        except BadImage as e:   # a JPEG that does not decode, found building the request
-            self._abandon(name, tokens)
-            self.malformed(frame, e)
-            return
-        except (WorkerUnavailable, WorkerRequestError) as e:
-            self._abandon(name, tokens)
-            self._remote_failed(frame, name, getattr(e, 'kind', 'request'), e)
-            return
-        now = frame.core_done_mono = self.clock.monotonic()
-        with self.lock:   # the link's time: from the upload's start, not the wait for it
-            self.planner.remote_done(name, now, answer.request_bytes, answer.response_bytes,
-                                     answer.round_trip_s - answer.upload_wait_s,
-                                     answer.server_s, answer.server_queue_s,
-                                     answer.server_service_s, whole_frame=layer is None,
-                                     token=tokens[0] if tokens else None)
-        predicted = frame.predictions.get(frame.target)
-        if predicted is not None and answer.round_trip_s > 1.5 * predicted.latency_s:
-            self.replan()  # far slower than predicted: re-plan now, not at the next epoch
-        self.finish(frame, 'detections', frame.target, '', Result(
-            answer.detections, answer.server_service_s, answer.round_trip_s, head_s,
-            answer.server_s, answer.server_queue_s))
-
-    def _remote_failed(self, frame: Frame, name: str, kind: str, error: Exception) -> None:
-        if frame.hedge is not None and self.is_finished(frame):
-            return  # the robot answered first and cancelled this request
-        if kind == 'request' and frame.picture.jpeg is not None:
-            try:   # the worker refused a JPEG sent as it came: is the frame at fault?
-                frame.image
-            except BadImage as bad:
-                self.malformed(frame, bad)  # the worker is fine; nothing to run here
-                return
-        if kind not in ('deadline', 'slow'):   # 'slow': it answers others meanwhile
-            with self.lock:
-                self.planner.worker_failed(name, f'{kind}: {error}')
-            self.replan()  # leave the failed worker now, not at the next epoch
-        self._fallback(frame, f'{name} {kind}')
-
-    def _request_budget(self, frame: Frame) -> float:
-        """Return the wait for a worker's answer (core.deadline.request_timeout_s)."""
-        return request_timeout_s(frame.deadline_at_s - self.now_s(),
-                                 self.settings.request_timeout_s, self._local_needed_s(frame))
-
-    @staticmethod
-    def _local_needed_s(frame: Frame) -> float:
-        """Return what the robot would take to run the frame (its prediction at decision)."""
-        local = frame.predictions.get(LOCAL)
-        return local.latency_s if local is not None else 0.0
-
-    def _abandon(self, name: str, tokens: List[int]) -> None:
-        with self.lock:
-            for token in tokens:
-                self.planner.request_abandoned(name, token)
-
-    def _fallback(self, frame: Frame, why: str) -> None:
+    def fallback(self, frame: Frame, why: str) -> None:
         if frame.hedge is not None:
             with self.lock:
                 started = frame.hedge.local_started
@@ -288,7 +172,7 @@ class Dispatcher:
             with self.lock:
                 self.hedges['local_after_failure'] += 1
         remaining = frame.deadline_at_s - self.now_s()
-        needed = self._local_needed_s(frame)
+        needed = local_needed_s(frame)
         if remaining >= needed:
             self.local.submit(frame, fallback=True, reason=f'fallback after {why}')
         else:
@@ -302,11 +186,11 @@ class Dispatcher:
 
     def error(self, frame: Frame, where: str, error: Exception) -> None:
         """End the frame (unless it has its outcome) with an 'error' naming the exception."""
-        self._log_error(f'frame {frame.seq}: {where}: {error!r}')
+        self.log_error(f'frame {frame.seq}: {where}: {error!r}')
         if not self.is_finished(frame):
             self.finish(frame, 'error', frame.target, f'{where}: {error!r}'[:300])
 
-    def _log_error(self, message: str) -> None:
+    def log_error(self, message: str) -> None:
         now = self.clock.monotonic()
         if now - self._error_logged >= ERROR_LOG_PERIOD_S:
             self._error_logged = now

@@ -65,8 +65,8 @@ class WorkerMonitor:
             with d.lock:
                 # A poll stuck behind our own uploads on a busy link is no fault, unless the
                 # oldest of them has had no answer in request_timeout_s.
-                if getattr(e, 'kind', '') == 'timeout' and d.inflight(name) and \
-                        not d.unanswered(name):
+                if getattr(e, 'kind', '') == 'timeout' and d.remote.inflight(name) and \
+                        not d.remote.unanswered(name):
                     return
                 if name in d.planner.workers:
                     d.planner.worker_failed(name, f'load: {e}')
@@ -81,7 +81,8 @@ class WorkerMonitor:
             d.planner.load_report(name, rtt, load.arrival_rate_hz, load.service_mean_s,
                                   load.service_var_s2, load.parallelism, load.own_rate_hz,
                                   load.queue_length, tails)
-            due = d.planner.probe_due(name, d.clock.monotonic(), busy=bool(d.inflight(name)))
+            busy = bool(d.remote.inflight(name))
+            due = d.planner.probe_due(name, d.clock.monotonic(), busy=busy)
             latest = d.local.latest
         if due:
             self._probe(name, client, latest)

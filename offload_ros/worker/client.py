@@ -23,9 +23,7 @@ its cumulative /stats, with the variance taken from a service-time assumption.
 
 A worker is not trusted further than the protocol: a request's whole time (upload, wait,
 answer, however slowly it drips) is bounded by its budget, an answer's size by
-`max_response_bytes`, and an answer is used only if its tensors have the shape, type and
-values of detections (finite, class ids of known classes, at most `max_detections`);
-anything else is a `MalformedAnswer` and counts against the worker like a 5xx.
+`max_response_bytes`, and its contents are checked (worker.answers).
 """
 import collections
 import dataclasses
@@ -37,7 +35,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -45,34 +43,11 @@ import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from offload_ros.inference.detector import Detection, postprocess
 from offload_ros.inference.picture import Picture
 from offload_ros.worker import protocol
-
-
-class WorkerUnavailable(RuntimeError):
-    """The worker cannot take the request now (breaker open, refused, 5xx, timeout)."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        # 'breaker_open' | 'timeout' | 'connection' | 'http_5xx' | 'deadline', or 'slow': the
-        # request timed out while the worker answered other requests (alive, only slow).
-        self.kind = kind
-
-
-class WorkerRequestError(ValueError):
-    """The worker rejected our request as malformed (4xx): a bug or config error, not load."""
-
-
-class MalformedAnswer(WorkerUnavailable):
-    """
-    The worker answered 200 with a body that is not a valid answer.
-
-    (wrong outputs, shape, type or values): the worker's fault, counted against it like a 5xx.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message, 'malformed')
+from offload_ros.worker.answers import (AnswerRules, InferResult, MalformedAnswer,  # noqa: F401
+                                        WorkerLoad, WorkerRequestError, WorkerUnavailable,
+                                        read_answer, triton_load)
 
 
 def check_url(url: str) -> str:
@@ -98,31 +73,6 @@ def check_url(url: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class InferResult:
-    detections: List[Detection]
-    round_trip_s: float
-    request_bytes: int
-    response_bytes: int
-    server_s: Optional[float]
-    server_queue_s: Optional[float]
-    server_service_s: Optional[float]
-    upload_wait_s: float = 0.0     # waiting for the uplink (serial uploads), in round_trip_s
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerLoad:
-    arrival_rate_hz: float
-    service_mean_s: Optional[float]
-    service_var_s2: Optional[float]
-    parallelism: int
-    queue_length: int
-    own_rate_hz: float
-    source: str  # 'load' (our worker) or 'triton_stats'
-    # Mean service time per model the worker serves (the whole detector and split tails).
-    model_service_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
 class ClientOptions:
     """The request settings a robot may change while running (WorkerClient.apply)."""
 
@@ -132,6 +82,12 @@ class ClientOptions:
     serial_uploads: bool = True
     score_threshold: float = 0.3
     iou_threshold: float = 0.45
+
+    def __post_init__(self):
+        if self.payload not in ('jpeg', 'raw'):
+            raise ValueError(f"payload must be 'jpeg' or 'raw', got {self.payload!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f'jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}')
 
 
 class CircuitBreaker:
@@ -392,6 +348,62 @@ def new_request_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+def read_capped(response: requests.Response, cap: int, url: str) -> bytes:
+    """
+    Return an answer's body, at most `cap` bytes (MalformedAnswer past it).
+
+    (refused before reading where its Content-Length says more).
+    """
+    declared = response.headers.get('Content-Length', '')
+    if declared.isdigit() and int(declared) > cap:
+        raise MalformedAnswer(f'{url}: answer of {declared} bytes over the cap {cap}')
+    chunks, size = [], 0
+    for chunk in response.iter_content(1 << 16):
+        size += len(chunk)
+        if size > cap:
+            raise MalformedAnswer(f'{url}: answer over the cap {cap}')
+        chunks.append(chunk)
+    return b''.join(chunks)
+
+
+def close_dropped(session: requests.Session, url: str) -> int:
+    """
+    Close the pooled idle connections the worker has closed.
+
+    (its keep-alive timeout, a restart); returns how many. urllib3 finds a dropped connection
+    only when it takes it again, and its pool hands out the newest first: a connection opened
+    once when requests overlapped sat half-closed (CLOSE_WAIT) for the rest of a 30 min soak.
+    """
+    queue = session.get_adapter(url).poolmanager.connection_from_url(url).pool
+    closed = 0
+    if queue is None:                 # the pool was closed
+        return closed
+    with queue.mutex:                 # idle connections only: none is in use
+        for conn in queue.queue:
+            if conn is not None and conn.sock is not None and not conn.is_connected:
+                conn.close()
+                closed += 1
+    return closed
+
+
+def payload_tensor(picture: Picture, payload: str, jpeg_quality: int,
+                   forward_jpeg: bool) -> protocol.Tensor:
+    """
+    Return a frame's inference input: a JPEG (BYTES) or raw pixels (UINT8).
+
+    forward_jpeg: a received JPEG goes as it came (no decode, no re-encode at jpeg_quality).
+    """
+    if payload == 'jpeg':
+        if forward_jpeg and picture.jpeg is not None:
+            return protocol.Tensor('image_jpeg', 'BYTES', [1], [picture.jpeg])
+        ok, data = cv2.imencode('.jpg', picture.bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        if not ok:
+            raise ValueError('JPEG encoding failed')
+        return protocol.Tensor('image_jpeg', 'BYTES', [1], [data.tobytes()])
+    bgr = picture.bgr
+    return protocol.Tensor('images', 'UINT8', [1, *bgr.shape], np.ascontiguousarray(bgr))
+
+
 class WorkerClient:
     """
     One worker.
@@ -407,26 +419,17 @@ class WorkerClient:
                  pool_size: int = 8, forward_jpeg: bool = True, serial_uploads: bool = True,
                  ca_file: Optional[str] = None, max_detections: int = 1000,
                  max_response_bytes: int = 16 * 1024 * 1024):
-        if payload not in ('jpeg', 'raw'):
-            raise ValueError(f"payload must be 'jpeg' or 'raw', got {payload!r}")
-        if not 1 <= jpeg_quality <= 100:
-            raise ValueError(f'jpeg_quality must be in [1, 100], got {jpeg_quality!r}')
         if stats_variance not in ('deterministic', 'exponential'):
             raise ValueError("stats_variance must be 'deterministic' or 'exponential'")
         if max_detections < 0 or max_response_bytes < 1:
             raise ValueError('max_detections must be >= 0 and max_response_bytes >= 1')
         self.url = check_url(url)
-        self.model = model
-        self.max_detections = max_detections
-        self.max_response_bytes = max_response_bytes
-        self.client_id = client_id
-        self.names = list(names)
-        self.payload = payload
-        self.jpeg_quality = jpeg_quality
-        # A received JPEG goes as it came (no decode, no re-encode at jpeg_quality).
-        self.forward_jpeg = forward_jpeg
+        self.model, self.client_id, self.names = model, client_id, list(names)
+        self.max_detections, self.max_response_bytes = max_detections, max_response_bytes
         self.server_nms = server_nms
-        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        # One upload at a time on the link to this worker, in arrival order (see _infer).
+        self.apply(ClientOptions(payload, jpeg_quality, forward_jpeg, serial_uploads,
+                                 score_threshold, iou_threshold))
         self.stats_variance = stats_variance
         self.breaker = breaker or CircuitBreaker()
         self.session = requests.Session()
@@ -442,8 +445,6 @@ class WorkerClient:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
         self._last_answer_s = -math.inf   # monotonic: the worker's last answer, any kind
-        # One upload at a time on the link to this worker, in arrival order (see _infer).
-        self.serial_uploads = serial_uploads
         self.uplink = FifoLock()
 
     def close(self) -> None:
@@ -457,17 +458,8 @@ class WorkerClient:
 
     def encode(self, image) -> protocol.Tensor:
         """Return the payload tensor of a frame (BGR pixels or a Picture)."""
-        picture = Picture.of(image)
-        if self.payload == 'jpeg':
-            if self.forward_jpeg and picture.jpeg is not None:
-                return protocol.Tensor('image_jpeg', 'BYTES', [1], [picture.jpeg])
-            ok, data = cv2.imencode('.jpg', picture.bgr, [cv2.IMWRITE_JPEG_QUALITY,
-                                                          self.jpeg_quality])
-            if not ok:
-                raise ValueError('JPEG encoding failed')
-            return protocol.Tensor('image_jpeg', 'BYTES', [1], [data.tobytes()])
-        bgr = picture.bgr
-        return protocol.Tensor('images', 'UINT8', [1, *bgr.shape], np.ascontiguousarray(bgr))
+        return payload_tensor(Picture.of(image), self.payload, self.jpeg_quality,
+                              self.forward_jpeg)
 
     def request_body(self, image, tensor: Optional[protocol.Tensor] = None,
                      request_id: str = '') -> Tuple[bytes, int]:
@@ -476,12 +468,15 @@ class WorkerClient:
 
         (body, JSON header length).
         """
-        tensor = tensor or self.encode(image)
+        return self._request([tensor or self.encode(image)], request_id)
+
+    def _request(self, inputs, request_id: str, parameters: Optional[dict] = None) -> tuple:
         outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
         header = {'id': request_id or new_request_id(),
                   'outputs': [{'name': n, 'parameters': {'binary_data': True}}
-                              for n in outputs]}
-        return protocol.encode(header, [tensor], 'inputs')
+                              for n in outputs], **({'parameters': parameters} if parameters
+                                                    else {})}
+        return protocol.encode(header, inputs, 'inputs')
 
     def infer(self, image, budget_s: Optional[float] = None,
               tensor: Optional[protocol.Tensor] = None, request_id: str = '',
@@ -502,12 +497,8 @@ class WorkerClient:
         """Return the tail's request: the head's crossing tensors and the robot's image size."""
         inputs = [protocol.Tensor(name, protocol.NUMPY_TO_V2[value.dtype], list(value.shape),
                                   value) for name, value in tensors.items()]
-        outputs = ['detections'] if self.server_nms else ['boxes', 'scores']
-        header = {'id': request_id or new_request_id(),
-                  'parameters': {protocol.IMAGE_SIZE: [int(image_size[0]), int(image_size[1])]},
-                  'outputs': [{'name': n, 'parameters': {'binary_data': True}}
-                              for n in outputs]}
-        return protocol.encode(header, inputs, 'inputs')
+        return self._request(inputs, request_id, {
+            protocol.IMAGE_SIZE: [int(image_size[0]), int(image_size[1])]})
 
     def infer_split(self, layer: int, tensors: Mapping[str, np.ndarray],
                     image_size: Tuple[int, int], budget_s: Optional[float] = None,
@@ -588,7 +579,7 @@ class WorkerClient:
                                              allow_redirects=False)
                 answering = True
                 try:
-                    content = self._read_capped(response)
+                    content = read_capped(response, self.max_response_bytes, self.url)
                 finally:
                     response.close()
                 self._last_answer_s = time.monotonic()
@@ -621,26 +612,15 @@ class WorkerClient:
             finally:
                 bounded.__exit__()
         round_trip = time.perf_counter() - start
-        status = response.status_code
-        text = content[:200].decode('utf-8', 'replace')
-        if status >= 500:
-            if status != 504:  # 504: our deadline passed, not a worker fault
-                self.breaker.failure()
-            raise WorkerUnavailable(f'{self.url}: HTTP {status} {text}',
-                                    'deadline' if status == 504 else 'http_5xx')
-        if status >= 400:
-            raise WorkerRequestError(f'{self.url}: HTTP {status} {text}')
-        if status != 200:
-            self.breaker.failure()
-            raise MalformedAnswer(f'{self.url}: HTTP {status} is not an answer')
         try:
-            header, tensors = protocol.decode(
-                content, protocol.header_length_of(response.headers), 'outputs')
-            detections = self._detections(tensors, image_size)
-            server = self._server_times(header, round_trip)
-        except (protocol.ProtocolError, MalformedAnswer) as e:
-            self.breaker.failure()
-            raise MalformedAnswer(f'{self.url}: malformed answer ({e})') from e
+            detections, server = read_answer(
+                self.url, response.status_code, response.headers, content, round_trip,
+                image_size, AnswerRules(self.names, self.max_detections,
+                                        self.score_threshold, self.iou_threshold))
+        except WorkerUnavailable as e:
+            if e.kind != 'deadline':   # 504: our deadline passed, not a worker fault
+                self.breaker.failure()
+            raise
         self.breaker.success()
         return InferResult(detections, round_trip, len(body), len(content), *server,
                            upload_wait)
@@ -658,97 +638,6 @@ class WorkerClient:
         self.breaker.failure()
         return WorkerUnavailable(f'{self.url}: timed out', 'timeout')
 
-    def _read_capped(self, response: requests.Response) -> bytes:
-        """
-        Return the answer's body, at most max_response_bytes.
-
-        (refused before reading where its Content-Length says more).
-        """
-        declared = response.headers.get('Content-Length', '')
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise MalformedAnswer(f'{self.url}: answer of {declared} bytes over '
-                                  f'max_response_bytes {self.max_response_bytes}')
-        chunks, size = [], 0
-        for chunk in response.iter_content(1 << 16):
-            size += len(chunk)
-            if size > self.max_response_bytes:
-                raise MalformedAnswer(f'{self.url}: answer over max_response_bytes '
-                                      f'{self.max_response_bytes}')
-            chunks.append(chunk)
-        return b''.join(chunks)
-
-    @staticmethod
-    def _server_times(header: dict, round_trip_s: float) -> tuple:
-        """
-        (server_s, queue_s, service_s) from the answer's parameters.
-
-        A figure that is missing or impossible (negative, not finite, longer than the round trip)
-        is left out (None), as from a server that gives none (Triton): it would corrupt the link
-        estimate, which is the round trip less the server's time.
-        """
-        params = header.get('parameters')
-        if params is None:
-            return None, None, None
-        if not isinstance(params, dict):
-            raise MalformedAnswer('parameters must be an object')
-
-        def figure(key: str) -> Optional[float]:
-            value = params.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not 0 <= value <= round_trip_s:
-                return None
-            return float(value)
-        return figure(protocol.SERVER_S), figure(protocol.QUEUE_S), figure(protocol.SERVICE_S)
-
-    def _name(self, class_id: int) -> str:
-        return self.names[class_id] if class_id < len(self.names) else f'class_{class_id}'
-
-    def _class_count(self) -> int:
-        """Class ids an answer may hold: the known names, else any id below 2**16."""
-        return len(self.names) or 1 << 16
-
-    def _detections(self, tensors, image_size: Tuple[int, int]) -> List[Detection]:
-        """Return detections from an answer's tensors, each checked (MalformedAnswer)."""
-        by_name = {t.name: np.asarray(t.data) for t in tensors}
-        if 'detections' in by_name:
-            rows = by_name['detections']
-            if rows.dtype.kind != 'f' or rows.ndim != 2 or rows.shape[1] != 6:
-                raise MalformedAnswer(f'detections must be float [N, 6], got {rows.dtype} '
-                                      f'{list(rows.shape)}')
-            if len(rows) > self.max_detections:
-                raise MalformedAnswer(f'{len(rows)} detections over max_detections '
-                                      f'{self.max_detections}')
-            if not np.isfinite(rows).all():
-                raise MalformedAnswer('detections hold NaN or infinite values')
-            classes = rows[:, 5]
-            if ((classes != np.floor(classes)) | (classes < 0)
-                    | (classes >= self._class_count())).any():
-                raise MalformedAnswer(f'detections hold class ids outside 0..'
-                                      f'{self._class_count() - 1}')
-            if ((rows[:, 2] < 0) | (rows[:, 3] < 0) | (rows[:, 4] < 0) | (rows[:, 4] > 1)).any():
-                raise MalformedAnswer('detections hold negative sizes or scores outside [0, 1]')
-            return [Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]),
-                              int(r[5]), self._name(int(r[5])), float(r[4])) for r in rows]
-        boxes, scores = by_name.get('boxes'), by_name.get('scores')
-        if boxes is None or scores is None:
-            raise MalformedAnswer(f'no detections or boxes and scores output (got '
-                                  f'{sorted(by_name)[:4]})')
-        if boxes.dtype.kind != 'f' or scores.dtype.kind != 'f' or boxes.ndim != 3 or \
-                scores.ndim != 3 or boxes.shape[0] != 1 or scores.shape[0] != 1 or \
-                boxes.shape[2] != 4 or boxes.shape[1] != scores.shape[1] or \
-                not 0 < scores.shape[2] <= self._class_count():
-            raise MalformedAnswer(f'boxes and scores must be float [1, N, 4] and [1, N, C], '
-                                  f'got {list(boxes.shape)} and {list(scores.shape)}')
-        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-            raise MalformedAnswer('boxes or scores hold NaN or infinite values')
-        names = [self._name(i) for i in range(scores.shape[-1])]
-        detections = postprocess(boxes[0], scores[0], names, self.score_threshold,
-                                 self.iou_threshold, image_size)
-        if len(detections) > self.max_detections:
-            raise MalformedAnswer(f'{len(detections)} detections over max_detections '
-                                  f'{self.max_detections}')
-        return detections
-
     def answered_since(self, monotonic_s: float) -> bool:
         """Whether the worker answered anything (a frame, /load, a probe) after monotonic_s."""
         return self._last_answer_s > monotonic_s
@@ -762,7 +651,8 @@ class WorkerClient:
                                                 stream=True, verify=self.verify,
                                                 allow_redirects=False)
                     try:
-                        reply = _Reply(response.status_code, self._read_capped(response))
+                        reply = _Reply(response.status_code, read_capped(
+                            response, self.max_response_bytes, self.url))
                     finally:
                         response.close()
                 self._last_answer_s = time.monotonic()
@@ -823,33 +713,13 @@ class WorkerClient:
         except WorkerUnavailable:
             return False
 
-    def close_dropped(self) -> int:
-        """
-        Close the pooled idle connections the worker has closed.
-
-        (its keep-alive timeout, a restart); returns how many. urllib3 finds a dropped connection
-        only when it takes it again, and its pool hands out the newest first: a connection opened
-        once when requests overlapped sat half-closed (CLOSE_WAIT) for the rest of a 30 min soak.
-        """
-        queue = self.session.get_adapter(self.url).poolmanager.connection_from_url(
-            self.url).pool
-        closed = 0
-        if queue is None:                 # the pool was closed
-            return closed
-        with queue.mutex:                 # idle connections only: none is in use
-            for conn in queue.queue:
-                if conn is not None and conn.sock is not None and not conn.is_connected:
-                    conn.close()
-                    closed += 1
-        return closed
-
     def fetch_load(self, timeout_s: float = 0.5, now_s: float = None) -> WorkerLoad:
         """
         Return the worker's load: /load on our worker, else deltas of Triton's /stats.
 
         Each poll first closes pooled connections the worker has closed (close_dropped).
         """
-        self.close_dropped()
+        close_dropped(self.session, self.url)
         response = self._get(protocol.LOAD_ROUTE.format(model=self.model), timeout_s)
         if response.status_code == 200:
             return self._load_from_report(response.json())
@@ -858,8 +728,10 @@ class WorkerClient:
             raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '
                                     f'{response.status_code})', 'http_5xx')
         try:
-            return self._load_from_triton_stats(response.json(),
-                                                time.monotonic() if now_s is None else now_s)
+            load, self._last_stats = triton_load(
+                response.json(), time.monotonic() if now_s is None else now_s,
+                self._last_stats, self.stats_variance)
+            return load
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise MalformedAnswer(f'{self.url}: malformed /stats ({e.__class__.__name__})') \
                 from e
@@ -875,20 +747,3 @@ class WorkerClient:
                           overall.service_var_s2, report.parallelism, report.queue_length,
                           report.client.arrival_rate_hz if report.client else 0.0, 'load',
                           {name: s for name, s in report.models.items() if s})
-
-    def _load_from_triton_stats(self, data: dict, now_s: float) -> WorkerLoad:
-        stats = data['model_stats'][0]['inference_stats']
-        count = int(stats['success']['count'])
-        infer_ns = int(stats['compute_infer']['ns']) + int(stats['compute_input']['ns']) + \
-            int(stats['compute_output']['ns'])
-        previous, self._last_stats = self._last_stats, (now_s, count, infer_ns)
-        if previous is None or count <= previous[1] or now_s <= previous[0]:
-            mean = infer_ns / count / 1e9 if count else None
-            rate = 0.0
-        else:
-            delta = count - previous[1]
-            rate = delta / (now_s - previous[0])
-            mean = (infer_ns - previous[2]) / delta / 1e9
-        var = None if mean is None else (0.0 if self.stats_variance == 'deterministic'
-                                         else mean * mean)
-        return WorkerLoad(rate, mean, var, 1, 0, 0.0, 'triton_stats')

@@ -493,6 +493,47 @@ class ConnectionGuard:
         return len(self._last_active)
 
 
+def outputs_of(header: dict) -> List[str]:
+    """Return the outputs a request names (HttpError 400 for anything else)."""
+    requested = header.get('outputs')
+    if requested is None:
+        return ['detections']
+    if not isinstance(requested, list) or not all(
+            isinstance(o, dict) and isinstance(o.get('name'), str) for o in requested):
+        raise HttpError(400, 'outputs must be a list of objects with a string "name"')
+    outputs = [o['name'] for o in requested] or ['detections']
+    unknown = [o for o in outputs if o not in OUTPUT_NAMES]
+    if unknown or len(set(outputs)) != len(outputs):
+        raise HttpError(400, f'outputs {outputs[:8]}: each of {list(OUTPUT_NAMES)} at '
+                        'most once')
+    return outputs
+
+
+def tail_inputs(name: str, header: dict, tensors: List[protocol.Tensor], tail,
+                limits: pictures.ImageLimits
+                ) -> Tuple[Dict[str, np.ndarray], Tuple[int, int]]:
+    """Return a partition tail's input tensors and the robot's image size, checked."""
+    params = header.get('parameters') or {}
+    if not isinstance(params, dict):
+        raise HttpError(400, f'{name}: parameters must be an object')
+    size = params.get(protocol.IMAGE_SIZE)
+    if not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise HttpError(400, f'{name}: parameters.image_size must be [width, height] of '
+                        f'the robot\'s image, got {str(size)[:40]}')
+    try:
+        limits.check_size(size[0], size[1], f'{name}: parameters.image_size')
+    except pictures.BadImage as e:
+        raise HttpError(400, str(e)) from e
+    by_name = {t.name: t.data for t in tensors if t.datatype != 'BYTES'}
+    if len(by_name) != len(tensors):
+        raise HttpError(400, f'{name}: inputs must be numeric tensors with unique names')
+    try:
+        return tail.check(by_name), (size[0], size[1])
+    except split.SplitError as e:
+        raise HttpError(400, str(e)) from e
+
+
 class WorkerApp:
     """The aiohttp application: routes, auth, limits, graceful drain."""
 
@@ -761,43 +802,6 @@ class WorkerApp:
         except protocol.ProtocolError as e:
             raise HttpError(400, str(e)) from e
 
-    @staticmethod
-    def _outputs_of(header: dict) -> List[str]:
-        requested = header.get('outputs')
-        if requested is None:
-            return ['detections']
-        if not isinstance(requested, list) or not all(
-                isinstance(o, dict) and isinstance(o.get('name'), str) for o in requested):
-            raise HttpError(400, 'outputs must be a list of objects with a string "name"')
-        outputs = [o['name'] for o in requested] or ['detections']
-        unknown = [o for o in outputs if o not in OUTPUT_NAMES]
-        if unknown or len(set(outputs)) != len(outputs):
-            raise HttpError(400, f'outputs {outputs[:8]}: each of {list(OUTPUT_NAMES)} at '
-                            'most once')
-        return outputs
-
-    def _tail_inputs(self, name: str, header: dict, tensors: List[protocol.Tensor]
-                     ) -> Tuple[Dict[str, np.ndarray], Tuple[int, int]]:
-        params = header.get('parameters') or {}
-        if not isinstance(params, dict):
-            raise HttpError(400, f'{name}: parameters must be an object')
-        size = params.get(protocol.IMAGE_SIZE)
-        if not (isinstance(size, list) and len(size) == 2 and all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-            raise HttpError(400, f'{name}: parameters.image_size must be [width, height] of '
-                            f'the robot\'s image, got {str(size)[:40]}')
-        try:
-            self.limits.check_size(size[0], size[1], f'{name}: parameters.image_size')
-        except pictures.BadImage as e:
-            raise HttpError(400, str(e)) from e
-        by_name = {t.name: t.data for t in tensors if t.datatype != 'BYTES'}
-        if len(by_name) != len(tensors):
-            raise HttpError(400, f'{name}: inputs must be numeric tensors with unique names')
-        try:
-            return self.runtime.tails[name].check(by_name), (size[0], size[1])
-        except split.SplitError as e:
-            raise HttpError(400, str(e)) from e
-
     async def infer(self, request: web.Request):
         received = time.perf_counter()
         name = self._model(request)
@@ -811,7 +815,7 @@ class WorkerApp:
         header, tensors = await self._decode_request(request, body)
         if not isinstance(header.get('parameters', {}), dict):
             raise HttpError(400, 'parameters must be an object')
-        outputs = self._outputs_of(header)
+        outputs = outputs_of(header)
         deadline = None
         if protocol.DEADLINE_HEADER in request.headers:
             try:
@@ -824,7 +828,8 @@ class WorkerApp:
         decode_start = time.perf_counter()
         image, inputs, size = None, None, (0, 0)
         if name in self.runtime.tails:
-            inputs, size = self._tail_inputs(name, header, tensors)
+            inputs, size = tail_inputs(name, header, tensors, self.runtime.tails[name],
+                                       self.limits)
         else:
             image = await self._image_of(tensors)
         self.runtime.stats.add('compute_input', time.perf_counter() - decode_start)
