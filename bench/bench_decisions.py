@@ -27,7 +27,7 @@ import argparse
 import pathlib
 import sys
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.scenarios import compare
 from offload_ros.scenarios.netns import capable
 
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
         result['goals'] = goals(result)
         met = {k: v['ok'] for k, v in result['goals'].items()}
         print(f"[decisions] {result['scenario']}: {met}", flush=True)
-    report.write_json(pathlib.Path(args.out), {'scenarios': results,
-                                               'assertions_failed': failed})
+    analysis.write_json(pathlib.Path(args.out), {'scenarios': results,
+                                                 'assertions_failed': failed})
     pathlib.Path(args.work, 'comparison.md').write_text(compare.markdown(results))
     print(f'wrote {args.out}')
     return 0

@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import read_records
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
                       'less_robot_energy': eng['robot_j_per_frame'] < lat['robot_j_per_frame'],
                       'robot_energy_ratio': eng['robot_j_per_frame'] / lat['robot_j_per_frame']
                       if lat['robot_j_per_frame'] else math.nan}
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     print(f"goal {result['goal']}; wrote {args.out}")
     return 0
 

@@ -44,7 +44,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.scenario import (as_mapping, mean_estimates, predict_from_estimates,
                                        predict_terms_from_estimates)
 from offload_ros.scenarios import harness
@@ -173,7 +173,7 @@ class Bench:
             observed = [r.observed_latency_s for r in done]
             if len(observed) >= a.min_frames:
                 mean = float(np.mean(observed))
-                if report.batch_half_width(observed) < a.half_width * mean:
+                if analysis.batch_half_width(observed) < a.half_width * mean:
                     break
             if time.time() >= deadline:
                 break
@@ -185,7 +185,7 @@ class Bench:
         if len(observed) < max(10, a.min_frames // 4) or not predicted:
             result.update({'stable': False, 'frames': len(observed)})
             return result
-        mean, hw = float(np.mean(observed)), report.batch_half_width(observed)
+        mean, hw = float(np.mean(observed)), analysis.batch_half_width(observed)
         # The prediction of the cell's mean: the model at the mean of the node's online
         # estimates over the cell's frames (as the paper predicts a mean from mean
         # parameters). Two robustness checks from the same records: the mean and the median
@@ -225,7 +225,7 @@ class Bench:
                if alternative and alternative[1] is not None else {}),
             'mean_estimates': averaged,
             'error_median_pct': 100.0 * (pred_median - mean) / mean,
-            'paired_error': report.paired_error(done, cell['target']),
+            'paired_error': analysis.paired_error(done, cell['target']),
             'terms_s': terms, 'measured_s': round(time.time() - begin, 1),
             'utilisation': self.utilisation(last, cell['target'], cell['rate_hz']) or rho,
             'estimates': last})
@@ -488,7 +488,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     ax.set_title(f'Fidelity: {result["stable_cells"]} cells, MAPE '
                  f'{result["mape_pct"]:.1f}%, {result["within_5_pct"]:.0f}% within 5%')
     ax.legend(loc='upper left')
-    report.save_figure(fig, path)
+    analysis.save_figure(fig, path)
 
 
 def markdown(result: dict) -> str:
@@ -513,7 +513,7 @@ def markdown(result: dict) -> str:
                      f'{c["rate_hz"]} | {c["frames"]} | {c["observed_mean_s"] * 1e3:.1f} | '
                      f'{c["half_width_pct"] or math.nan:.1f} | '
                      f'{c["predicted_mean_s"] * 1e3:.1f} | {c["error_pct"]:+.1f} | '
-                     f'{report.paired_text(c.get("paired_error"))} | '
+                     f'{analysis.paired_text(c.get("paired_error"))} | '
                      f'{c.get("error_framewise_pct", math.nan):+.1f} / '
                      f'{c.get("error_median_pct", math.nan):+.1f} | '
                      f'{stage_text(largest_stage_error(c))} | {rho} |')
@@ -564,7 +564,7 @@ def main(argv=None) -> int:
         if not capable('bench-fidelity'):
             return 77
         result = Bench(args).execute()
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     print(f'fidelity: {result["stable_cells"]} stable cells, MAPE '
           f'{result["mape_pct"]:.2f}%, within 5%: {result["within_5_pct"]:.0f}%, within 10%: '
           f'{result["within_10_pct"]:.0f}%; wrote {args.out}')

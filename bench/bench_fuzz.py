@@ -46,7 +46,7 @@ import psutil
 import requests
 
 from offload_ros.scenarios import hostile
-from offload_ros.tools.procs import WorkerProcess
+from offload_ros.graph.procs import WorkerProcess
 from offload_ros.worker import protocol
 from offload_ros.worker.client import CircuitBreaker, WorkerClient, WorkerUnavailable
 

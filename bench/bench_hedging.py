@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import read_records
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import capable
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             print(f"[hedging] {name} {policy}: miss {m['miss_rate']:.1%}, p99 "
                   f"{m['p99_s'] * 1e3:.0f} ms, local runs started {m['local_runs_started']} "
                   f"({m['wasted_local_runs']} wasted)", flush=True)
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     print(f'wrote {args.out}')
     return 0
 

@@ -47,7 +47,7 @@ import time
 import numpy as np
 import psutil
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.scenarios import harness
 from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
 from offload_ros.worker.client import FifoLock
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
                                                    'met': policy['met']},
                            'graph_p50_ms': {'goal': 3.0, 'worst_p50_ms': worst,
                                             'met': worst <= 3.0}}
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     print(f'wrote {args.out}')
     return 0
 

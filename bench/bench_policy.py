@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.planner import Planner, PlannerConfig
 
 
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument('--runs', type=int, default=3000)
     args = parser.parse_args(argv)
     results = measure(args.runs)
-    report.write_json(pathlib.Path(args.out), results)
+    analysis.write_json(pathlib.Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -27,7 +27,7 @@ import tempfile
 
 import rclpy
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.bags.from_video import write_bag
 from offload_ros.bags.replay import replay
 from offload_ros.inference import models
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
                 rclpy.try_shutdown()
     results['goal_p95_ms'] = 5.0
     results['met'] = all(results[k]['timing_error_p95_ms'] < 5.0 for k in ('raw', 'compressed'))
-    report.write_json(pathlib.Path(args.out), results)
+    analysis.write_json(pathlib.Path(args.out), results)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -33,10 +33,10 @@ import threading
 import numpy as np
 import requests
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core import queueing
 from offload_ros.scenarios import loadgen
-from offload_ros.tools.procs import WorkerProcess
+from offload_ros.graph.procs import WorkerProcess
 
 TENANTS = {'robot': {'share': 0.3, 'deadline_x': 3.0}, 'fleet': {'share': 0.7, 'deadline_x': 15.0}}
 
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
                 f"{n} miss {v['miss_rate']:.1%} mean {1e3 * (v['mean_latency_s'] or 0):.0f} ms"
                 for n, v in point['tenants'].items()) +
                 f"; FCFS model {point['fcfs_predicted_latency_s'] * 1e3:.0f} ms", flush=True)
-    report.write_json(pathlib.Path(args.out), {'service_s': service_s, 'points': points,
-                                               'tenants': TENANTS})
+    analysis.write_json(pathlib.Path(args.out), {'service_s': service_s, 'points': points,
+                                                 'tenants': TENANTS})
     print(f'wrote {args.out}')
     return 0
 

@@ -37,7 +37,7 @@ import time
 import psutil
 import yaml
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.dispatch.clock import IO_THREADS
 from offload_ros.scenarios import descriptors, harness
 from offload_ros.scenarios.netns import capable
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
                      or r.observed_latency_s > deadline)
         windows.append({'from_s': k * window_s, 'frames': len(inside),
                         'miss_rate': round(missed / len(inside), 4) if inside else None})
-    summary = report.summarise(records, run.received, deadline, t0, [])
+    summary = analysis.summarise(records, run.received, deadline, t0, [])
     names = list(samples[-1]['procs'])
     result = {'minutes': args.minutes, 'frames': summary['frames'],
               'frames_without_outcome': summary['frames_without_outcome'],
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         'no_fd_growth': all(g and not g['descriptors']['leak']
                             for g in result['growth'].values()),
         'zero_frames_without_outcome': summary['frames_without_outcome'] == 0}
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     for name, g in result['growth'].items():
         print(f'  {name:18s} RSS {g.get("rss_start_mb")} -> {g.get("rss_end_mb")} MB '
               f'({g.get("rss_growth_pct")}%), fds {g.get("fds_start")} -> {g.get("fds_end")} '

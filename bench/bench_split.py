@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_fidelity import Bench, parse_cell_args, utilisation  # noqa: E402
 
-from offload_ros import report  # noqa: E402
+from offload_ros import analysis  # noqa: E402
 from offload_ros.core.policy import parse_target  # noqa: E402
 from offload_ros.scenarios.netns import capable  # noqa: E402
 
@@ -138,7 +138,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     axes[0].set_ylabel('mean latency (ms)')
     axes[0].legend()
     fig.suptitle('Split inference vs local and full offload (1 Hz, robot at half a core)')
-    report.save_figure(fig, path)
+    analysis.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     bench = SplitBench(args)
     result = bench.execute()
     result['comparison'] = compare(result['cells'])
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     mape = result['mape_pct']
     print(f'split: {result["stable_cells"]} stable cells, MAPE '
           f'{mape if mape is not None else math.nan:.2f}%; wrote {args.out}')

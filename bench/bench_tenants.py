@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_fidelity import Bench, parse_cell_args  # noqa: E402
 
-from offload_ros import report  # noqa: E402
+from offload_ros import analysis  # noqa: E402
 from offload_ros.core import crossover as crossover_mod  # noqa: E402
 from offload_ros.core.scenario import ScenarioError, scenario_from_estimates  # noqa: E402
 from offload_ros.scenarios.netns import capable  # noqa: E402
@@ -155,7 +155,7 @@ def plot(result: dict, path: pathlib.Path) -> None:
     ax.set_ylabel('mean latency (ms)')
     ax.set_title('Multi-tenant sweep (Ng et al. Fig. 5c)')
     ax.legend(fontsize=8)
-    report.save_figure(fig, path)
+    analysis.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     result['crossover_predicted'] = predicted_crossover(result['cells'], 4.0 * args.max_tenants)
     result['crossover_observed'] = observed_crossover(result['cells'])
     result['crossover_observed_bracket'] = observed_bracket(result['cells'])
-    report.write_json(pathlib.Path(args.out), result)
+    analysis.write_json(pathlib.Path(args.out), result)
     pred = (result['crossover_predicted'] or {}).get('tenants')
     obs = result['crossover_observed']
     print(f'tenants: {result["stable_cells"]} stable cells, MAPE '

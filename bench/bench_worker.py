@@ -35,7 +35,7 @@ import numpy as np
 
 from offload_ros.inference import models
 from offload_ros.inference.detector import default_detector
-from offload_ros.tools.procs import WorkerProcess
+from offload_ros.graph.procs import WorkerProcess
 from offload_ros.worker.client import WorkerClient
 
 

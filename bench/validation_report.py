@@ -24,7 +24,7 @@ import pathlib
 import shutil
 import sys
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.scenarios import compare
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def fidelity_long_section(f, short) -> list:
                      f"{c['rate_hz']:g} | {c['frames']} | {ms(c['observed_mean_s'], 1)} | "
                      f"+-{c['half_width_pct']:.1f}% | {ms(c['predicted_mean_s'], 1)} | "
                      f"{c['error_pct']:+.1f}% | "
-                     f"{report.paired_text(c.get('paired_error'))} | {most} |")
+                     f"{analysis.paired_text(c.get('paired_error'))} | {most} |")
     return lines + ['']
 
 

@@ -89,7 +89,7 @@ def venv_exe(name: str) -> str:
     return str(VENV_BIN / name)
 
 
-from offload_ros.tools.procs import WorkerProcess  # noqa: E402
+from offload_ros.graph.procs import WorkerProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from conftest import ROOT, venv_exe
 from offload_ros.bags import common, record, replay
 from offload_ros.core.records import DecisionRecord
 from offload_ros.bags.from_video import START_NS, write_bag
-from offload_ros.tools import launch
+from offload_ros.graph import launcher as launch
 
 
 @pytest.fixture(scope='module')
@@ -113,7 +113,7 @@ def robot_style_bag(path, video):
     """
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
-    from offload_ros.nodes import conversions
+    from offload_ros.ros import conversions
     import cv2
     store = common.typestore()
     capture = cv2.VideoCapture(video)

@@ -22,7 +22,7 @@ from offload_ros.core.types import Box, Observation
 from conftest import jpeg_header_only
 from offload_ros.inference.detector import Detection
 from offload_ros.inference.picture import BadImage
-from offload_ros.nodes import conversions as conv
+from offload_ros.ros import conversions as conv
 
 
 @pytest.fixture

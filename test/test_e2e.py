@@ -27,9 +27,9 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from conftest import ROOT
-from offload_ros import report
-from offload_ros.tools import launch
-from offload_ros.tools.observer import Observer
+from offload_ros import analysis
+from offload_ros.graph import launcher as launch
+from offload_ros.graph.observer import Observer
 
 
 def spin_until(executor, predicate, timeout_s):
@@ -123,7 +123,7 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
     codes = run['codes']
     assert all(code == 0 for code in codes), (codes, (tmp_path / 'nodes.log').read_text()[-3000:])
 
-    summary = report.summarise(observer.records, received, 0.25)
+    summary = analysis.summarise(observer.records, received, 0.25)
     assert summary['frames'] > 80
     assert summary['frames_without_outcome'] == 0 and summary['duplicate_outcomes'] == 0
     targets = {r.target for r in observer.records if r.outcome == 'detections'}

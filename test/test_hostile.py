@@ -39,7 +39,7 @@ from std_msgs.msg import Header
 
 from conftest import WorkerProcess, venv_exe
 from offload_ros.inference import models
-from offload_ros.nodes import conversions, qos, topics
+from offload_ros.ros import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
 from offload_ros.nodes.offload_params import OffloadConfig, parse_workers
 from offload_ros.nodes.tracker_node import TrackerNode

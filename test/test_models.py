@@ -26,7 +26,7 @@ import tarfile
 import pytest
 
 from offload_ros.inference import models
-from offload_ros.nodes import runner
+from offload_ros.ros import runner
 
 
 @pytest.fixture

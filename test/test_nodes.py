@@ -26,7 +26,7 @@ from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.types import Box, Observation
 from offload_ros.core.records import DecisionRecord
-from offload_ros.nodes import conversions, qos, topics
+from offload_ros.ros import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
 from offload_ros.nodes.offload_node import OffloadNode
 from offload_ros.nodes.tracker_node import TrackerNode

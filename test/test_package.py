@@ -28,8 +28,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import ROOT, VENV_BIN, venv_exe
-from offload_ros.nodes import topics
-from offload_ros.tools import launch
+from offload_ros.ros import topics
+from offload_ros.graph import launcher as launch
 
 NODE_SPECS = {
     'camera_node': 'offload_ros.nodes.camera_node',
@@ -166,7 +166,7 @@ def test_the_readme_robot_commands_in_a_clean_workspace(tmp_path):
     (tmp_path / 'src/offload_ros').symlink_to(ROOT)
     script = f'''set -e
 {build}
-test "$(python -c 'from offload_ros.tools import launch; print(launch.package_share())')" \\
+test "$(python -c 'from offload_ros.graph import launcher; print(launcher.package_share())')" \\
     = "$PWD/install/offload_ros/share/offload_ros"
 ls install/offload_ros/lib/offload_ros/offload_node
 install/offload_ros/lib/offload_ros/offload_model path

@@ -22,31 +22,31 @@ import math
 import numpy as np
 import pytest
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import Estimates, synthetic
 from offload_ros.core.scenario import predict_from_estimates
 
 
 def test_t95_table_and_its_tail():
-    assert report.t95(1) == 12.706 and report.t95(10) == 2.228 and report.t95(30) == 2.042
-    assert report.t95(40) == pytest.approx(2.021, rel=1e-3)
-    assert report.t95(120) == pytest.approx(1.980, rel=1e-3)
-    assert report.t95(10 ** 6) == pytest.approx(1.960, rel=1e-3)
+    assert analysis.t95(1) == 12.706 and analysis.t95(10) == 2.228 and analysis.t95(30) == 2.042
+    assert analysis.t95(40) == pytest.approx(2.021, rel=1e-3)
+    assert analysis.t95(120) == pytest.approx(1.980, rel=1e-3)
+    assert analysis.t95(10 ** 6) == pytest.approx(1.960, rel=1e-3)
     with pytest.raises(ValueError):
-        report.t95(0)
+        analysis.t95(0)
 
 
 def test_mean_half_width():
-    assert report.mean_half_width([1.0, 2.0, 3.0]) == pytest.approx(4.303 / math.sqrt(3))
-    assert report.mean_half_width([1.0]) is None
+    assert analysis.mean_half_width([1.0, 2.0, 3.0]) == pytest.approx(4.303 / math.sqrt(3))
+    assert analysis.mean_half_width([1.0]) is None
 
 
 def test_batch_half_width_from_batch_means():
     values = np.repeat(np.arange(10.0), 30)          # ten batches of 30, means 0..9
-    assert report.batch_half_width(list(values)) == pytest.approx(
+    assert analysis.batch_half_width(list(values)) == pytest.approx(
         2.262 * np.std(np.arange(10.0), ddof=1) / math.sqrt(10))
-    assert report.batch_half_width([1.0] * 15) == 0.0          # 5 batches of 3
-    assert report.batch_half_width([1.0] * 9) == math.inf
+    assert analysis.batch_half_width([1.0] * 15) == 0.0          # 5 batches of 3
+    assert analysis.batch_half_width([1.0] * 9) == math.inf
 
 
 def local_estimates(service_s):
@@ -72,8 +72,8 @@ def test_paired_error_follows_a_drifting_robot():
         records.append(synthetic(estimates=Estimates.from_dict(estimates),
                                  observed_latency_s=observed))
     observed = [r.observed_latency_s for r in records]
-    assert report.batch_half_width(observed) / np.mean(observed) > 0.05
-    paired = report.paired_error(records, 'local')
+    assert analysis.batch_half_width(observed) / np.mean(observed) > 0.05
+    paired = analysis.paired_error(records, 'local')
     assert paired['error_pct'] == pytest.approx(-3.0, abs=0.2)
     assert paired['half_width_pct'] < 0.5 and paired['batches'] == 10
-    assert report.paired_error(records[:19], 'local') is None      # under two a batch
+    assert analysis.paired_error(records[:19], 'local') is None      # under two a batch

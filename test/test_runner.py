@@ -18,7 +18,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from offload_ros.nodes import runner
+from offload_ros.ros import runner
 
 
 class ClosingNode(Node):

@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from offload_ros.inference import models  # noqa: E402
-from offload_ros.tools.procs import WorkerProcess  # noqa: E402
+from offload_ros.graph.procs import WorkerProcess  # noqa: E402
 from offload_ros.worker.client import WorkerClient  # noqa: E402
 
 pytriton = pytest.importorskip('pytriton.triton')

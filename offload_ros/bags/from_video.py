@@ -31,7 +31,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from std_msgs.msg import Header
 
 from offload_ros.bags.common import BagError, sensor_qos, typestore
-from offload_ros.nodes import conversions, topics
+from offload_ros.ros import conversions, topics
 
 START_NS = 1_700_000_000 * 10 ** 9  # a fixed epoch: bags made twice are identical
 

@@ -38,7 +38,7 @@ from rosgraph_msgs.msg import Clock
 from rosbags.rosbag2 import Reader, ReaderError
 
 from offload_ros.bags.common import IMAGE_TYPES, BagError, ros_type
-from offload_ros.nodes import conversions, qos
+from offload_ros.ros import conversions, qos
 
 # Types whose serialised form starts with a std_msgs/Header (stamp right after the 4-byte
 # CDR encapsulation): their stamp can be rewritten without deserialising.

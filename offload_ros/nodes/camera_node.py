@@ -29,7 +29,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.ros import conversions, params, qos, runner, topics
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 MAX_LAG_S = 0.5   # behind schedule by more than this: restart the schedule, no burst

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.control import ControllerConfig, command, select_target
-from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.ros import conversions, params, qos, runner, topics
 
 SPECS = [
     params.Spec('image_width_px', 640.0, 'Camera image width.', (1.0, 10000.0)),

@@ -33,8 +33,8 @@ from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.deadline import DeadlineMonitor, DeadlineThresholds
 from offload_ros.core.records import DecisionRecord, RecordError
-from offload_ros.nodes import conversions, params, qos, runner, topics, transport
-from offload_ros.nodes.params import hardware_id
+from offload_ros.ros import conversions, params, qos, runner, topics, transport
+from offload_ros.ros.params import hardware_id
 
 SPECS = [
     params.Spec('deadline_s', 0.25, 'End-to-end deadline.', (0.001, 60.0)),

@@ -42,7 +42,7 @@ from offload_ros.dispatch.monitor import WorkerMonitor
 from offload_ros.inference import models
 from offload_ros.inference.detector import Detector, DetectorError
 from offload_ros.inference.picture import Picture
-from offload_ros.nodes import conversions, params, qos, runner, topics, transport
+from offload_ros.ros import conversions, params, qos, runner, topics, transport
 from offload_ros.nodes.offload_params import SPECS, OffloadConfig, parse_workers
 from offload_ros.worker.client import WorkerClient
 

@@ -21,7 +21,7 @@ from offload_ros.core.planner import PlannerConfig
 from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
 from offload_ros.dispatch.frames import DispatchSettings
 from offload_ros.inference.picture import ImageLimits
-from offload_ros.nodes import params, qos, transport
+from offload_ros.ros import params, qos, transport
 from offload_ros.worker import protocol
 from offload_ros.worker.client import ClientOptions, check_url
 

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.tracker import Tracker, TrackerConfig
-from offload_ros.nodes import conversions, params, qos, runner, topics
+from offload_ros.ros import conversions, params, qos, runner, topics
 
 SPECS = [
     params.Spec('iou_threshold', 0.3, 'Minimum IoU to associate a detection to a track.',

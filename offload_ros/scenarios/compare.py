@@ -31,7 +31,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import read_records
 from offload_ros.inference import models  # noqa: F401  (fails early if not provisioned)
 from offload_ros.scenarios import harness
@@ -110,7 +110,7 @@ def paired_half_width(gaps: List[float]) -> Optional[float]:
     (each repeat's model run against its own, adjacent oracle run): the spread between repeats
     holds the machine's drift from run to run, which the frames of one run cannot show.
     """
-    return report.mean_half_width(gaps)
+    return analysis.mean_half_width(gaps)
 
 
 def compare(name: str, runs: Dict[str, dict], records: Dict[str, List[dict]]) -> dict:

@@ -36,13 +36,13 @@ from typing import Dict, List, Optional
 import psutil
 import yaml
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import DecisionRecord
 from offload_ros.inference import models
 from offload_ros.scenarios.netns import CpuQuota, ScenarioUnavailable, Topology, \
     check_capabilities
-from offload_ros.tools import launch
-from offload_ros.tools.procs import WorkerProcess
+from offload_ros.graph import launcher as launch
+from offload_ros.graph.procs import WorkerProcess
 
 POLICIES = ('model', 'local', 'remote', 'threshold', 'energy', 'hedge')
 ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'link_down', 'link_up',
@@ -418,7 +418,7 @@ class Run:
     def _analyse(self, t0: float) -> dict:
         deadline = float(self.spec.get('robot', {}).get('params', {}).get('deadline_s', 0.25))
         phases = self._phases()
-        summary = report.summarise(self.records, self.received, deadline, t0, phases)
+        summary = analysis.summarise(self.records, self.received, deadline, t0, phases)
         summary.update({'scenario': self.spec['name'], 'policy': self.policy,
                         'events': self.events,
                         'machine': {'cpus': os.cpu_count(), 'robot_cores': self.robot_cores,
@@ -434,11 +434,11 @@ class Run:
         if self.param_errors:
             summary['checks']['parameters_set'] = {'ok': False, 'errors': self.param_errors}
         summary['passed'] = all(c['ok'] for c in summary['checks'].values())
-        report.write_json(self.out / 'summary.json', summary)
+        analysis.write_json(self.out / 'summary.json', summary)
         (self.out / 'records.jsonl').write_text(
             ''.join(r.to_json() + '\n' for r in self.records))
-        report.plot_timeline(self.records, self.out / 'timeline.png', t0, deadline, phases,
-                             f'{self.spec["name"]} ({self.policy})')
+        analysis.plot_timeline(self.records, self.out / 'timeline.png', t0, deadline, phases,
+                               f'{self.spec["name"]} ({self.policy})')
         return summary
 
 
@@ -604,7 +604,7 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out or f'scenario_out/{spec["name"]}/{args.policy}')
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     summary = Run(spec, args.policy, out).execute()
-    print(report.table(summary))
+    print(analysis.table(summary))
     for name, result in summary['checks'].items():
         print(f"  {'PASS' if result['ok'] else 'FAIL'} {name}: "
               f"{ {k: v for k, v in result.items() if k != 'ok'} }")

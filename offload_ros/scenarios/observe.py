@@ -31,7 +31,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import String
 
-from offload_ros.nodes import qos, topics
+from offload_ros.ros import qos, topics
 
 
 def main() -> int:

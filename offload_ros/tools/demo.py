@@ -36,11 +36,11 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.inference import models
-from offload_ros.tools import launch
-from offload_ros.tools.observer import Observer
-from offload_ros.tools.procs import WorkerProcess
+from offload_ros.graph import launcher as launch
+from offload_ros.graph.observer import Observer
+from offload_ros.graph.procs import WorkerProcess
 
 PHASES = [
     {'name': 'measured link', 'start_s': 0.0, 'end_s': 20.0, 'bandwidth_override_bps': 0.0},
@@ -141,15 +141,15 @@ def main(argv=None) -> int:
             records = list(observer.records)
         # The deadline the monitor applied (robot.yaml), as it reported it.
         deadline_s = observer.deadline[-1]['deadline_s'] if observer.deadline else 0.25
-        summary = report.summarise(records, received, deadline_s, t0, phases)
+        summary = analysis.summarise(records, received, deadline_s, t0, phases)
         summary['source'] = source
         summary['worker_url'] = worker.url
-        report.write_json(out / 'summary.json', summary)
+        analysis.write_json(out / 'summary.json', summary)
         (out / 'records.jsonl').write_text('\n'.join(r.to_json() for r in records) + '\n')
-        report.plot_timeline(records, out / 'timeline.png', t0, deadline_s, phases,
-                             'make demo: local vs edge1 (gpu_worker on this CPU), '
-                             'real pedestrian footage')
-        print(report.table(summary))
+        analysis.plot_timeline(records, out / 'timeline.png', t0, deadline_s, phases,
+                               'make demo: local vs edge1 (gpu_worker on this CPU), '
+                               'real pedestrian footage')
+        print(analysis.table(summary))
         print(f'wrote {out}/summary.json, {out}/timeline.png, {out}/records.jsonl')
         status = 0 if summary['frames'] > 0 and summary['frames_without_outcome'] == 0 else 1
         if status:

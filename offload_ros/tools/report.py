@@ -22,9 +22,9 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, ReaderError
 from std_msgs.msg import String
 
-from offload_ros import report
+from offload_ros import analysis
 from offload_ros.core.records import DecisionRecord
-from offload_ros.nodes import topics
+from offload_ros.ros import topics
 
 
 def records_from_bag(bag: str, topic: str = '/' + topics.DECISIONS) -> List[DecisionRecord]:
@@ -53,12 +53,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     frames = args.frames or max(r.seq for r in records)
     t0 = min(r.finished_at_s for r in records)
-    summary = report.summarise(records, frames, args.deadline, t0)
+    summary = analysis.summarise(records, frames, args.deadline, t0)
     out = pathlib.Path(args.out or f'{args.bag.rstrip("/")}_report')
-    report.write_json(out / 'summary.json', summary)
-    report.plot_timeline(records, out / 'timeline.png', t0, args.deadline,
-                         title=f'offload_report {pathlib.Path(args.bag).name}')
-    print(report.table(summary))
+    analysis.write_json(out / 'summary.json', summary)
+    analysis.plot_timeline(records, out / 'timeline.png', t0, args.deadline,
+                           title=f'offload_report {pathlib.Path(args.bag).name}')
+    print(analysis.table(summary))
     print(f'wrote {out}/summary.json and {out}/timeline.png')
     return 0 if summary['frames_without_outcome'] == 0 else 1
 

@@ -32,7 +32,7 @@ from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
 from offload_ros.core.records import DecisionRecord
-from offload_ros.nodes import conversions, qos, topics
+from offload_ros.ros import conversions, qos, topics
 
 
 class Observer(Node):

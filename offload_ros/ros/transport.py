@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
-from offload_ros.nodes import topics
+from offload_ros.ros import topics
 
 RAW_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
