@@ -51,7 +51,7 @@ def measure(runs_argmin: int = 3000, rounds: int = 5) -> dict:
     order rotated): a slow spell of the shared core then lands in every configuration, and the per-
     round medians show it.
     """
-    configs = [(mode, workers) for mode in ('argmin', 'split') for workers in (1, 4, 16)]
+    configs = [(mode, workers) for mode in ('argmin', 'share') for workers in (1, 4, 16)]
     planners = {c: planner_with(c[1], c[0]) for c in configs}
     samples = {c: [] for c in configs}
     round_medians = {c: [] for c in configs}

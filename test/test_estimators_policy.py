@@ -341,3 +341,14 @@ def test_bandwidth_of_a_link_shared_by_concurrent_uploads():
     est.transfer_started('lost', ends[-1])
     est.transfer_abandoned('lost')
     assert 'lost' not in est._open
+
+
+def test_former_policy_mode_name_split_means_share():
+    from offload_ros.core.policy import PolicyConfig
+    assert PolicyConfig('split').mode == 'share'
+    from offload_ros.nodes.offload_params import SPECS, OffloadConfig
+    values = {s.name: s.default for s in SPECS}
+    config = OffloadConfig({**values, 'policy_mode': 'split'})
+    assert config.planner().policy.mode == 'share'
+    assert config.deprecations() == ["policy_mode 'split' is deprecated: it is now 'share'"]
+    assert OffloadConfig({**values, 'policy_mode': 'share'}).deprecations() == []

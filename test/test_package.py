@@ -103,13 +103,33 @@ def test_params_files_load_for_each_node(namespace):
             assert pathlib.Path(path).is_file()
             loaded = load_like_the_node(node, path)
             assert loaded, f'{path} has nothing for {node.namespace}/{node.name}'
-            unknown = set(loaded) - declared_parameters(node.executable)
+            # The '/**' block holds what every node that has it reads (deadline_s).
+            unknown = set(loaded) - declared_parameters(node.executable) - shared_keys(path)
             assert not unknown, f'{node.name}: {unknown} are not parameters of the node'
         unknown = set(node.params) - declared_parameters(node.executable)
         assert not unknown
 
 
-def load_like_the_node(node, path):
+def shared_keys(path) -> set:
+    import yaml
+    data = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+    return set((data.get('/**') or {}).get('ros__parameters', {}))
+
+
+def test_one_deadline_for_the_offload_node_and_the_deadline_monitor():
+    nodes = {n.name: n for n in launch.plan(ROOT / 'launch/robot.launch.xml', {})}
+    values = {}
+    for name in ('offload', 'deadline_monitor'):
+        node = nodes[name]
+        assert 'deadline_s' in declared_parameters(node.executable)
+        [path] = node.params_files
+        values[name] = load_like_the_node(node, path, values=True)['deadline_s']
+    assert values['offload'] == values['deadline_monitor'] == 0.25
+    text = (ROOT / 'config/robot.yaml').read_text()
+    assert text.count('deadline_s:') == 1
+
+
+def load_like_the_node(node, path, values=False):
     import rclpy
     from rclpy.context import Context
     from rclpy.node import Node
@@ -121,10 +141,10 @@ def load_like_the_node(node, path):
             cli += ['-r', f'__ns:={node.namespace}']
         probe = Node('probe', context=context, cli_args=cli,
                      automatically_declare_parameters_from_overrides=True)
-        names = set(probe.get_parameters_by_prefix('')) - {'use_sim_time',
-                                                           'start_type_description_service'}
+        loaded = {name: p.value for name, p in probe.get_parameters_by_prefix('').items()
+                  if name not in ('use_sim_time', 'start_type_description_service')}
         probe.destroy_node()
-        return names
+        return loaded if values else set(loaded)
     finally:
         context.try_shutdown()
 

@@ -55,7 +55,7 @@ def test_crossover_split_and_dual_mode():
                            '--load', 0.5).stdout)
     assert dual['rho_max'] == pytest.approx(0.941, abs=1e-3)
     assert 0 <= dual['at_load']['p_star'] <= 1
-    sp = json.loads(plan('split', ROOT / 'config/plan_example.yaml').stdout)
+    sp = json.loads(plan('share', ROOT / 'config/plan_example.yaml').stdout)
     assert sum(sp['fractions'].values()) == pytest.approx(1.0)
 
 

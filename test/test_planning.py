@@ -18,7 +18,7 @@ import math
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from offload_ros.core import crossover, dualmode, split
+from offload_ros.core import crossover, dualmode, sharing
 from offload_ros.core.latency import (DeviceModel, NetworkModel, WorkerModel, predict_local,
                                       predict_offload)
 from offload_ros.core.scenario import Scenario
@@ -108,27 +108,27 @@ def mm1(mu):
 
 
 def test_split_of_identical_targets_is_even():
-    result = split.optimal_split(10.0, {'a': mm1(8.0), 'b': mm1(8.0)})
+    result = sharing.optimal_shares(10.0, {'a': mm1(8.0), 'b': mm1(8.0)})
     assert result.fractions['a'] == pytest.approx(0.5, abs=1e-4)
 
 
 def test_split_low_rate_uses_only_fastest_then_breaks_away():
     targets = {'fast': mm1(20.0), 'slow': mm1(5.0)}
-    assert split.optimal_split(1.0, targets).fractions['slow'] == pytest.approx(0.0, abs=1e-6)
-    high = split.optimal_split(22.0, targets)
+    assert sharing.optimal_shares(1.0, targets).fractions['slow'] == pytest.approx(0.0, abs=1e-6)
+    high = sharing.optimal_shares(22.0, targets)
     assert high.stable and high.fractions['slow'] > 0.05
 
 
 def test_split_matches_brute_force():
     targets = {'a': mm1(12.0), 'b': mm1(6.0)}
-    result = split.optimal_split(14.0, targets)
+    result = sharing.optimal_shares(14.0, targets)
     brute = min((x * targets['a'](x) + (14 - x) * targets['b'](14 - x)) / 14
                 for x in [i * 0.001 for i in range(8001, 12000)])
     assert result.mean_latency_s == pytest.approx(brute, rel=1e-4)
 
 
 def test_split_reports_overload():
-    assert not split.optimal_split(30.0, {'a': mm1(10.0), 'b': mm1(10.0)}).stable
+    assert not sharing.optimal_shares(30.0, {'a': mm1(10.0), 'b': mm1(10.0)}).stable
 
 
 @settings(max_examples=40, deadline=None)
@@ -171,8 +171,8 @@ def test_split_agrees_with_nested_bisection_at_a_fraction_of_the_evaluations(
                 r, n, w).latency_s)
         return out
 
-    fast = split.optimal_split(rate, targets('fast'))
-    exact = split.exact_split(rate, targets('exact'))
+    fast = sharing.optimal_shares(rate, targets('fast'))
+    exact = sharing.exact_shares(rate, targets('exact'))
     assert fast.stable == exact.stable
     if exact.stable:
         # Near saturation the mean latency is steep in the shares: in the second example

@@ -102,7 +102,7 @@ class Observations:
         self.local_service = ServiceTimeEstimator(
             window=100, max_age_s=config.local_service_max_age_s)
         self.local_service.add(local_service_s)
-        self._local_timed_s = -math.inf   # when the robot's detector was last timed
+        self._local_timed_at_s = -math.inf   # when the robot's detector was last timed
         self.local_waiting = 0   # frames queued for the robot's detector (not the one it runs)
         self.local_holds = MedianWindow(50)   # its thread's time per frame besides inference
         self.workers: Dict[str, WorkerState] = {
@@ -123,7 +123,7 @@ class Observations:
         self.observed: Deque[tuple] = deque(maxlen=5000)   # (t_s, target, latency_s)
         # The last 50 per target, so the per-frame hedging check does not scan `observed`.
         self.recent_by_target: Dict[str, Deque[tuple]] = {}
-        self._last_remote_s: Dict[str, float] = {}   # per worker: its last answer to a frame
+        self._last_remote_at_s: Dict[str, float] = {}   # per worker: its last answer to a frame
         self.split_points: Dict[int, SplitPoint] = {}
 
     def reconfigure(self, config: 'PlannerConfig') -> None:
@@ -155,11 +155,11 @@ class Observations:
     def local_done(self, service_s: float, now_s: Optional[float] = None) -> None:
         self.local_service.add(service_s, now_s)
         if now_s is not None:
-            self._local_timed_s = max(self._local_timed_s, now_s)
+            self._local_timed_at_s = max(self._local_timed_at_s, now_s)
 
     def local_profile_started(self, now_s: float) -> None:
         """Note a started re-timing of the robot's detector: not due again for a period."""
-        self._local_timed_s = max(self._local_timed_s, now_s)
+        self._local_timed_at_s = max(self._local_timed_at_s, now_s)
 
     def local_retimed(self, service_s: float, now_s: float) -> bool:
         """
@@ -171,7 +171,7 @@ class Observations:
         can only lower the estimate, as the worker's idle profile can only lower its own: an
         optimistic figure gets the robot tried, and its own frames then rule.
         """
-        self._local_timed_s = max(self._local_timed_s, now_s)
+        self._local_timed_at_s = max(self._local_timed_at_s, now_s)
         if service_s >= self.local_service.windowed().mean_s:
             return False
         self.local_service.add(service_s, now_s)
@@ -260,7 +260,7 @@ class Observations:
         network_s = max(round_trip_s - (server_s or 0.0) - state.base_rtt_s(), MIN_TRANSFER_S)
         state.bandwidth.add_transfer(now_s, request_bytes + response_bytes, network_s,
                                      start_s=now_s - round_trip_s, token=token)
-        self._last_remote_s[name] = now_s
+        self._last_remote_at_s[name] = now_s
         generation = self._request_generation.pop(token, self._payload_generation)
         if whole_frame and generation == self._payload_generation:
             self.payload(request_bytes, response_bytes)

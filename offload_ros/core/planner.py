@@ -16,7 +16,7 @@
 The decision node's brain, ROS-free: observations -> predictions -> policy, per epoch.
 
 The estimators are core.observations; here they become queueing-model predictions per target
-(core.latency), a decision (core.policy, core.energy, the rate split of core.split), the
+(core.latency), a decision (core.policy, core.energy, the rate shares of core.sharing), the
 route of each frame and the estimates snapshot each decision record carries.
 """
 import math
@@ -25,7 +25,7 @@ from typing import Dict, List, Mapping, Optional
 
 from offload_ros.core import energy as energy_mod
 from offload_ros.core import hedging
-from offload_ros.core import split as split_mod
+from offload_ros.core import sharing
 from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, WorkerModel,
                                       predict_local, predict_offload, predict_split,
                                       split_link)
@@ -106,7 +106,7 @@ class Planner(Observations):
         # What the last evaluate() saw: its estimates and each target's energy per frame.
         self.estimates: Optional[Estimates] = None
         self.energy: Optional[Dict[str, dict]] = None
-        self._last_probe_s: Dict[str, float] = {}
+        self._last_probe_at_s: Dict[str, float] = {}
 
     def set_workers(self, names: List[str]) -> None:
         """Add and remove workers, keeping the estimates of those that stay."""
@@ -127,7 +127,7 @@ class Planner(Observations):
         time alone within `local_profile_margin` of the chosen target's predicted latency.
         """
         period = self.config.local_profile_period_s
-        if not period or now_s - self._local_timed_s < period or self.local_waiting:
+        if not period or now_s - self._local_timed_at_s < period or self.local_waiting:
             return False
         target = self.decision.target
         chosen = self.decision.predictions.get(target)
@@ -261,8 +261,8 @@ class Planner(Observations):
     def evaluate(self, now_s: float) -> Decision:
         predictions = self.predict(now_s)
         fractions = None
-        if self.config.policy.mode == 'split':
-            fractions = self._split(now_s, predictions)
+        if self.config.policy.mode == 'share':
+            fractions = self._shares(now_s, predictions)
         forced = self.config.forced_target
         if forced and (forced == LOCAL or forced in predictions):
             decision = Decision(forced, 'forced by parameter', predictions)
@@ -317,7 +317,7 @@ class Planner(Observations):
                 self.workers[worker].parallelism if worker in self.workers else 1)
         return result
 
-    def _split(self, now_s: float, predictions: Mapping[str, Prediction]) -> Dict[str, float]:
+    def _shares(self, now_s: float, predictions: Mapping[str, Prediction]) -> Dict[str, float]:
         scv = self.scv(now_s)
         targets = {LOCAL: lambda r: predict_local(r, self.local_model(), scv).latency_s}
         for name, state in self.workers.items():
@@ -325,7 +325,7 @@ class Planner(Observations):
                 targets[name] = (lambda n: lambda r: predict_offload(
                     r, self.network_model(n, now_s), self.worker_model(n),
                     scv).latency_s)(name)
-        result = split_mod.optimal_split(self.rate_hz(now_s), targets)
+        result = sharing.optimal_shares(self.rate_hz(now_s), targets)
         return result.fractions if result.stable else {LOCAL: 1.0}
 
     def offloading_to(self, name: str) -> bool:
@@ -348,11 +348,11 @@ class Planner(Observations):
         """
         period = self.config.probe_period_s
         idle = not self.offloading_to(name) and not busy and \
-            now_s - self._last_remote_s.get(name, -math.inf) > self.config.epoch_s
-        due = period > 0 and now_s - self._last_probe_s.get(name, -math.inf) >= period
+            now_s - self._last_remote_at_s.get(name, -math.inf) > self.config.epoch_s
+        due = period > 0 and now_s - self._last_probe_at_s.get(name, -math.inf) >= period
         if not (idle and due) or self.config.bandwidth_override_bps:
             return False
-        self._last_probe_s[name] = now_s
+        self._last_probe_at_s[name] = now_s
         return True
 
     def route(self) -> str:

@@ -19,8 +19,9 @@ Modes:
 - 'argmin': the target with the least predicted mean latency.
 - 'deadline': among targets predicted to meet the deadline, prefer the robot (no network or
   worker cost); else the fastest feasible worker; else the fastest target.
-- 'split': the delay-optimal rate split across targets (see core.split); frames are then
-  assigned by a deterministic weighted round-robin over the split fractions.
+- 'share': the delay-optimal shares of the frame rate across targets (load sharing, see
+  core.sharing); frames are then assigned by a deterministic weighted round-robin over the
+  shares. ('split' is its former name, accepted for one release.)
 - 'energy': the least weighted score of robot energy, total energy and latency among the
   targets predicted to meet the deadline (see core.energy; computed by the Planner).
 - 'threshold': a baseline without models, in the style of FogROS2-LS: switch between the
@@ -37,7 +38,9 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from offload_ros.core.latency import Prediction
 
 LOCAL = 'local'
-MODES = ('argmin', 'deadline', 'split', 'energy', 'threshold')
+MODES = ('argmin', 'deadline', 'share', 'energy', 'threshold')
+# Former names still accepted (with a warning where a user sets them), for one release.
+DEPRECATED_MODES = {'split': 'share'}
 SPLIT_MARK = '/split@'
 
 
@@ -59,6 +62,8 @@ class PolicyConfig:
     deadline_s: float = math.inf
 
     def __post_init__(self):
+        if self.mode in DEPRECATED_MODES:
+            object.__setattr__(self, 'mode', DEPRECATED_MODES[self.mode])
         if self.mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
         if not 0.0 <= self.hysteresis < 1.0:
@@ -88,10 +93,10 @@ def decide(predictions: Mapping[str, Prediction], config: PolicyConfig,
                         predictions)
     feasible = {name for name, t in latency.items() if t <= config.deadline_s}
 
-    if config.mode == 'split' and fractions:
+    if config.mode == 'share' and fractions:
         used = {n: f for n, f in fractions.items() if f > 1e-6}
         best = max(used, key=used.get)
-        return Decision(best, 'split ' + ', '.join(f'{n}={f:.2f}' for n, f in sorted(
+        return Decision(best, 'shares ' + ', '.join(f'{n}={f:.2f}' for n, f in sorted(
             used.items())), predictions, dict(used))
 
     if config.mode == 'deadline' and feasible:
@@ -133,7 +138,7 @@ class ThresholdBaseline:
     WINDOW_S = 15.0
 
     def __init__(self):
-        self.checked_s = -math.inf
+        self.checked_at_s = -math.inf
 
     def decide(self, now_s: float, predictions: Mapping[str, Prediction], current: Decision,
                remote: Optional[str], observed: Sequence[tuple], deadline_s: float) -> Decision:
@@ -141,9 +146,9 @@ class ThresholdBaseline:
         target = current.target
         if target == LOCAL and current.reason.startswith('start-up') and remote:
             return Decision(remote, 'threshold: start on the worker', predictions)
-        if now_s - self.checked_s < self.CHECK_S:
+        if now_s - self.checked_at_s < self.CHECK_S:
             return Decision(target, current.reason, predictions)
-        self.checked_s = now_s
+        self.checked_at_s = now_s
         recent = [lat for t, where, lat in observed
                   if where == target and t >= now_s - self.WINDOW_S]
         if not recent:

@@ -74,7 +74,7 @@ class DeadlineMonitorNode(Node):
             self.watched.append(topics.IMAGE)   # the camera, silent until it is found
             self._camera_timer = params.steady_timer(self, 0.2, self._watch_camera)
             self._watch_camera()
-        self.started_s = self._now_s()
+        self.started_at_s = self._now_s()
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.json_pub = self.create_publisher(String, topics.DEADLINE, qos.RESULTS)
         params.steady_timer(self, self.values['publish_period_s'], self.publish)
@@ -124,7 +124,7 @@ class DeadlineMonitorNode(Node):
         """
         now, period = self._now_s(), self.values['liveness_s']
         for topic in self.watched:
-            quiet = now - self.last_seen.get(topic, self.started_s)
+            quiet = now - self.last_seen.get(topic, self.started_at_s)
             if quiet > period:
                 self.silent[topic] = int(quiet // period)
 

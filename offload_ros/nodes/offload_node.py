@@ -93,6 +93,8 @@ class _Offload:
 
     def _configure(self) -> None:
         config = self.config
+        for warning in config.deprecations():
+            self.get_logger().warning(warning)
         model = config['model_path'] or str(models.ensure_default_model())
         names = config['names_path'] or (None if config['model_path']
                                          else str(models.default_names_path()))
@@ -187,6 +189,8 @@ class _Offload:
         if pending is None:
             return
         old, self.config, d = self.config, pending, self.dispatcher
+        for warning in pending.deprecations():
+            self.get_logger().warning(warning)
         if pending['workers'] != old['workers']:
             d.set_clients(self._worker_clients(parse_workers(pending['workers']), d.clients))
         for client in d.clients.values():

@@ -18,7 +18,8 @@ from typing import Dict, List
 
 from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.planner import PlannerConfig
-from offload_ros.core.policy import LOCAL, MODES, SPLIT_MARK, PolicyConfig, parse_target
+from offload_ros.core.policy import (DEPRECATED_MODES, LOCAL, MODES, SPLIT_MARK, PolicyConfig,
+                                     parse_target)
 from offload_ros.dispatch.frames import DispatchSettings
 from offload_ros.inference.picture import ImageLimits
 from offload_ros.ros import params, qos, transport
@@ -40,7 +41,8 @@ SPECS = [
                 (0.0, 0.9)),
     params.Spec('epoch_s', 0.5, 'Period of estimate refresh and policy evaluation.',
                 (0.05, 10.0)),
-    params.Spec('policy_mode', 'argmin', 'Decision rule.', choices=MODES),
+    params.Spec('policy_mode', 'argmin', "Decision rule ('split': former name of 'share').",
+                choices=MODES + tuple(DEPRECATED_MODES)),
     params.Spec('bandwidth_override_bps', 0.0, 'Use this bandwidth instead of measuring (0).',
                 (0.0, 1e11)),
     params.Spec('bandwidth_prior_bps', 20e6, 'Bandwidth assumed before any measurement.',
@@ -196,6 +198,12 @@ class OffloadConfig:
         v = self.values
         return ClientOptions(v['payload'], v['jpeg_quality'], v['jpeg_passthrough'],
                              v['serial_uploads'], v['score_threshold'], v['iou_threshold'])
+
+    def deprecations(self) -> list:
+        """Return a warning for each setting given by a former name."""
+        mode = self.values['policy_mode']
+        return [f"policy_mode '{mode}' is deprecated: it is now '{DEPRECATED_MODES[mode]}'"
+                ] if mode in DEPRECATED_MODES else []
 
     def __getitem__(self, key):
         return self.values[key]

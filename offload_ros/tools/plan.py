@@ -25,7 +25,7 @@ from typing import List, Optional
 
 import yaml
 
-from offload_ros.core import crossover, dualmode, latency, split
+from offload_ros.core import crossover, dualmode, latency, sharing
 from offload_ros.core.policy import LOCAL, PolicyConfig, decide
 from offload_ros.core.scenario import ScenarioError, predict_all, scenario_from_mapping
 
@@ -94,13 +94,13 @@ def cmd_dual_mode(args) -> dict:
     return result
 
 
-def cmd_split(args) -> dict:
+def cmd_share(args) -> dict:
     scenario = load_scenario(args.scenario)
     targets = {LOCAL: lambda r: latency.predict_local(r, scenario.device).latency_s}
     for worker in scenario.workers:
         targets[worker.name] = (lambda w: lambda r: latency.predict_offload(
             r, scenario.network, w).latency_s)(worker)
-    result = split.optimal_split(scenario.rate_hz, targets)
+    result = sharing.optimal_shares(scenario.rate_hz, targets)
     return {'rate_hz': scenario.rate_hz, 'stable': result.stable,
             'rates_hz': {n: _finite(r) for n, r in result.rates_hz.items()},
             'fractions': {n: _finite(f) for n, f in result.fractions.items()},
@@ -126,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--f2', required=True, type=float)
     p.add_argument('--load', type=float)
     p.set_defaults(run=cmd_dual_mode)
-    p = sub.add_parser('split', help='delay-optimal rate split across targets')
+    p = sub.add_parser('share', aliases=['split'],
+                       help='delay-optimal shares of the frame rate across targets')
     p.add_argument('scenario')
-    p.set_defaults(run=cmd_split)
+    p.set_defaults(run=cmd_share)
     return parser
 
 

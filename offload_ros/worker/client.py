@@ -100,32 +100,33 @@ class CircuitBreaker:
     def __init__(self, threshold: int = 3, cooldown_s: float = 2.0, clock=time.monotonic):
         self.threshold, self.cooldown_s, self.clock = threshold, cooldown_s, clock
         self.failures = 0
-        self.opened_s: Optional[float] = None
+        self.opened_at_s: Optional[float] = None
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
         with self._lock:
-            if self.opened_s is None:
+            if self.opened_at_s is None:
                 return True
-            if self.clock() - self.opened_s >= self.cooldown_s:
-                self.opened_s = self.clock()  # half-open: one trial, others wait a cooldown
+            if self.clock() - self.opened_at_s >= self.cooldown_s:
+                self.opened_at_s = self.clock()  # half-open: one trial, others wait a cooldown
                 return True
             return False
 
     @property
     def is_open(self) -> bool:
         with self._lock:
-            return self.opened_s is not None and self.clock() - self.opened_s < self.cooldown_s
+            opened = self.opened_at_s
+            return opened is not None and self.clock() - opened < self.cooldown_s
 
     def success(self) -> None:
         with self._lock:
-            self.failures, self.opened_s = 0, None
+            self.failures, self.opened_at_s = 0, None
 
     def failure(self) -> None:
         with self._lock:
             self.failures += 1
             if self.failures >= self.threshold:
-                self.opened_s = self.clock()
+                self.opened_at_s = self.clock()
 
 
 class Watchdog:
@@ -444,7 +445,7 @@ class WorkerClient:
         if token:
             self.session.headers['Authorization'] = f'Bearer {token}'
         self._last_stats = None
-        self._last_answer_s = -math.inf   # monotonic: the worker's last answer, any kind
+        self._last_answer_at_s = -math.inf   # monotonic: the worker's last answer, any kind
         self.uplink = FifoLock()
 
     def close(self) -> None:
@@ -582,7 +583,7 @@ class WorkerClient:
                     content = read_capped(response, self.max_response_bytes, self.url)
                 finally:
                     response.close()
-                self._last_answer_s = time.monotonic()
+                self._last_answer_at_s = time.monotonic()
                 break
             except requests.ConnectionError as e:
                 if cut.fired and not answering:
@@ -632,7 +633,7 @@ class WorkerClient:
         If the worker answered something else meanwhile (/load, another frame), this is a slow
         answer in the tail, not a dead worker: no breaker failure.
         """
-        if self._last_answer_s > start:
+        if self._last_answer_at_s > start:
             return WorkerUnavailable(f'{self.url}: no answer in {limit_s:.3f} s but '
                                      'answering others', 'slow')
         self.breaker.failure()
@@ -640,7 +641,7 @@ class WorkerClient:
 
     def answered_since(self, monotonic_s: float) -> bool:
         """Whether the worker answered anything (a frame, /load, a probe) after monotonic_s."""
-        return self._last_answer_s > monotonic_s
+        return self._last_answer_at_s > monotonic_s
 
     def _get(self, path: str, timeout_s: float) -> '_Reply':
         last = None
@@ -655,7 +656,7 @@ class WorkerClient:
                             response, self.max_response_bytes, self.url))
                     finally:
                         response.close()
-                self._last_answer_s = time.monotonic()
+                self._last_answer_at_s = time.monotonic()
                 return reply
             except MalformedAnswer as e:
                 raise WorkerUnavailable(str(e), 'malformed') from e

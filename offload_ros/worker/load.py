@@ -85,7 +85,7 @@ class _Stream:
 class LoadTracker:
     """Arrivals and service times of one model, overall and per client."""
 
-    def __init__(self, window_s: float = 10.0, parallelism: int = 1, started_s: float = 0.0,
+    def __init__(self, window_s: float = 10.0, parallelism: int = 1, started_at_s: float = 0.0,
                  prior_service_s: Optional[float] = None, prior_service_var_s2: float = 0.0):
         """prior_service_*: the start-up profile, reported while the window holds no samples."""
         self.prior = (prior_service_s, prior_service_var_s2)
@@ -94,7 +94,7 @@ class LoadTracker:
         self._idle: Deque[float] = collections.deque(maxlen=5)
         self.window_s = window_s
         self.parallelism = parallelism
-        self.started_s = started_s
+        self.started_at_s = started_at_s
         self._all = self._stream()
         self._clients: Dict[str, _Stream] = {}
 
@@ -140,7 +140,7 @@ class LoadTracker:
 
     def _rate(self, stream: _Stream, now_s: float) -> float:
         stream.arrivals.trim(now_s)
-        span = min(self.window_s, max(1e-9, now_s - self.started_s))
+        span = min(self.window_s, max(1e-9, now_s - self.started_at_s))
         return stream.arrivals.count / span
 
     def _figures(self, stream: _Stream, now_s: float) -> StreamFigures:

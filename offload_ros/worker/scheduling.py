@@ -35,7 +35,7 @@ T = TypeVar('T')
 
 
 class JobQueue(Generic[T]):
-    """push(job, client, deadline_s) / pop() -> the next job under the discipline."""
+    """push(job, client, deadline_at_s) / pop() -> the next job under the discipline."""
 
     def __init__(self, discipline: str = 'fifo'):
         if discipline not in DISCIPLINES:
@@ -50,11 +50,11 @@ class JobQueue(Generic[T]):
     def __len__(self) -> int:
         return self._size
 
-    def push(self, job: T, client: str = '', deadline_s: Optional[float] = None) -> None:
+    def push(self, job: T, client: str = '', deadline_at_s: Optional[float] = None) -> None:
         if self.discipline == 'fifo':
             self._fifo.append(job)
         elif self.discipline == 'edf':
-            key = math.inf if deadline_s is None else deadline_s
+            key = math.inf if deadline_at_s is None else deadline_at_s
             heapq.heappush(self._heap, (key, next(self._order), job))
         else:
             self._per_client.setdefault(client, collections.deque()).append(job)

@@ -189,10 +189,10 @@ class RequestEvicted(Exception):
 class Job:
     image: Optional[np.ndarray]     # the whole model's input, or None for a tail request
     client: str
-    deadline_s: Optional[float]
+    deadline_at_s: Optional[float]   # EDF key: the instant on the worker's clock
     outputs: List[str]
     future: asyncio.Future
-    enqueued_s: float
+    enqueued_at_s: float
     transport: object = None
     request_id: str = ''
     model: str = ''
@@ -332,9 +332,9 @@ class ModelRuntime:
             evicted.future.set_exception(RequestEvicted())
         job.queued = True
         self.queued_by_client.setdefault(job.client, deque()).append(job)
-        self.last_busy_s = job.enqueued_s
-        self.load.arrival(job.enqueued_s, job.client)
-        self.queue.push(job, job.client, job.deadline_s)
+        self.last_busy_s = job.enqueued_at_s
+        self.load.arrival(job.enqueued_at_s, job.client)
+        self.queue.push(job, job.client, job.deadline_at_s)
         if job.request_id:
             self.waiting[(job.client, job.request_id)] = job
         self._queued.release()
@@ -401,8 +401,8 @@ class ModelRuntime:
             if job.future.done() or (job.transport is not None and job.transport.is_closing()):
                 continue  # the client went away: do not spend the accelerator on it
             started = self.clock()
-            if job.deadline_s is not None and started > job.deadline_s:
-                self.stats.add('queue', started - job.enqueued_s)
+            if job.deadline_at_s is not None and started > job.deadline_at_s:
+                self.stats.add('queue', started - job.enqueued_at_s)
                 self.dropped_expired += 1
                 job.future.set_exception(DeadlineExpired())
                 continue
@@ -424,13 +424,13 @@ class ModelRuntime:
             self.last_busy_s = finished
             self.load.service(finished, job.client, finished - started)
             self.model_service[job.model or self.config.model_name].append(finished - started)
-            self.stats.add('queue', started - job.enqueued_s)
+            self.stats.add('queue', started - job.enqueued_at_s)
             self.stats.add('compute_infer', result['infer_s'])
             self.stats.add('compute_output', result['output_s'])
             self.stats.inference_count += 1
             self.stats.execution_count += 1
             self.stats.last_inference_ms = int(time.time() * 1000)
-            result[protocol.QUEUE_S] = started - job.enqueued_s
+            result[protocol.QUEUE_S] = started - job.enqueued_at_s
             result[protocol.SERVICE_S] = finished - started
             if not job.future.done():
                 job.future.set_result(result)

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Delay-optimal split of the robot's frame rate across {local, workers}.
+Delay-optimal shares of the robot's frame rate across {local, workers} (load sharing).
 
 Minimise sum_i lam_i T_i(lam_i) subject to sum_i lam_i = lam and each target stable. Every
 lam_i T_i(lam_i) is convex and increasing for the queueing models here, so the optimum equalises
@@ -23,7 +23,7 @@ at low rates everything goes to the fastest target, beyond a load the others joi
 
 Cost: nu is first solved on each target's marginal-cost curve sampled at 32 rates (denser
 towards capacity) and interpolated, then polished by quasi-Newton steps on the exact marginal
-costs, about 120 latency evaluations per target in all. Nested bisection (`exact_split`,
+costs, about 120 latency evaluations per target in all. Nested bisection (`exact_shares`,
 kept as the reference) needs about 5000 and took 32-127 ms per planner epoch for 1-16 workers.
 """
 import bisect
@@ -35,7 +35,7 @@ LatencyOfRate = Callable[[float], float]
 
 
 @dataclass(frozen=True)
-class SplitResult:
+class ShareResult:
     rates_hz: Dict[str, float]
     fractions: Dict[str, float]
     mean_latency_s: float
@@ -118,11 +118,11 @@ class _Curve:
 
 
 def _result(total_rate_hz: float, rates: Dict[str, float],
-            latency_of: Mapping[str, LatencyOfRate]) -> SplitResult:
+            latency_of: Mapping[str, LatencyOfRate]) -> ShareResult:
     scale = total_rate_hz / sum(rates.values())  # close the last gap exactly
     rates = {n: r * scale for n, r in rates.items()}
     mean = sum(r * latency_of[n](r) for n, r in rates.items() if r > 0) / total_rate_hz
-    return SplitResult(rates, {n: r / total_rate_hz for n, r in rates.items()}, mean,
+    return ShareResult(rates, {n: r / total_rate_hz for n, r in rates.items()}, mean,
                        math.isfinite(mean))
 
 
@@ -130,16 +130,16 @@ def _check(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> Dic
     if not total_rate_hz > 0:
         raise ValueError(f'total_rate_hz must be > 0, got {total_rate_hz!r}')
     if not latency_of:
-        raise ValueError('optimal_split needs at least one target')
+        raise ValueError('optimal_shares needs at least one target')
     return {name: _capacity_hz(f, total_rate_hz * 1.001) for name, f in latency_of.items()}
 
 
-def _overloaded(latency_of: Mapping[str, LatencyOfRate]) -> SplitResult:
-    return SplitResult({n: math.nan for n in latency_of}, {n: math.nan for n in latency_of},
+def _overloaded(latency_of: Mapping[str, LatencyOfRate]) -> ShareResult:
+    return ShareResult({n: math.nan for n in latency_of}, {n: math.nan for n in latency_of},
                        math.inf, False)
 
 
-def optimal_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> SplitResult:
+def optimal_shares(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> ShareResult:
     """Split total_rate_hz across targets; latency_of[name](rate) is that target's T(rate)."""
     capacities = _check(total_rate_hz, latency_of)
     if sum(capacities.values()) <= total_rate_hz:
@@ -147,7 +147,7 @@ def optimal_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate])
     curves = {n: _Curve(f, capacities[n]) for n, f in latency_of.items() if capacities[n] > 0}
     finite = [c for curve in curves.values() for c in curve.costs if math.isfinite(c)]
     if sum(curve.rates[-1] for curve in curves.values()) <= total_rate_hz or not finite:
-        return exact_split(total_rate_hz, latency_of)   # within a hair of capacity
+        return exact_shares(total_rate_hz, latency_of)   # within a hair of capacity
     # nu on the sampled curves: the total rate is increasing in nu.
     low, high = min(finite), max(finite)
     for _ in range(100):
@@ -160,7 +160,7 @@ def optimal_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate])
             break
     rates = {n: curves[n].rate_at(high) if n in curves else 0.0 for n in latency_of}
     result = _result(total_rate_hz, _polish(total_rate_hz, rates, curves), latency_of)
-    return result if result.stable else exact_split(total_rate_hz, latency_of)
+    return result if result.stable else exact_shares(total_rate_hz, latency_of)
 
 
 def _polish(total_rate_hz: float, rates: Dict[str, float],
@@ -195,7 +195,7 @@ def _polish(total_rate_hz: float, rates: Dict[str, float],
     return current
 
 
-def exact_split(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> SplitResult:
+def exact_shares(total_rate_hz: float, latency_of: Mapping[str, LatencyOfRate]) -> ShareResult:
     """Return the reference: nested bisection (nu outside, each target's rate inside) to 1e-9."""
     capacities = _check(total_rate_hz, latency_of)
     if sum(capacities.values()) <= total_rate_hz:
