@@ -28,8 +28,8 @@ def request_timeout_s(budget_s: float, limit_s: float, fallback_s: float) -> flo
     limit_s (the request_timeout_s parameter) bounds a request so that the robot can still run the
     frame itself (fallback_s, its predicted latency there) in time; where a fallback after limit_s
     could not meet the deadline anyway, cutting the request there only turns a late answer into a
-    certain miss, so the worker gets the whole budget. (Crossover at 5 Hz: requests cut at 500 ms
-    with 460 ms left, the robot needing 644.)
+    certain miss, so the worker gets the whole budget (the rate crossover scenario, CHANGELOG,
+    session 10).
     """
     if budget_s - limit_s >= fallback_s:
         return limit_s

@@ -166,10 +166,10 @@ class Observations:
         Take the result of a re-timing (local_profile_due); True if it entered the estimate.
 
         It ran beside the offloading work (the robot's encoding and uploads, a worker on the
-        same machine in the demo), which a switch to the robot would partly remove: in the
-        demo the re-timings read 73-100 ms where the robot's own frames then took 65. So it
-        can only lower the estimate, as the worker's idle profile can only lower its own: an
-        optimistic figure gets the robot tried, and its own frames then rule.
+        same machine in the demo), which a switch to the robot would partly remove, so it reads
+        the robot slow (CHANGELOG, demo runs). So it can only lower the estimate, as the
+        worker's idle profile can only lower its own: an optimistic figure gets the robot
+        tried, and its own frames then rule.
         """
         self._local_timed_at_s = max(self._local_timed_at_s, now_s)
         if service_s >= self.local_service.windowed().mean_s:
@@ -198,9 +198,8 @@ class Observations:
 
         The next request's size replaces the estimate instead of being averaged into the old
         regime's. Requests started before the change and answered after it are not counted in the
-        sizes (in session 6's fidelity matrix a raw frame answered 1 s after the switch to JPEG on
-        a 2 Mbit/s link put the size SCV at 2.6-2.9 for the next 50 JPEG frames, and the FIFO
-        uplink's wait with it).
+        sizes: one late raw frame among JPEG ones inflates the size spread, and the FIFO uplink's
+        wait with it, for the next 50 frames (CHANGELOG, fidelity matrix of session 7).
         """
         self.request_sizes.clear()
         self._payload_generation += 1
@@ -284,8 +283,9 @@ class Observations:
 
         The smallest while fewer than HANDLING_MIN_FRAMES went that way. The first frames after
         start-up carry one-off costs (lazy initialisation, a CPU quota shared with the detector's
-        warm-up: 453 and 117 ms where later frames took 4), and only frames sent that way replace
-        them: a median of those two kept a Case 2 robot off both workers for the whole run.
+        warm-up, two orders of magnitude above later frames), and only frames sent that way
+        replace them: a median of those two kept a Case 2 robot off both workers for the whole
+        run (CHANGELOG, session 10).
         """
         samples = self.handling_samples[LOCAL if target == LOCAL else 'remote']
         if len(samples) < HANDLING_MIN_FRAMES:
@@ -298,8 +298,8 @@ class Observations:
 
         The mean of the last 100 is added to every prediction so they compare with observed
         latency. The mean, not the median: a mean latency holds every frame's ingress, and with the
-        robot's detector busy on its one core the tail is long (a robot at 8 Hz: median 1.23 ms,
-        mean 2.69 ms over 2492 frames).
+        robot's detector busy on its one core the tail is long (the mean about twice the median
+        at 8 Hz, CHANGELOG, session 12).
         """
         if 0.0 <= delay_s < 10.0:
             self.ingress_samples.append(delay_s)

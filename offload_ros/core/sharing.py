@@ -24,7 +24,7 @@ at low rates everything goes to the fastest target, beyond a load the others joi
 Cost: nu is first solved on each target's marginal-cost curve sampled at 32 rates (denser
 towards capacity) and interpolated, then polished by quasi-Newton steps on the exact marginal
 costs, about 120 latency evaluations per target in all. Nested bisection (`exact_shares`,
-kept as the reference) needs about 5000 and took 32-127 ms per planner epoch for 1-16 workers.
+kept as the reference) needs about 5000, too many for every epoch (docs/validation.md).
 """
 import bisect
 import math

@@ -108,9 +108,9 @@ class Topology:
             # 64 kB) to tbf whole when they fit its bucket, and once the rate is lowered (a
             # smaller bucket) a queued packet larger than the new bucket can never be sent:
             # the link wedged for good after a 20 -> 10 Mbit/s step under a raw upload
-            # (fidelity matrix, session 6). A radio link carries MTU frames anyway; a LAN-rate
-            # link keeps GSO, as a wired NIC with segmentation offload would (per-packet work
-            # for 921 kB raw frames would land on the robot's core).
+            # (CHANGELOG, session 6's fidelity matrix). A radio link carries MTU frames
+            # anyway; a LAN-rate link keeps GSO, as a wired NIC with segmentation offload
+            # would (per-packet work for 921 kB raw frames would land on the robot's core).
             for ns, dev in ((self.robot_ns, link.robot_dev), (link.edge_ns, link.edge_dev)):
                 _run('ip', '-n', ns, 'link', 'set', 'dev', dev, 'gso_max_segs', '1')
             link.mtu_packets = True

@@ -62,9 +62,9 @@ class WindowedSamples:
         Leaving out those above `ratio` times their median where there are three or more; returns
         (mean or None, variance, left out).
 
-        Case 2's first request took 174 ms of service (64 after it): in a 5 s window of
-        three requests it made the mean 98 ms and sent the robot to a slower worker until it
-        aged out. A worker that really slows down shows it once half the window is slow.
+        One slow request (a first one's one-off costs) must not move a short window's mean
+        for the whole window: it sent a Case 2 robot to a slower worker (CHANGELOG, session
+        11). A worker that really slows down shows it once half the window is slow.
         """
         values = [v for _, v in self._samples]
         if not values:
