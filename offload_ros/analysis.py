@@ -21,38 +21,17 @@ import collections
 import json
 import math
 import pathlib
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from offload_ros.core.records import DecisionRecord, read_records
+from offload_ros.core.hedging import quantile_s
+from offload_ros.core.records import OUTCOMES, DecisionRecord, read_records
 from offload_ros.core.scenario import mean_estimates, predict_from_estimates
+from offload_ros.core.stats import mean_half_width, t95  # noqa: F401  (analysis.t95)
 
 # 'error': a fault of the node's own (a bug or an unexpected exception), with its reason.
-OUTCOME_KINDS = ('detections', 'miss', 'drop', 'error')
-
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t95(dof: int) -> float:
-    """
-    Two-sided 95% quantile of Student's t.
-
-    (beyond 30 degrees of freedom, 1.96 + 2.5 / dof: within 0.1% of the exact value).
-    """
-    if dof < 1:
-        raise ValueError(f'dof must be >= 1, got {dof!r}')
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96 + 2.5 / dof
-
-
-def mean_half_width(values: Sequence[float]) -> Optional[float]:
-    """95% half-width of the mean of independent values (Student's t); None below two."""
-    if len(values) < 2:
-        return None
-    return t95(len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+OUTCOME_KINDS = OUTCOMES
 
 
 def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -267,3 +246,146 @@ def write_json(path: pathlib.Path, data: dict) -> None:
 
 def load_jsonl(lines: Iterable[str]) -> List[DecisionRecord]:
     return read_records(lines)
+
+
+def fidelity(records: Sequence[DecisionRecord], batches: int = 10) -> Dict[str, dict]:
+    """
+    Return each target's predicted vs observed mean over its answered frames.
+
+    The prediction is the decision's own for each frame (the model's: any self-check
+    calibration taken off); the paired error is the mean over `batches` batches of consecutive
+    frames of (batch mean predicted / batch mean observed - 1) with its 95% half-width, so
+    drift the estimates follow is not error; `inside_p95` is the share of frames observed
+    within the prediction's 95% quantile (core.hedging.quantile_s).
+    """
+    out = {}
+    by_target: Dict[str, list] = collections.defaultdict(list)
+    for r in sorted(records, key=lambda r: r.seq):
+        p = r.predictions.get(r.target)
+        if r.outcome == 'detections' and not r.fallback and r.hedge is None and p is not None \
+                and p.stable:
+            model = p.latency_s - p.terms.get('calibration_s', 0.0)
+            by_target[r.target].append((model, r.observed_latency_s,
+                                        quantile_s(p, 0.95) * model / p.latency_s))
+    for target, pairs in sorted(by_target.items()):
+        predicted = float(np.mean([p for p, _, _ in pairs]))
+        observed = float(np.mean([o for _, o, _ in pairs]))
+        errors = []
+        if len(pairs) >= 2 * batches:
+            for chunk in np.array_split(np.arange(len(pairs)), batches):
+                part = [pairs[i] for i in chunk]
+                errors.append(sum(p for p, _, _ in part) / sum(o for _, o, _ in part) - 1.0)
+        out[target] = {'frames': len(pairs), 'predicted_mean_s': predicted,
+                       'observed_mean_s': observed,
+                       'paired_error_pct': 100.0 * float(np.mean(errors)) if errors else None,
+                       'half_width_pct': 100.0 * mean_half_width(errors) if errors else None,
+                       'inside_p95': sum(o <= q for _, o, q in pairs) / len(pairs)}
+    return out
+
+
+def fidelity_table(view: Mapping[str, dict]) -> str:
+    """Return the fidelity view as text."""
+    lines = ['target      frames  predicted  observed   paired error      inside p95  (ms)']
+    for target, f in view.items():
+        error = '-' if f['paired_error_pct'] is None else \
+            f"{f['paired_error_pct']:+.1f}% +-{f['half_width_pct']:.1f}"
+        lines.append(f"{target:<10}{f['frames']:>8}{f['predicted_mean_s'] * 1e3:>11.1f}"
+                     f"{f['observed_mean_s'] * 1e3:>10.1f}   {error:<17}"
+                     f"{f['inside_p95']:>8.0%}")
+    return '\n'.join(lines)
+
+
+def _side(targets: Sequence[str], latencies: Sequence[float], energies: Sequence,
+          deadline_s: float) -> dict:
+    finite = [x for x in latencies if math.isfinite(x)]
+    switches = sum(1 for a, b in zip(targets, targets[1:]) if a != b)
+    joules = [e for e in energies if e is not None]
+    return {'targets': dict(collections.Counter(targets)),
+            'mean_s': float(np.mean(finite)) if finite else None,
+            'p99_s': float(np.percentile(finite, 99)) if finite else None,
+            'misses': sum(1 for x in latencies if not x <= deadline_s),
+            'switches': switches,
+            'robot_mj_per_frame': 1e3 * float(np.mean(joules)) if joules else None}
+
+
+def whatif_summary(records: Sequence[DecisionRecord], replayed, deadline_s: float,
+                   whatif_deadline_s: float, settings: Sequence[str],
+                   assumptions: Sequence[str]) -> dict:
+    """
+    Return what happened and what the what-if would have done, side by side.
+
+    Misses on both sides are counted against the what-if's deadline (the run's where it keeps
+    it): the question is what each would have done against it.
+    """
+    records = sorted(records, key=lambda r: r.seq)
+    happened = _side([r.planned_target for r in records],
+                     [r.observed_latency_s if r.outcome == 'detections' else math.inf
+                      for r in records],
+                     [((r.energy or {}).get(r.target) or {}).get('robot_j') for r in records],
+                     whatif_deadline_s)
+    happened['targets'] = dict(collections.Counter(r.target for r in records))
+    whatif = _side([f.target for f in replayed], [f.latency_s for f in replayed],
+                   [f.robot_j for f in replayed], whatif_deadline_s)
+    whatif['modelled_frames'] = sum(f.modelled for f in replayed)
+    whatif['same_decisions'] = sum(f.target == r.planned_target
+                                   for f, r in zip(replayed, records))
+    return {'settings': list(settings), 'assumptions': list(assumptions),
+            'frames': len(records), 'deadline_s': deadline_s,
+            'whatif_deadline_s': whatif_deadline_s, 'happened': happened, 'whatif': whatif}
+
+
+def whatif_table(summary: dict) -> str:
+    """Return a what-if summary as text."""
+    def ms(v):
+        return '-' if v is None else f'{v * 1e3:.1f}'
+
+    def targets(counts):
+        return ', '.join(f'{t} {n}' for t, n in sorted(counts.items()))
+    h, w = summary['happened'], summary['whatif']
+    rows = [('targets', targets(h['targets']), targets(w['targets'])),
+            ('mean latency ms', ms(h['mean_s']), ms(w['mean_s'])),
+            ('p99 latency ms', ms(h['p99_s']), ms(w['p99_s'])),
+            (f"misses at {summary['whatif_deadline_s'] * 1e3:.0f} ms", str(h['misses']),
+             str(w['misses'])),
+            ('switches', str(h['switches']), str(w['switches'])),
+            ('robot energy mJ/frame', '-' if h['robot_mj_per_frame'] is None
+             else f"{h['robot_mj_per_frame']:.0f}",
+             '-' if w['robot_mj_per_frame'] is None else f"{w['robot_mj_per_frame']:.0f}")]
+    width = max(len(r[1]) for r in rows) + 2
+    lines = [f"what-if {' '.join(summary['settings']) or '(the run unchanged)'}, "
+             f"{summary['frames']} frames: {w['same_decisions']} decided as recorded, "
+             f"{w['modelled_frames']} on another target (latency modelled)",
+             f"{'':<24}{'happened':<{width}}what-if"]
+    lines += [f'{name:<24}{a:<{width}}{b}' for name, a, b in rows]
+    lines += [f'assumed: {a}' for a in summary['assumptions']]
+    return '\n'.join(lines)
+
+
+def plot_whatif(records: Sequence[DecisionRecord], replayed, path: pathlib.Path, t0_s: float,
+                deadline_s: float, title: str = '') -> None:
+    """Latency per frame by target: what happened (top) and the what-if (bottom)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    records = sorted(records, key=lambda r: r.seq)
+    names = sorted({r.target for r in records} | {f.target for f in replayed})
+    colours = {t: plt.cm.tab10(i % 10) for i, t in enumerate(names)}
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True, sharey=True, dpi=110)
+    for target in names:
+        pts = [(r.finished_at_s - t0_s, r.observed_latency_s * 1e3) for r in records
+               if r.target == target and r.outcome == 'detections']
+        if pts:
+            axes[0].scatter(*zip(*pts), s=7, color=colours[target], label=target)
+        for modelled, marker in ((False, 'o'), (True, 'x')):
+            pts = [(f.at_s - t0_s, f.latency_s * 1e3) for f in replayed
+                   if f.target == target and f.modelled == modelled and math.isfinite(f.latency_s)]
+            if pts:
+                axes[1].scatter(*zip(*pts), s=9, marker=marker, color=colours[target],
+                                label=f'{target}' + (' (modelled)' if modelled else ''))
+    for ax, name in zip(axes, ('happened (observed)', 'what-if')):
+        ax.axhline(deadline_s * 1e3, color='red', ls='--', lw=0.8)
+        ax.set_ylabel(f'{name}\nlatency (ms)')
+        ax.legend(loc='upper left', fontsize=7, ncol=4)
+    axes[1].set_xlabel('time since start (s)')
+    axes[0].set_title(title or 'what-if replay')
+    save_figure(fig, path)

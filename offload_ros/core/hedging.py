@@ -63,3 +63,17 @@ def latest_local_start_s(capture_s: float, deadline_s: float, local: Prediction,
     mean would miss about half the time).
     """
     return capture_s + deadline_s - (1.0 + guard) * local.latency_s
+
+
+def quantile_s(prediction: Prediction, q: float) -> float:
+    """
+    Return the latency a prediction puts q of the frames within (miss_probability's tail).
+
+    The fixed part plus an exponential tail of the waiting terms: P(T > x) = exp(-(x -
+    fixed) / waiting).
+    """
+    if not prediction.stable:
+        return math.inf
+    waiting = sum(prediction.terms.get(k, 0.0) for k in WAITING_TERMS)
+    fixed = prediction.latency_s - waiting
+    return fixed + waiting * math.log(1.0 / (1.0 - q))

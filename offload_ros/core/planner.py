@@ -33,6 +33,7 @@ from offload_ros.core.observations import Observations
 from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, ThresholdBaseline,
                                      decide, parse_target, split_target)
 from offload_ros.core.records import Estimates, NetworkEstimate, WorkerEstimate
+from offload_ros.core.selfcheck import CheckConfig, SelfCheck
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class PlannerConfig:
     arrival_model: str = 'measured'   # 'poisson': the paper's M/*/1; 'measured': GI/G/1
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
     link_model: str = 'measured'
+    selfcheck: CheckConfig = CheckConfig()
     energy: energy_mod.EnergyModel = energy_mod.EnergyModel()
     energy_weights: energy_mod.EnergyWeights = energy_mod.EnergyWeights()
 
@@ -107,9 +109,28 @@ class Planner(Observations):
         self.estimates: Optional[Estimates] = None
         self.energy: Optional[Dict[str, dict]] = None
         self._last_probe_at_s: Dict[str, float] = {}
+        self.selfcheck = SelfCheck(config.selfcheck)
+
+    def reconfigure(self, config: PlannerConfig) -> None:
+        super().reconfigure(config)
+        self.selfcheck.reconfigure(config.selfcheck)
+
+    def checked(self, now_s: float, target: str, predicted: Optional[Prediction],
+                observed_s: float) -> None:
+        """
+        Pair an answered frame's latency with what the model predicted for it (self-check).
+
+        The model's own prediction: any calibration applied to the decision is taken off.
+        """
+        if predicted is not None and predicted.stable:
+            model_s = predicted.latency_s - predicted.terms.get('calibration_s', 0.0)
+            self.selfcheck.observe(now_s, target, model_s, observed_s)
 
     def set_workers(self, names: List[str]) -> None:
         """Add and remove workers, keeping the estimates of those that stay."""
+        for target in list(self.selfcheck.verdicts()):
+            if parse_target(target)[0] not in (LOCAL, *names):
+                self.selfcheck.forget(target)
         super().set_workers(names)
         if self.decision.target not in (LOCAL, *names):
             self.decision = Decision(LOCAL, 'worker removed')
@@ -212,7 +233,17 @@ class Planner(Observations):
             if h > 0.0:
                 terms['handling_s'] = h
             result[n] = Prediction(p.latency_s + (ingress or 0.0) + max(h, 0.0), terms)
-        return result
+        return self._calibrated(result)
+
+    def _calibrated(self, predictions: Dict[str, Prediction]) -> Dict[str, Prediction]:
+        """Scale the prediction of each target the self-check finds off by its observed ratio."""
+        for name, p in predictions.items():
+            ratio = self.selfcheck.calibration(name)
+            if ratio is not None and p.stable:
+                extra = p.latency_s * (ratio - 1.0)
+                predictions[name] = Prediction(p.latency_s + extra,
+                                               {**p.terms, 'calibration_s': extra})
+        return predictions
 
     @staticmethod
     def _with_backlog(pred: Prediction, backlog_s: float) -> Prediction:
@@ -259,6 +290,7 @@ class Planner(Observations):
             networks, workers)
 
     def evaluate(self, now_s: float) -> Decision:
+        self.selfcheck.age(now_s)
         predictions = self.predict(now_s)
         fractions = None
         if self.config.policy.mode == 'share':

@@ -169,6 +169,9 @@ class DecisionRecord:
     handling_s: Optional[float] = None     # the node's own work on the frame
     handling_parts_s: Optional[Mapping[str, float]] = None
     hedge: Optional[HedgeRecord] = None
+    # Per target, the model self-check at decision (core.selfcheck.TargetCheck.to_dict):
+    # status, error, half_width, ratio, and whether the decision used the calibrated value.
+    selfcheck: Optional[Mapping[str, Mapping[str, Any]]] = None
     schema: int = SCHEMA_VERSION
 
     @property

@@ -128,6 +128,8 @@ class Dispatcher:
             frame.decision_reason, frame.predictions = decision.reason, dict(decision.predictions)
             frame.decided_at_ns, frame.estimates = self._decided_at_ns, self.planner.estimates
             frame.energy = self.planner.energy
+            frame.selfcheck = {target: verdict.to_dict() for target, verdict
+                               in self.planner.selfcheck.verdicts().items()}
 
     def _dispatch(self, frame: Frame) -> None:
         """To the robot's detector, or to a worker (with a hedge where it is due)."""
@@ -249,6 +251,7 @@ class Dispatcher:
                                  else math.inf)
             if handling is not None and not fallback and frame.hedge is None:
                 self.planner.frame_handled(target, handling)
+                self.planner.checked(done, target, frame.predictions.get(target), observed)
         if frame.hedge is not None:
             self._settle_hedge(frame, target)
         self.outputs.record(self._record(frame, outcome, target, reason, result, fallback,
@@ -274,6 +277,7 @@ class Dispatcher:
             pool_wait_s=frame.started_mono - frame.submitted_mono
             if frame.started_mono and frame.submitted_mono else None,
             ingress_s=frame.ingress_s, handling_s=handling, handling_parts_s=parts,
+            selfcheck=frame.selfcheck,
             hedge=None if hedge is None else HedgeRecord(
                 round(hedge.miss_probability, 4), hedge.local_started, target))
 

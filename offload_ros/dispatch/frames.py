@@ -62,6 +62,7 @@ class Frame:
     decided_at_ns: int = 0
     estimates: Optional[Estimates] = None
     energy: Optional[dict] = None
+    selfcheck: Optional[dict] = None      # the model self-check's verdicts at decision
     hedge: Optional[Hedge] = None
     received_mono: float = 0.0        # monotonic: receipt, hand-over to a pool, pool start
     submitted_mono: float = 0.0

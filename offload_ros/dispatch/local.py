@@ -14,7 +14,6 @@
 
 """The robot's accelerator: its detector's queue, partition heads and re-timing."""
 import threading
-import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from offload_ros.core.policy import LOCAL
@@ -45,9 +44,9 @@ class LocalRunner:
     def on_device(self, run, image) -> tuple:
         """Run one model on the robot's accelerator, alone on it: (its result, seconds)."""
         with self._device:
-            start = time.perf_counter()
+            start = self.d.clock.monotonic()
             result = run(image)
-            return result, time.perf_counter() - start
+            return result, self.d.clock.monotonic() - start
 
     def head(self, frame: Frame, layer: int) -> tuple:
         """Run a partition's head on the robot: (crossing tensors, seconds)."""

@@ -132,6 +132,13 @@ class RemoteRunner:
             except BadImage as bad:
                 self.d.malformed(frame, bad)  # the worker is fine; nothing to run here
                 return
+        if kind in ('deadline', 'slow', 'timeout') and frame.hedge is None:
+            # No answer in time: the latency is at least what has passed (a censored
+            # observation, still evidence against a model that promised less).
+            with self.d.lock:
+                self.d.planner.checked(self.d.clock.monotonic(), frame.target,
+                                       frame.predictions.get(frame.target),
+                                       self.d.now_s() - frame.capture_s)
         if kind not in ('deadline', 'slow'):   # 'slow': it answers others meanwhile
             with self.d.lock:
                 self.d.planner.worker_failed(name, f'{kind}: {error}')

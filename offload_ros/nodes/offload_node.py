@@ -47,6 +47,8 @@ from offload_ros.nodes.offload_params import SPECS, OffloadConfig, parse_workers
 from offload_ros.worker.client import WorkerClient
 
 DRAIN_S = 10.0
+CHECK_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+                'ERROR': DiagnosticStatus.ERROR}
 
 
 class _Outputs:
@@ -263,9 +265,24 @@ class _Offload:
             level=DiagnosticStatus.WARN if down or s.malformed else DiagnosticStatus.OK,
             name=f'{self.get_fully_qualified_name()}: offload decision',
             hardware_id=self.client_id, message=message, values=values)
-        array = DiagnosticArray(status=[status])
+        array = DiagnosticArray(status=[status, self._selfcheck_status()])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)
+
+    def _selfcheck_status(self) -> DiagnosticStatus:
+        """Report the model self-check: each target's predicted vs observed latency."""
+        with self.dispatcher.lock:
+            verdicts = self.dispatcher.planner.selfcheck.verdicts()
+        off = {t: v for t, v in verdicts.items() if v.status != 'OK'}
+        message = 'model within its band' if not off else '; '.join(
+            f'{t} {v.status} {v.error:+.0%}' + (' (calibrated)' if v.calibrated else '')
+            for t, v in sorted(off.items()))
+        values = [KeyValue(key=f'{t}/{k}', value=str(x)) for t, v in sorted(verdicts.items())
+                  for k, x in v.to_dict().items()]
+        worst = max((v.status for v in verdicts.values()), key=CHECK_LEVELS.get, default='OK')
+        return DiagnosticStatus(level=CHECK_LEVELS[worst],
+                                name=f'{self.get_fully_qualified_name()}: model self-check',
+                                hardware_id=self.client_id, message=message, values=values)
 
     def close(self) -> None:
         """Stop the timers, finish the pools' work, close the worker connections."""

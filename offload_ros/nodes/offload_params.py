@@ -18,6 +18,7 @@ from typing import Dict, List
 
 from offload_ros.core.energy import EnergyModel, EnergyWeights
 from offload_ros.core.planner import PlannerConfig
+from offload_ros.core.selfcheck import CheckConfig
 from offload_ros.core.policy import (DEPRECATED_MODES, LOCAL, MODES, SPLIT_MARK, PolicyConfig,
                                      parse_target)
 from offload_ros.dispatch.frames import DispatchSettings
@@ -125,6 +126,16 @@ SPECS = [
                 'accepted.', (1, 1 << 16)),
     params.Spec('max_detections', 1000, 'A worker answer with more detections than this is '
                 'refused as malformed.', (0, 1_000_000), read_only=True),
+    params.Spec('selfcheck_warn_error', 0.2, 'Model self-check: a target whose predicted mean '
+                'latency is off the observed by more than this fraction (its whole 95% '
+                'interval) is WARN on /diagnostics.', (0.01, 10.0)),
+    params.Spec('selfcheck_error_error', 0.5, 'Model self-check: ... and ERROR beyond this.',
+                (0.01, 10.0)),
+    params.Spec('selfcheck_window', 60, 'Model self-check: answered frames per target it '
+                'judges (in batches of 5).', (20, 10000)),
+    params.Spec('selfcheck_calibrate', True, 'While a target is WARN or ERROR, decide with its '
+                'prediction scaled by the observed ratio (the record says so); false: only '
+                'report.'),
     params.Spec('worker_ca_file', '', 'PEM CA bundle to verify https workers against (empty: '
                 "the system's store).", read_only=True),
 ]
@@ -183,6 +194,8 @@ class OffloadConfig:
             local_profile_period_s=v['local_profile_period_s'],
             local_profile_margin=v['local_profile_margin'],
             probe_period_s=v['probe_period_s'], epoch_s=v['epoch_s'],
+            selfcheck=CheckConfig(v['selfcheck_warn_error'], v['selfcheck_error_error'],
+                                  v['selfcheck_window'], calibrate=v['selfcheck_calibrate']),
             energy=EnergyModel(v['energy_compute_w'], v['energy_idle_w'],
                                v['energy_tx_j_per_byte'], v['energy_rx_j_per_byte'],
                                v['energy_worker_w']),

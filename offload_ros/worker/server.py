@@ -130,9 +130,14 @@ class WorkerConfig:
     max_connections: int = 0          # 0: the descriptor limit less a reserve
     tls_cert: Optional[pathlib.Path] = None
     tls_key: Optional[pathlib.Path] = None
+    # Fault injection, for testing a robot's model self-check: /load reports service times
+    # scaled by this (below 1: a worker that says it is faster than it is). 1: the truth.
+    misreport_service: float = 1.0
 
     def __post_init__(self):
         self.image_limits()       # raises ValueError naming a bad limit
+        if not self.misreport_service > 0:
+            raise ValueError(f'misreport_service must be > 0, got {self.misreport_service!r}')
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError('tls_cert and tls_key go together')
         if self.max_connections < 0:
@@ -493,6 +498,23 @@ class ConnectionGuard:
         return len(self._last_active)
 
 
+def misreported(report: protocol.LoadReport, factor: float) -> protocol.LoadReport:
+    """Return a load report whose service times are scaled by `factor` (fault injection)."""
+    if factor == 1.0:
+        return report
+
+    def scaled(figures: Optional[protocol.StreamFigures]):
+        if figures is None or figures.service_mean_s is None:
+            return figures
+        return dataclasses.replace(figures, service_mean_s=figures.service_mean_s * factor,
+                                   service_var_s2=(figures.service_var_s2 or 0.0) * factor ** 2)
+    return dataclasses.replace(report, overall=scaled(report.overall),
+                               client=scaled(report.client),
+                               utilisation=report.utilisation * factor,
+                               models={m: None if s is None else s * factor
+                                       for m, s in report.models.items()})
+
+
 def outputs_of(header: dict) -> List[str]:
     """Return the outputs a request names (HttpError 400 for anything else)."""
     requested = header.get('outputs')
@@ -701,7 +723,7 @@ class WorkerApp:
         report = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service,
                                   request['client'])
         report = dataclasses.replace(report, models=rt.model_service_means())
-        return web.json_response(report.to_dict())
+        return web.json_response(misreported(report, self.config.misreport_service).to_dict())
 
     async def probe(self, request: web.Request):
         """
@@ -996,6 +1018,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-connections', type=int, default=0,
                    help='client connections held at once; past it the longest-idle one is '
                    'closed (0: what the descriptor limit leaves free)')
+    p.add_argument('--misreport-service', type=float, default=1.0,
+                   help='FAULT INJECTION for tests: /load reports service times scaled by '
+                   'this (0.5: the worker claims to be twice as fast as it is)')
     p.add_argument('--tls-cert', help='PEM certificate chain: serve HTTPS')
     p.add_argument('--tls-key', help='PEM private key of --tls-cert')
     return p
@@ -1064,6 +1089,7 @@ def main(argv=None) -> int:
                               input_formats=tuple(f.strip().lower() for f in
                                                   args.input_formats.split(',') if f.strip()),
                               max_connections=args.max_connections,
+                              misreport_service=args.misreport_service,
                               tls_cert=pathlib.Path(args.tls_cert) if args.tls_cert else None,
                               tls_key=pathlib.Path(args.tls_key) if args.tls_key else None)
         tls_context(config)   # an unreadable certificate or key fails here, named

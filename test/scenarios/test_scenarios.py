@@ -59,6 +59,47 @@ def test_scenario(capable, name, tmp_path):
         assert phase['share']['observer'] > 0.0
 
 
+@pytest.mark.scenario
+def test_model_self_check_finds_a_wrong_worker_model_and_cuts_the_misses(capable, tmp_path):
+    """
+    Run a worker reporting a third of its real service time, with and without calibration.
+
+    model_off.yaml. With it: the self-check goes WARN or ERROR within 10 s of the first
+    frame on the worker, the decision moves to the calibrated prediction (the robot), and fewer
+    frames miss. Without it (report only): the same verdict, no calibration, the worker kept.
+    """
+    import copy
+    from offload_ros.core.records import read_records
+    spec = harness.load_spec(ROOT / 'config/scenarios/model_off.yaml')
+    runs = {}
+    for calibrate in (True, False):
+        variant = copy.deepcopy(spec)
+        variant['robot']['params']['selfcheck_calibrate'] = calibrate
+        out = tmp_path / f'calibrate_{calibrate}'
+        summary = harness.Run(variant, 'model', out, verbose=False).execute()
+        records = read_records((out / 'records.jsonl').read_text().splitlines())
+        assert summary['frames_without_outcome'] == 0 and len(records) > 80
+        runs[calibrate] = (summary, records)
+
+    def warned(records):
+        return [r for r in records if (r.selfcheck or {}).get('edge1', {}).get('status')
+                in ('WARN', 'ERROR')]
+
+    def calibrated(records):
+        return [r for r in records if 'edge1' in r.predictions
+                and 'calibration_s' in r.predictions['edge1'].terms]
+    summary, records = runs[True]
+    first = min(r.finished_at_s for r in records if r.target == 'edge1')
+    found = warned(records)
+    assert found and found[0].finished_at_s - first <= 10.0, (first, found[:1])
+    moved = [r for r in calibrated(records) if r.planned_target == 'local']
+    assert moved and moved[0].finished_at_s - found[0].finished_at_s <= 2.0
+    assert not [c for c in summary['checks'].values() if not c['ok']], summary['checks']
+    uncalibrated_summary, uncalibrated = runs[False]
+    assert warned(uncalibrated) and not calibrated(uncalibrated)
+    assert summary['deadline_misses'] < uncalibrated_summary['deadline_misses']
+
+
 def test_scenario_files_are_valid():
     for path in sorted((ROOT / 'config/scenarios').glob('*.yaml')):
         spec = harness.load_spec(path)
