@@ -29,6 +29,7 @@ process's pools allow, and none stays in CLOSE_WAIT from one sample to the next.
 Writes bench/results/soak.json.
 """
 import argparse
+import collections
 import math
 import pathlib
 import sys
@@ -155,12 +156,23 @@ def main(argv=None) -> int:
               'growth': {n: growth(samples, n, settle_s, tcp_bound(run, n)) for n in names},
               'samples': samples, 'machine': {'robot_core': run.robot_cores,
                                               'worker_core': run.edge_cores}}
+    # The model self-check's verdict recorded with each frame (core.selfcheck): a right model
+    # raises no WARN; the frames around the kill and the bandwidth step are counted apart.
+    off = [r for r in records if any(v.get('status') != 'OK'
+                                     for v in (r.selfcheck or {}).values())]
+    result['selfcheck'] = {
+        'frames_not_ok': len(off),
+        'not_ok_at_s': sorted({round(r.finished_at_s - t0) for r in off})[:50],
+        'statuses': dict(collections.Counter(
+            f'{target}:{v.get("status")}' for r in records
+            for target, v in (r.selfcheck or {}).items()))}
     result['goals'] = {
         'rss_growth_under_5pct': all(g and g['rss_growth_pct'] < 5.0
                                      for g in result['growth'].values()),
         'no_fd_growth': all(g and not g['descriptors']['leak']
                             for g in result['growth'].values()),
-        'zero_frames_without_outcome': summary['frames_without_outcome'] == 0}
+        'zero_frames_without_outcome': summary['frames_without_outcome'] == 0,
+        'no_selfcheck_warning': not off}
     analysis.write_json(pathlib.Path(args.out), result)
     for name, g in result['growth'].items():
         print(f'  {name:18s} RSS {g.get("rss_start_mb")} -> {g.get("rss_end_mb")} MB '
