@@ -528,14 +528,14 @@ class WorkerClient:
         is in the kernel, so the next upload follows without a gap; the answer is awaited without
         holding it.
         """
-        start = time.perf_counter()
+        start = time.monotonic()
         upload_wait = 0.0
         serial = self.serial_uploads    # read once: a reconfigure mid-request changes nothing
         if serial:
             if not self.uplink.acquire(budget_s):
                 raise WorkerUnavailable(f'{self.url}: uplink busy for the whole budget '
                                         f'({budget_s:.3f} s)', 'deadline')
-            upload_wait = time.perf_counter() - start
+            upload_wait = time.monotonic() - start
             if budget_s is not None:
                 budget_s -= upload_wait
                 if budget_s <= 0.001:
@@ -569,7 +569,7 @@ class WorkerClient:
         for attempt in (1, 2):
             # The whole exchange within the budget: each read's timeout alone lets an answer
             # dripped a byte at a time hold the request for ever.
-            bounded = _Bounded(limit_s - (time.perf_counter() - start - upload_wait))
+            bounded = _Bounded(limit_s - (time.monotonic() - start - upload_wait))
             cut = bounded.__enter__()
             answering = False      # the answer's headers are in: its body is awaited
             try:
@@ -591,7 +591,7 @@ class WorkerClient:
                 # Safe to retry only if the connection was refused before sending (a stale
                 # keep-alive socket), and only while budget remains.
                 left = None if budget_s is None else \
-                    budget_s - (time.perf_counter() - start - upload_wait)
+                    budget_s - (time.monotonic() - start - upload_wait)
                 stale_socket = 'refused' not in str(e).lower()
                 if attempt == 1 and stale_socket and (left is None or left > 0.01):
                     continue
@@ -612,7 +612,7 @@ class WorkerClient:
                                         f'({e.__class__.__name__})', 'connection') from e
             finally:
                 bounded.__exit__()
-        round_trip = time.perf_counter() - start
+        round_trip = time.monotonic() - start
         try:
             detections, server = read_answer(
                 self.url, response.status_code, response.headers, content, round_trip,

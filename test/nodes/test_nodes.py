@@ -16,53 +16,18 @@
 
 import cv2
 import pytest
-from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, String
-from vision_msgs.msg import Detection2DArray
+from std_msgs.msg import Header
 
 from offload_ros.core.types import Box, Observation
-from offload_ros.core.records import DecisionRecord
 from offload_ros.ros import conversions, qos, topics
 from offload_ros.nodes.controller_node import ControllerNode
-from offload_ros.nodes.offload_node import OffloadNode
 from offload_ros.nodes.tracker_node import TrackerNode
 from conftest import jpeg_header_only
-from rosutil import spinning, wait_until
-
-
-class Probe(Node):
-    """Test peer: publishes images or tracks, collects what the node under test publishes."""
-
-    def __init__(self, context):
-        super().__init__('probe', context=context)
-        self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.SENSOR_DATA)
-        self.comp_pub = self.create_publisher(CompressedImage, topics.IMAGE_COMPRESSED,
-                                              qos.SENSOR_DATA)
-        self.tracks_pub = self.create_publisher(Detection2DArray, topics.TRACKS, qos.RESULTS)
-        self.dets_pub = self.create_publisher(Detection2DArray, topics.DETECTIONS, qos.RESULTS)
-        self.detections, self.records, self.tracks, self.cmd = [], [], [], []
-        self.create_subscription(Detection2DArray, topics.DETECTIONS,
-                                 self.detections.append, qos.RESULTS)
-        self.create_subscription(Detection2DArray, topics.TRACKS, self.tracks.append,
-                                 qos.RESULTS)
-        self.create_subscription(String, topics.DECISIONS,
-                                 lambda m: self.records.append(DecisionRecord.from_json(m.data)),
-                                 qos.RECORDS)
-        self.create_subscription(Twist, topics.CMD_VEL, self.cmd.append, qos.COMMANDS)
-
-
-def offload_node(context, **overrides):
-    values = {'epoch_s': 0.2, 'deadline_s': 5.0, 'detector_threads': 1, **overrides}
-    return OffloadNode(context=context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in values.items()])
-
-
-def header(node, i):
-    return Header(stamp=node.get_clock().now().to_msg(), frame_id=f'cam{i}')
+from rosutil import Probe, header, offload_node, spinning, wait_until
 
 
 def test_offload_node_one_outcome_per_frame_with_stamps(ros_context, start_worker, frames):

@@ -48,7 +48,7 @@ from offload_ros.worker import protocol
 from offload_ros.worker.client import (CircuitBreaker, MalformedAnswer, WorkerClient,
                                        WorkerUnavailable)
 from rosutil import spinning, wait_until
-from test_nodes import Probe, header, offload_node
+from rosutil import Probe, header, offload_node
 
 NAMES = models.default_names_path().read_text().splitlines()
 INFER = '/v2/models/yolov3_tiny/infer'
