@@ -92,10 +92,28 @@ class Observer(Node):
                     return status['values'][key]
         return default
 
-    def set_parameters(self, node_name: str, values: dict):
-        """Asynchronously set parameters on another node; returns the future."""
+    def set_parameters(self, executor, node_name: str, values: dict, timeout_s: float = 15.0,
+                       resend_s: float = 3.0) -> list:
+        """
+        Set parameters on another node and return its per-parameter results.
+
+        Spins `executor` while it waits. DDS may drop a request sent before the service's
+        endpoints have matched, so the call waits for the service and resends the same
+        (idempotent) request every `resend_s` until an answer comes; raises TimeoutError after
+        `timeout_s`.
+        """
         if node_name not in self._param_clients:
             self._param_clients[node_name] = AsyncParameterClient(self, node_name)
         client = self._param_clients[node_name]
         params = [Parameter(k, value=v) for k, v in values.items()]
-        return client.set_parameters(params)
+        end = time.monotonic() + timeout_s
+        if not client.wait_for_services(timeout_s):
+            raise TimeoutError(f'no parameter service on {node_name!r} within {timeout_s} s')
+        while time.monotonic() < end:
+            future = client.set_parameters(params)
+            resend_at = min(end, time.monotonic() + resend_s)
+            while not future.done() and time.monotonic() < resend_at:
+                executor.spin_once(timeout_sec=0.05)
+            if future.done() and future.result() is not None:
+                return list(future.result().results)
+        raise TimeoutError(f'{node_name!r} did not answer a parameter request in {timeout_s} s')

@@ -23,6 +23,7 @@ import json
 import signal
 import sys
 import threading
+import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -32,6 +33,29 @@ from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import String
 
 from offload_ros.ros import qos, topics
+
+
+def _set(client, values: dict, timeout_s: float = 15.0, resend_s: float = 3.0) -> dict:
+    """
+    Set parameters from the command thread while the main thread spins; the outcome as a dict.
+
+    DDS may drop a request sent before the service's endpoints have matched: wait for the
+    service, then resend the same (idempotent) request every `resend_s` until it is answered.
+    """
+    end = time.monotonic() + timeout_s
+    if not client.wait_for_services(timeout_s):
+        return {'ok': False, 'reasons': [f'no parameter service within {timeout_s} s']}
+    params = [Parameter(k, value=v) for k, v in values.items()]
+    while time.monotonic() < end:
+        future = client.set_parameters(params)
+        resend_at = min(end, time.monotonic() + resend_s)
+        while not future.done() and time.monotonic() < resend_at:
+            time.sleep(0.02)
+        if future.done() and future.result() is not None:
+            results = future.result().results
+            return {'ok': all(r.successful for r in results),
+                    'reasons': [r.reason for r in results]}
+    return {'ok': False, 'reasons': [f'no answer within {timeout_s} s']}
 
 
 def main() -> int:
@@ -62,11 +86,7 @@ def main() -> int:
                 emit('param', {'ok': False, 'error': f'bad command {line.strip()!r}: {e}'})
                 continue
             client = clients.setdefault(name, AsyncParameterClient(node, name))
-            future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-            future.add_done_callback(lambda f, n=name, v=values: emit('param', {
-                'node': n, 'params': v,
-                'ok': f.result() is not None and all(r.successful for r in f.result().results),
-                'reasons': [r.reason for r in f.result().results] if f.result() else []}))
+            emit('param', {'node': name, 'params': values, **_set(client, values)})
     threading.Thread(target=commands, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
             index = next(i for i, p in enumerate(phases) if p['start_s'] <= elapsed < p['end_s'])
             if index != current_phase:
                 current_phase = index
-                observer.set_parameters('offload', {
+                observer.set_parameters(executor, 'offload', {
                     'bandwidth_override_bps': phases[index]['bandwidth_override_bps']})
             executor.spin_once(timeout_sec=0.05)
             if elapsed - last_print >= 1.0:

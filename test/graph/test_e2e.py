@@ -84,22 +84,21 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
         # Force a switch local -> edge1 -> local through the parameter service.
         switch_times = []
         for target in ('local', 'edge1', 'local'):
-            future = observer.set_parameters('offload', {'force_target': target})
-            assert spin_until(executor, future.done, 10)
-            assert future.result().results[0].successful
+            assert observer.set_parameters(executor, 'offload',
+                                           {'force_target': target})[0].successful
             switch_times.append(time.monotonic())
             spin_for(executor, 4.0)
         # A loose deadline: the monitor joins each frame's detections with its record and
         # counts few misses (a detections subscription with incompatible QoS receives nothing,
         # and every frame then counts as a miss once its record waits in vain).
-        future = observer.set_parameters('deadline_monitor', {'deadline_s': 5.0})
-        assert spin_until(executor, future.done, 10)
+        assert observer.set_parameters(executor, 'deadline_monitor',
+                                       {'deadline_s': 5.0})[0].successful
         spin_for(executor, 3.0)
         assert float(observer.diag_value('deadline', 'frames')) > 10
         assert float(observer.diag_value('deadline', 'miss_rate')) < 0.2   # drops at switches
         # An impossible deadline: the monitor reports misses.
-        future = observer.set_parameters('deadline_monitor', {'deadline_s': 0.001})
-        assert spin_until(executor, future.done, 10)
+        assert observer.set_parameters(executor, 'deadline_monitor',
+                                       {'deadline_s': 0.001})[0].successful
         assert spin_until(executor, lambda: observer.diag_value('deadline', 'frames') and
                           float(observer.diag_value('deadline', 'miss_rate')) > 0.5, 10)
         # Stop the camera: detections stop, and cmd_vel must go to zero.
