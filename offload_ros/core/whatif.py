@@ -35,7 +35,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from offload_ros.core import energy as energy_mod
 from offload_ros.core.latency import Prediction
-from offload_ros.core.policy import LOCAL, MODES, Decision, PolicyConfig, decide, parse_target
+from offload_ros.core.policy import LOCAL, MODES, PolicyConfig, decide, parse_target
 from offload_ros.core.records import DecisionRecord, Estimates
 from offload_ros.core.scenario import ScenarioError, predict_terms_from_estimates
 
@@ -203,8 +203,9 @@ def replay(records: Sequence[DecisionRecord], whatif: WhatIf,
                                                 ('hysteresis', whatif.hysteresis))
                               if v is not None})
     like = like_worker(records)
-    current, previous, out = Decision(LOCAL, 'start-up').target, None, []
+    current, previous, out = LOCAL, None, []
     for record in sorted(records, key=lambda r: r.seq):
+        predictions = {}
         if record.outcome == 'drop' and record.reason.startswith('malformed image'):
             target = record.target          # never decided: it did not convert
         else:
@@ -215,15 +216,15 @@ def replay(records: Sequence[DecisionRecord], whatif: WhatIf,
             target = current
         same = target == record.target
         latency = record.observed_latency_s if same and record.outcome == 'detections' else \
-            math.inf if same else _modelled(record, target, whatif, like)
+            math.inf if same else _modelled(record, target, predictions.get(target))
         energy = (record.energy or {}).get(target if target in (record.energy or {}) else like)
         out.append(Replayed(record.seq, record.finished_at_s, target, latency, not same,
                             None if energy is None else energy.get('robot_j')))
     return out
 
 
-def _modelled(record: DecisionRecord, target: str, whatif: WhatIf, like) -> float:
-    prediction = _predictions(record, whatif, like).get(target)
+def _modelled(record: DecisionRecord, target: str, prediction: Optional[Prediction]) -> float:
+    """A frame's latency where the what-if ran it elsewhere: its (calibrated) prediction."""
     if prediction is None or not prediction.stable:
         return math.inf
     check = (record.selfcheck or {}).get(target) or {}
