@@ -8,7 +8,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-fidelity-long bench-decisions bench-overhead \
-	bench-soak bench-fuzz bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy test-triton scenarios clean
+	bench-soak bench-fuzz bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy bench-fleet test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -50,6 +50,10 @@ bench-fidelity: bootstrap
 bench-fidelity-long: bootstrap
 	$(PY) bench/bench_fidelity.py --bandwidths 20 --rates 2 8 --cell-s 300 \
 		--out bench/results/fidelity_long.json --work bench_out/fidelity_long $(BENCH_ARGS)
+
+# Fleets in simulated time: 10/20/50 robots on 2/4/8 workers, references and policies (~20 min).
+bench-fleet: bootstrap
+	$(PY) bench/bench_fleet.py $(BENCH_ARGS)
 
 bench-tenants: bootstrap
 	$(PY) bench/bench_tenants.py --report $(BENCH_ARGS)

@@ -52,10 +52,11 @@ def test_flake8_clean():
 
 
 # The package import graph, lowest first: a package imports only packages ranked below it
-# (core <- inference <- worker <- dispatch <- ros layer <- nodes, graph <- bags, scenarios <-
-# tools). `analysis` (run statistics and plots) needs only the core.
-RANKS = {'core': 0, 'analysis': 1, 'inference': 1, 'worker': 2, 'dispatch': 3, 'ros': 4,
-         'nodes': 5, 'graph': 5, 'bags': 6, 'scenarios': 6, 'tools': 7}
+# (core <- inference <- worker <- dispatch <- ros layer, fleet <- nodes, graph <- bags,
+# scenarios <- tools). `analysis` (run statistics and plots) needs only the core; the fleet
+# simulator runs the dispatcher without ROS.
+RANKS = {'core': 0, 'analysis': 1, 'inference': 1, 'worker': 2, 'dispatch': 3, 'fleet': 4,
+         'ros': 4, 'nodes': 5, 'graph': 5, 'bags': 6, 'scenarios': 6, 'tools': 7}
 
 
 def _imported_packages(path):

@@ -52,6 +52,8 @@ class WorkerState:
     total_rate_hz: float = 0.0
     own_rate_hz: float = 0.0
     queue_length: int = 0
+    others: int = 0                   # other robots sending frames here
+    watchers: Optional[int] = None    # robots polling it, this one among them (None: unknown)
     rtt_samples: Deque[float] = field(default_factory=lambda: deque(maxlen=20))
     server_overhead_samples: MedianWindow = field(default_factory=lambda: MedianWindow(50))
     bandwidth: BandwidthEstimator = None
@@ -307,8 +309,11 @@ class Observations:
     def load_report(self, name: str, rtt_s: float, total_rate_hz: float,
                     service_mean_s: Optional[float], service_var_s2: Optional[float],
                     parallelism: int, own_rate_hz: float, queue_length: int = 0,
-                    tail_service_s: Optional[Mapping[int, float]] = None) -> None:
+                    tail_service_s: Optional[Mapping[int, float]] = None,
+                    tenants: int = 0, watchers: Optional[int] = None) -> None:
         state = self.workers[name]
+        state.others = max(0, tenants - (1 if own_rate_hz > 0 else 0))
+        state.watchers = watchers
         state.tail_service_s = dict(tail_service_s or {})
         state.queue_length = max(0, queue_length)
         state.rtt_samples.append(rtt_s)

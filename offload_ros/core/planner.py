@@ -20,6 +20,7 @@ The estimators are core.observations; here they become queueing-model prediction
 route of each frame and the estimates snapshot each decision record carries.
 """
 import math
+import random
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional
 
@@ -31,7 +32,7 @@ from offload_ros.core.latency import (DeviceModel, NetworkModel, Prediction, Wor
                                       split_link)
 from offload_ros.core.observations import Observations
 from offload_ros.core.policy import (LOCAL, Decision, PolicyConfig, ThresholdBaseline,
-                                     decide, parse_target, split_target)
+                                     decide, move_probability, parse_target, split_target)
 from offload_ros.core.records import Estimates, NetworkEstimate, WorkerEstimate
 from offload_ros.core.selfcheck import CheckConfig, SelfCheck
 
@@ -60,6 +61,7 @@ class PlannerConfig:
     # 'exponential': the paper's M/M/1 uplink; 'measured': M/G/1 from the payload sizes
     link_model: str = 'measured'
     selfcheck: CheckConfig = CheckConfig()
+    seed: Optional[int] = None        # of the damped moves' draws (None: from the OS)
     energy: energy_mod.EnergyModel = energy_mod.EnergyModel()
     energy_weights: energy_mod.EnergyWeights = energy_mod.EnergyWeights()
 
@@ -110,6 +112,7 @@ class Planner(Observations):
         self.energy: Optional[Dict[str, dict]] = None
         self._last_probe_at_s: Dict[str, float] = {}
         self.selfcheck = SelfCheck(config.selfcheck)
+        self.rng = random.Random(config.seed)
 
     def reconfigure(self, config: PlannerConfig) -> None:
         super().reconfigure(config)
@@ -309,6 +312,8 @@ class Planner(Observations):
             decision = Decision(chosen[0], chosen[1], predictions)
         else:
             decision = decide(predictions, self.config.policy, self.decision.target, fractions)
+        if self.config.policy.mode in ('argmin', 'deadline', 'energy') and not forced:
+            decision = self._damped(decision, predictions)
         if decision.target != self.decision.target:
             self.switches.append(Switch(now_s, self.decision.target, decision.target,
                                         decision.reason))
@@ -319,6 +324,37 @@ class Planner(Observations):
         self.estimates = self.snapshot(now_s)
         self.energy = {n: e.to_json() for n, e in self.energies(predictions).items()}
         return self.decision
+
+    def _damped(self, decision: Decision, predictions: Mapping[str, Prediction]) -> Decision:
+        """
+        Take a move only with policy.move_probability where other robots may make it too.
+
+        At once where no other robot watches the workers involved (or none reports it), the
+        current target is gone or saturated, or the robot leaves a target it would miss on for
+        its own detector (no other robot shares it).
+        """
+        current = self.decision.target
+        if not self.config.policy.damped or decision.target == current:
+            return decision
+        before, after = predictions.get(current), predictions.get(decision.target)
+        if before is None or after is None or not before.stable:
+            return decision
+        here, there = parse_target(current)[0], parse_target(decision.target)[0]
+        involved = [self.workers[n] for n in (here, there) if n in self.workers]
+        if not any(w.watchers is not None and w.watchers > 1 for w in involved):
+            return decision
+        if there == LOCAL:
+            if before.latency_s > self.config.policy.deadline_s:
+                return decision
+            others = self.workers[here].others if here in self.workers else 0
+        else:
+            others = self.workers[there].others
+        gain = (before.latency_s - after.latency_s) / before.latency_s
+        p = move_probability(gain, others)
+        if self.rng.random() < p:
+            return replace(decision, reason=f'{decision.reason}; damped move taken (p {p:.2f})')
+        return Decision(current, f'hold {current}: damped move to {decision.target} not taken '
+                        f'(p {p:.2f}: gain {gain:.0%}, {others} other robots)', predictions)
 
     def miss_probability(self, target: str, predictions: Mapping[str, Prediction],
                          window_s: float = 30.0) -> float:

@@ -30,6 +30,13 @@ Modes:
 A challenger replaces the current target only if it is faster by more than the hysteresis
 margin (a fraction of the current prediction), unless the current target became unstable or
 infeasible.
+
+Damped moves (Planner, with `damped`): robots that share workers see the same load reports,
+and if each takes the best target at once they all move together and the worker they crowd
+into becomes the worst (herding: Mitzenmacher, 'How useful is old information?', 2000). So
+where other robots watch the same workers, a move is taken with probability
+move_probability(gain, robots already there): about one robot in 1 + n moves per epoch, fewer
+for a small gain; a lone robot, or one leaving a target that failed, moves at once.
 """
 import math
 from dataclasses import dataclass, field
@@ -60,6 +67,7 @@ class PolicyConfig:
     mode: str = 'argmin'
     hysteresis: float = 0.1
     deadline_s: float = math.inf
+    damped: bool = True
 
     def __post_init__(self):
         if self.mode in DEPRECATED_MODES:
@@ -124,6 +132,17 @@ def decide(predictions: Mapping[str, Prediction], config: PolicyConfig,
                 latency[choice] > latency[current] * (1.0 - config.hysteresis):
             return Decision(current, f'hold {current}: within hysteresis', predictions)
     return Decision(choice, why, predictions)
+
+
+def move_probability(gain: float, others: int) -> float:
+    """
+    The chance a robot takes a move with relative gain `gain` to where `others` robots are.
+
+    min(1, gain / (1 + others)): with n robots at the destination, one more changes its load by
+    about 1 / (1 + n), so the expected number that move each epoch stays near what the gain can
+    absorb (measured against other rules in docs/fleet.md).
+    """
+    return min(1.0, max(0.0, gain) / (1.0 + max(0, others)))
 
 
 class ThresholdBaseline:

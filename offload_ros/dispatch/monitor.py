@@ -14,7 +14,6 @@
 
 """The worker monitor: each epoch, every worker's load report, and probes of idle links."""
 import threading
-import time
 
 from offload_ros.dispatch.dispatcher import Dispatcher
 from offload_ros.inference.picture import BadImage
@@ -58,7 +57,7 @@ class WorkerMonitor:
     def poll(self, name: str, client) -> None:
         """Take one worker's load report (or fail it) and probe its link if due."""
         d = self.d
-        start = time.perf_counter()
+        start = d.clock.monotonic()
         try:
             load = client.fetch_load(timeout_s=self.poll_timeout_s)
         except Exception as e:   # WorkerUnavailable, or anything unforeseen
@@ -71,7 +70,7 @@ class WorkerMonitor:
                 if name in d.planner.workers:
                     d.planner.worker_failed(name, f'load: {e}')
             return
-        rtt = time.perf_counter() - start
+        rtt = d.clock.monotonic() - start
         with d.lock:
             if name not in d.planner.workers:
                 return   # removed while polled
@@ -80,7 +79,7 @@ class WorkerMonitor:
                 if tail in load.model_service_s}
             d.planner.load_report(name, rtt, load.arrival_rate_hz, load.service_mean_s,
                                   load.service_var_s2, load.parallelism, load.own_rate_hz,
-                                  load.queue_length, tails)
+                                  load.queue_length, tails, load.tenants, load.watchers)
             busy = bool(d.remote.inflight(name))
             due = d.planner.probe_due(name, d.clock.monotonic(), busy=busy)
             latest = d.local.latest

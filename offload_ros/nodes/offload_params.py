@@ -42,6 +42,8 @@ SPECS = [
                 (0.0, 0.9)),
     params.Spec('epoch_s', 0.5, 'Period of estimate refresh and policy evaluation.',
                 (0.05, 10.0)),
+    params.Spec('damped_moves', True, 'Where other robots watch the same workers, take a move '
+                'with probability min(1, gain / (1 + robots there)) (docs/fleet.md).'),
     params.Spec('policy_mode', 'argmin', "Decision rule ('split': former name of 'share').",
                 choices=MODES + tuple(DEPRECATED_MODES)),
     params.Spec('bandwidth_override_bps', 0.0, 'Use this bandwidth instead of measuring (0).',
@@ -186,7 +188,8 @@ class OffloadConfig:
     def planner(self) -> PlannerConfig:
         v = self.values
         return PlannerConfig(
-            policy=PolicyConfig(v['policy_mode'], v['hysteresis'], v['deadline_s']),
+            policy=PolicyConfig(v['policy_mode'], v['hysteresis'], v['deadline_s'],
+                                v['damped_moves']),
             bandwidth_override_bps=v['bandwidth_override_bps'] or None,
             bandwidth_prior_bps=v['bandwidth_prior_bps'],
             forced_target=v['force_target'] or None,

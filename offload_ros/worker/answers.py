@@ -77,6 +77,22 @@ class WorkerLoad:
     source: str  # 'load' (our worker) or 'triton_stats'
     # Mean service time per model the worker serves (the whole detector and split tails).
     model_service_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    tenants: int = 0                   # clients sending frames, the caller among them
+    watchers: Optional[int] = None     # clients polling /load (None: not reported)
+
+
+def load_from_report(url: str, data: object) -> WorkerLoad:
+    """Our worker's /load report (protocol.LoadReport), each figure checked (MalformedAnswer)."""
+    try:
+        report = protocol.LoadReport.from_dict(data)
+    except protocol.ProtocolError as e:
+        raise MalformedAnswer(f'{url}: {e}') from e
+    overall = report.overall
+    return WorkerLoad(overall.arrival_rate_hz, overall.service_mean_s, overall.service_var_s2,
+                      report.parallelism, report.queue_length,
+                      report.client.arrival_rate_hz if report.client else 0.0, 'load',
+                      {name: s for name, s in report.models.items() if s},
+                      report.tenants, report.watchers)
 
 
 def read_answer(url: str, status: int, headers: Mapping[str, str], content: bytes,

@@ -47,7 +47,7 @@ from offload_ros.inference.picture import Picture
 from offload_ros.worker import protocol
 from offload_ros.worker.answers import (AnswerRules, InferResult, MalformedAnswer,  # noqa: F401
                                         WorkerLoad, WorkerRequestError, WorkerUnavailable,
-                                        read_answer, triton_load)
+                                        load_from_report, read_answer, triton_load)
 
 
 def check_url(url: str) -> str:
@@ -723,7 +723,7 @@ class WorkerClient:
         close_dropped(self.session, self.url)
         response = self._get(protocol.LOAD_ROUTE.format(model=self.model), timeout_s)
         if response.status_code == 200:
-            return self._load_from_report(response.json())
+            return load_from_report(self.url, response.json())
         response = self._get(f'/v2/models/{self.model}/stats', timeout_s)
         if response.status_code != 200:
             raise WorkerUnavailable(f'{self.url}: no /load or /stats (HTTP '
@@ -736,15 +736,3 @@ class WorkerClient:
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise MalformedAnswer(f'{self.url}: malformed /stats ({e.__class__.__name__})') \
                 from e
-
-    def _load_from_report(self, data: object) -> WorkerLoad:
-        """Our worker's /load report, each figure checked (MalformedAnswer)."""
-        try:
-            report = protocol.LoadReport.from_dict(data)
-        except protocol.ProtocolError as e:
-            raise MalformedAnswer(f'{self.url}: {e}') from e
-        overall = report.overall
-        return WorkerLoad(overall.arrival_rate_hz, overall.service_mean_s,
-                          overall.service_var_s2, report.parallelism, report.queue_length,
-                          report.client.arrival_rate_hz if report.client else 0.0, 'load',
-                          {name: s for name, s in report.models.items() if s})

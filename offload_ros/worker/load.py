@@ -97,6 +97,7 @@ class LoadTracker:
         self.started_at_s = started_at_s
         self._all = self._stream()
         self._clients: Dict[str, _Stream] = {}
+        self._polled_at: Dict[str, float] = {}     # client -> its last /load poll
 
     def _stream(self) -> _Stream:
         return _Stream(WindowedSamples(self.window_s), WindowedSamples(self.window_s))
@@ -129,6 +130,12 @@ class LoadTracker:
             self.prior, self.prior_kind = (self._startup_s, var), 'start-up'
         else:
             self.prior, self.prior_kind = (fastest, var), 'idle'
+
+    def polled(self, now_s: float, client: str) -> None:
+        """A client asked for the load report (counted as a watcher for a window)."""
+        if client not in self._polled_at and len(self._polled_at) >= 256:
+            del self._polled_at[min(self._polled_at, key=self._polled_at.get)]
+        self._polled_at[client] = now_s
 
     def arrival(self, now_s: float, client: str) -> None:
         self._all.arrivals.add(now_s, 1.0)
@@ -178,7 +185,8 @@ class LoadTracker:
             stream.arrivals.trim(now_s)
             tenants += stream.arrivals.count > 0
         own = self._clients.get(caller) if caller is not None else None
+        watchers = sum(1 for t in self._polled_at.values() if t >= now_s - self.window_s)
         return LoadReport(figures, profile, self.window_s, self.parallelism, queue_length,
                           in_service, utilisation, wait if math.isfinite(wait) else None,
                           tenants, self._figures(own, now_s) if own is not None and
-                          own.arrivals.count else None)
+                          own.arrivals.count else None, watchers=watchers)

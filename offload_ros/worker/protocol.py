@@ -277,7 +277,9 @@ class LoadReport:
     GET /v2/models/{model}/load: the worker's load, for the robots' queueing models.
 
     The overall figures are the queue every client shares; `client` is the caller's own share
-    (None until it sent something), other tenants are counted (`tenants`), never named.
+    (None until it sent something), other tenants are counted (`tenants`), never named, and so
+    are the clients that polled /load in the window (`watchers`: the robots that may move here
+    at once; None from a worker that does not count them).
     `profile` says where the service figures come from: 'live' (the window), 'start-up' or
     'idle' (a profile, while the window has too few samples). `models` gives each served
     model's mean service time (the whole detector and any partition tails).
@@ -294,6 +296,7 @@ class LoadReport:
     tenants: int
     client: Optional[StreamFigures] = None
     models: Mapping[str, Optional[float]] = field(default_factory=dict)
+    watchers: Optional[int] = None
     schema: int = 1
 
     def to_dict(self) -> dict:
@@ -303,7 +306,7 @@ class LoadReport:
                 'predicted_wait_s': self.predicted_wait_s, 'tenants': self.tenants,
                 'client': None if self.client is None else asdict(self.client),
                 'models': {name: {'service_mean_s': mean} for name, mean in self.models.items()},
-                'schema': self.schema}
+                'watchers': self.watchers, 'schema': self.schema}
 
     @classmethod
     def from_dict(cls, data: object) -> 'LoadReport':
@@ -328,4 +331,5 @@ class LoadReport:
                    _figure(data, 'tenants', True, True) or 0,
                    None if own is None else StreamFigures.from_dict(own),
                    {str(name): _figure(m, 'service_mean_s', True)
-                    for name, m in models.items()})
+                    for name, m in models.items()},
+                   _figure(data, 'watchers', True, True))

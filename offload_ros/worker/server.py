@@ -720,6 +720,7 @@ class WorkerApp:
     async def load(self, request):
         self._model(request)
         rt = self.runtime
+        rt.load.polled(rt.clock(), request['client'])
         report = rt.load.snapshot(rt.clock(), rt.queue_length(), rt.in_service,
                                   request['client'])
         report = dataclasses.replace(report, models=rt.model_service_means())

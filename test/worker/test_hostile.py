@@ -45,6 +45,7 @@ from offload_ros.nodes.offload_params import OffloadConfig, parse_workers
 from offload_ros.nodes.tracker_node import TrackerNode
 from offload_ros.scenarios import hostile
 from offload_ros.worker import protocol
+from offload_ros.worker.answers import load_from_report
 from offload_ros.worker.client import (CircuitBreaker, MalformedAnswer, WorkerClient,
                                        WorkerUnavailable)
 from rosutil import spinning, wait_until
@@ -404,7 +405,7 @@ def test_client_refuses_a_malformed_load_report():
         assert client.fetch_load().parallelism == 1
         for report in ({'parallelism': 'x'}, [], {'arrival_rate_hz': float('nan')}):
             with pytest.raises(MalformedAnswer):
-                client._load_from_report(report)
+                load_from_report(client.url, report)
     finally:
         fake.stop()
 
