@@ -234,7 +234,8 @@ class Observations:
         waits for busy periods it shares to end).
         """
         self._requests += 1
-        self.workers[name].bandwidth.transfer_started(self._requests, now_s)
+        if name in self.workers:   # (a worker removed while a frame was on its way: nothing)
+            self.workers[name].bandwidth.transfer_started(self._requests, now_s)
         generations = self._request_generation
         generations[self._requests] = self._payload_generation
         if len(generations) > 4096:      # a token never ended (its thread lost): let it go
@@ -253,8 +254,12 @@ class Observations:
         """
         Take a worker's answer; whole_frame False for a split's tail.
 
-        (its bytes say nothing of the image payload, but time the link all the same).
+        (its bytes say nothing of the image payload, but time the link all the same). The
+        answer of a worker removed meanwhile (set_workers) is not an estimate any more.
         """
+        if name not in self.workers:
+            self._request_generation.pop(token, None)
+            return
         state = self.workers[name]
         if server_s is not None and queue_s is not None and service_s is not None:
             state.server_overhead_samples.append(max(0.0, server_s - queue_s - service_s))
@@ -335,5 +340,7 @@ class Observations:
         self.recent_by_target.setdefault(target, deque(maxlen=50)).append((now_s, latency_s))
 
     def worker_failed(self, name: str, reason: str) -> None:
-        state = self.workers[name]
+        state = self.workers.get(name)
+        if state is None:
+            return   # removed meanwhile: nothing to mark
         state.available, state.reason = False, reason

@@ -45,6 +45,7 @@ from offload_ros.inference.picture import Picture
 from offload_ros.ros import conversions, params, qos, runner, topics, transport
 from offload_ros.nodes.offload_params import SPECS, OffloadConfig, parse_workers
 from offload_ros.worker.client import WorkerClient
+from offload_ros.worker.discovery import Directory
 
 DRAIN_S = 10.0
 CHECK_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
@@ -108,11 +109,13 @@ class _Offload:
                                f'({profile.provider})')
         self.client_id = config['client_id'] or params.hardware_id(self)
         planner = Planner(config.planner(), [], profile.mean_s)
+        self.directory = Directory(parse_workers(config['workers']), config['discover'],
+                                   config['model_name'])
         heads = self._partition_heads(model, planner)
         self._outputs = _Outputs(self)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.dispatcher = Dispatcher(
-            planner, self.detector, self._worker_clients(parse_workers(config['workers']), {}),
+            planner, self.detector, self._worker_clients(self.directory.current(), {}),
             config.dispatch(), SystemClock(lambda: self.get_clock().now().nanoseconds),
             Pools.threads(config['max_inflight']), self._outputs, self.get_logger(), heads)
         self.monitor = WorkerMonitor(self.dispatcher, min(0.5, config['epoch_s']),
@@ -194,7 +197,8 @@ class _Offload:
         for warning in pending.deprecations():
             self.get_logger().warning(warning)
         if pending['workers'] != old['workers']:
-            d.set_clients(self._worker_clients(parse_workers(pending['workers']), d.clients))
+            self.directory.set_static(parse_workers(pending['workers']))
+            d.set_clients(self._worker_clients(self.directory.current(), d.clients))
         for client in d.clients.values():
             client.apply(pending.client_options())
         self.detector.score_threshold = pending['score_threshold']
@@ -239,7 +243,21 @@ class _Offload:
 
     def _on_epoch(self) -> None:
         self._apply_pending()
+        self.dispatcher.pools.io.submit(self._refresh_workers)
         self.monitor.epoch()
+
+    def _refresh_workers(self) -> None:
+        """Use the workers found now (announced, or DNS names re-resolved); on the io pool."""
+        try:
+            found = self.directory.refresh()
+        except Exception as e:   # a resolver failure must not stop the epochs
+            self.get_logger().warning(f'worker discovery: {e}')
+            return
+        d = self.dispatcher
+        if {n: u.rstrip('/') for n, u in found.items()} != \
+                {n: c.url for n, c in d.clients.items()}:
+            self.get_logger().info(f'workers: {sorted(found)}')
+            d.set_clients(self._worker_clients(found, d.clients))
 
     # -- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -292,6 +310,8 @@ class _Offload:
         self._diag_timer = self._epoch_timer = None
         if self.dispatcher is not None:
             self.dispatcher.close()
+        if getattr(self, 'directory', None) is not None:
+            self.directory.close()
 
 
 class OffloadNode(_Offload, Node):

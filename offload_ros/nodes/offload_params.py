@@ -24,11 +24,13 @@ from offload_ros.core.policy import (DEPRECATED_MODES, LOCAL, MODES, SPLIT_MARK,
 from offload_ros.dispatch.frames import DispatchSettings
 from offload_ros.inference.picture import ImageLimits
 from offload_ros.ros import params, qos, transport
-from offload_ros.worker import protocol
+from offload_ros.worker import discovery, protocol
 from offload_ros.worker.client import ClientOptions, check_url
 
 SPECS = [
     params.Spec('workers', [], 'Workers as NAME=URL (KServe v2 base URL).', string_array=True),
+    params.Spec('discover', '', "Also use the workers announced with DNS-SD of this type, e.g. "
+                "'_kserve._tcp' (empty: only `workers`).", read_only=True),
     params.Spec('model_name', 'yolov3_tiny', 'Model name on the workers.'),
     params.Spec('model_path', '', 'Local ONNX detector; empty: the provisioned yolov3-tiny.',
                 read_only=True),
@@ -167,6 +169,11 @@ class OffloadConfig:
 
     def __post_init__(self):
         workers = parse_workers(self.values['workers'])
+        if self.values['discover']:
+            try:
+                discovery.service_type(self.values['discover'])
+            except ValueError as e:
+                raise ValueError(f'discover: {e}') from e
         self.planner()  # validates policy and bandwidth values
         layers = self.split_layers()
         forced = self.values['force_target']

@@ -42,6 +42,7 @@ import os
 import pathlib
 import resource
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -58,7 +59,7 @@ from offload_ros.inference import split
 from offload_ros.inference import picture as pictures
 from offload_ros.inference.detector import (Detector, DetectorError, ServiceProfile,
                                             postprocess)
-from offload_ros.worker import protocol
+from offload_ros.worker import discovery, protocol
 from offload_ros.worker.load import LoadTracker
 from offload_ros.worker.scheduling import DISCIPLINES, JobQueue
 
@@ -133,9 +134,14 @@ class WorkerConfig:
     # Fault injection, for testing a robot's model self-check: /load reports service times
     # scaled by this (below 1: a worker that says it is faster than it is). 1: the truth.
     misreport_service: float = 1.0
+    # DNS-SD: announce this worker as <announce_name>.<announce>.local. ('': do not).
+    announce: str = ''
+    announce_name: str = ''
 
     def __post_init__(self):
         self.image_limits()       # raises ValueError naming a bad limit
+        if self.announce:
+            discovery.service_type(self.announce)
         if not self.misreport_service > 0:
             raise ValueError(f'misreport_service must be > 0, got {self.misreport_service!r}')
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -969,7 +975,16 @@ async def serve(config: WorkerConfig, detector: Detector, stop: asyncio.Event,
           f'model={config.model_name} k={config.parallelism} provider={detector.provider} '
           f'connections<={worker.guard.cap}'
           + (f' tails={sorted(tails)}' if tails else ''), flush=True)
+    announcer = None
+    if config.announce:
+        announcer = discovery.Announcer(
+            config.announce, config.announce_name or f'{socket.gethostname()}-{port}', port,
+            config.host, config.model_name)
+        await asyncio.to_thread(announcer.start)
+        print(f'gpu_worker: announced as {announcer.info.name}', flush=True)
     await stop.wait()
+    if announcer is not None:   # robots stop choosing it before it refuses new requests
+        await asyncio.to_thread(announcer.stop)
     worker.draining = True
     print('gpu_worker: draining in-flight requests', flush=True)
     await runner.cleanup()  # stops listening, waits for in-flight handlers, then cleanup hooks
@@ -1022,6 +1037,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--misreport-service', type=float, default=1.0,
                    help='FAULT INJECTION for tests: /load reports service times scaled by '
                    'this (0.5: the worker claims to be twice as fast as it is)')
+    p.add_argument('--announce', default='', metavar='TYPE',
+                   help='announce this worker on the LAN with DNS-SD, e.g. _kserve._tcp '
+                   '(withdrawn before draining on SIGTERM)')
+    p.add_argument('--announce-name', default='',
+                   help='DNS-SD instance name (default: HOSTNAME-PORT)')
     p.add_argument('--tls-cert', help='PEM certificate chain: serve HTTPS')
     p.add_argument('--tls-key', help='PEM private key of --tls-cert')
     return p
@@ -1091,6 +1111,7 @@ def main(argv=None) -> int:
                                                   args.input_formats.split(',') if f.strip()),
                               max_connections=args.max_connections,
                               misreport_service=args.misreport_service,
+                              announce=args.announce, announce_name=args.announce_name,
                               tls_cert=pathlib.Path(args.tls_cert) if args.tls_cert else None,
                               tls_key=pathlib.Path(args.tls_key) if args.tls_key else None)
         tls_context(config)   # an unreadable certificate or key fails here, named

@@ -249,3 +249,17 @@ def test_set_clients_closes_the_dropped_worker():
     old = rig.worker
     rig.d.set_clients({'edge2': FakeWorker(rig.clock)})
     assert old.closed and list(rig.planner.workers) == ['edge2']
+
+
+def test_a_worker_removed_with_a_frame_on_its_way_loses_no_frame():
+    # Discovery drops a worker (it left or drains) while a frame waits for the remote pool:
+    # the frame falls back to the robot and ends in one outcome.
+    rig = Rig(target='edge1')
+    rig.frame()
+    rig.d.set_clients({})
+    rig.run()
+    one_outcome_each(rig, 1)
+    record = rig.records[0]
+    assert (record.outcome, record.target, record.fallback) == ('detections', 'local', True)
+    assert record.reason == 'fallback after edge1 connection'   # not an error in our code
+    assert not [line for line in rig.log.lines if line[0] == 'error']
