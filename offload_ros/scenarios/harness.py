@@ -45,9 +45,11 @@ from offload_ros.graph import launcher as launch
 from offload_ros.graph.procs import WorkerProcess
 
 POLICIES = ('model', 'local', 'remote', 'threshold', 'energy', 'hedge')
-ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'link_down', 'link_up',
-           'hang', 'resume')
+ACTIONS = ('bandwidth_mbps', 'rate_hz', 'load', 'kill', 'restart', 'stop', 'link_down',
+           'link_up', 'hang', 'resume')
 WORKER_PORT = 8000
+# With `discover: true` the workers announce themselves and the robot is given none.
+DISCOVERY_TYPE = '_kserve._tcp'
 
 
 class ScenarioError(ValueError):
@@ -144,13 +146,17 @@ class Run:
             '--host', link.edge_ip, '--port', str(WORKER_PORT),
             '--threads', str(w.get('threads', 1)),
             '--parallelism', str(w.get('parallelism', 1)), *map(str, w.get('args', ())),
+            *(('--announce', DISCOVERY_TYPE, '--announce-name', w['name'])
+              if self.spec.get('discover') else ()),
             env=self.env, bin_dir=self.bin, prefix=prefix)
         self.all_workers.append(self.workers[w['name']])  # a restart replaces the entry
 
     def _params_file(self) -> pathlib.Path:
         base = yaml.safe_load((launch.package_share() / 'config/robot.yaml').read_text())
         robot = self.spec.get('robot', {})
-        overrides = {'/**/offload': dict(robot.get('params', {})),
+        overrides = {'/**/offload': {**({'discover': DISCOVERY_TYPE}
+                                        if self.spec.get('discover') else {}),
+                                     **robot.get('params', {})},
                      '/**/camera': dict(self.spec.get('camera', {})),
                      # The monitor watches detections only: deserialising every raw frame
                      # for camera liveness would eat the emulated robot's CPU budget.
@@ -170,8 +176,8 @@ class Run:
         return path
 
     def _start_robot(self) -> None:
-        workers = ','.join(f'{n}=http://{link.edge_ip}:{WORKER_PORT}'
-                           for n, link in self.topology.links.items())
+        workers = '' if self.spec.get('discover') else ','.join(
+            f'{n}=http://{link.edge_ip}:{WORKER_PORT}' for n, link in self.topology.links.items())
         nodes = launch.plan(launch.package_share() / 'launch/robot.launch.xml', {
             'source': str(models.cache_dir() / 'media/vtest.avi'), 'workers': workers,
             'params_file': str(self._params_file())})
@@ -254,6 +260,8 @@ class Run:
                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elif action == 'kill':
             self.workers[value].kill()
+        elif action == 'stop':   # SIGTERM: a graceful drain
+            self.workers[value].stop()
         elif action == 'restart':
             self._start_worker(next(w for w in self.spec['workers'] if w['name'] == value))
         elif action in ('link_down', 'link_up'):
@@ -279,7 +287,8 @@ class Run:
         for name in self.topology.links:
             self.topology.shape(name, float(link.get('bandwidth_mbps', 100.0)), self.queue_ms)
         for w in self.spec['workers']:
-            self._start_worker(w)
+            if w.get('started', True):   # else started by a 'restart' in the schedule
+                self._start_worker(w)
         self._start_capture()
         self._start_robot()
         end = time.monotonic() + 120

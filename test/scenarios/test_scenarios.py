@@ -29,7 +29,7 @@ from offload_ros.scenarios.netns import ScenarioUnavailable, check_capabilities
 # crossover_rate runs in `make scenarios`, not here: its 1 Hz phase is a near tie (robot
 # ~15% faster) and one run in three held the worker after the start-up prior.
 SCENARIOS = ['case1_fluctuating', 'case2_multitenant', 'fault_kill', 'fault_linkdown',
-             'fault_hang']
+             'fault_hang', 'discovery']
 
 
 @pytest.fixture(scope='module')
