@@ -68,6 +68,15 @@ class FleetConfig:
     # runs with these instead of the policy.
     fixed_shares: Optional[Tuple[Dict[str, float], ...]] = None
     robot_rates_hz: Optional[Tuple[float, ...]] = None   # else drawn from rates_hz
+    camera_phases_s: Optional[Tuple[float, ...]] = None  # first frame's time; else random
+    # What a real robot adds besides inference and the request (measured on a run, e.g. by
+    # scenarios.multirobot): camera-to-node delay, time around a remote request (handling,
+    # publishing), and around a local inference.
+    ingress_s: float = 0.0
+    remote_overhead_s: float = 0.0
+    local_overhead_s: float = 0.0
+    request_overhead_s: float = 0.0   # inside a request, on the robot (encoding, HTTP)
+    server_overhead_s: float = 0.0    # on the worker outside its queue (decoding, HTTP)
 
     def draw_rates(self, seed: int) -> Tuple[float, ...]:
         """Each robot's camera rate: given, or drawn for the seed (as simulate draws them)."""
@@ -144,10 +153,13 @@ class SimRobot:
         self.kernel, self.index, self.name = kernel, index, f'robot{index}'
         self.clock = SimClock(kernel)
         self.link = Link(kernel, config.link)
-        self.detector = SimDetector(kernel, config.detector, rng)
+        self.detector = SimDetector(kernel, config.detector, rng, config.local_overhead_s)
         clients = {w.name: SimWorkerClient(kernel, w, self.link, self.name,
-                                           config.request_bytes, config.response_bytes)
+                                           config.request_bytes, config.response_bytes,
+                                           overhead_s=config.remote_overhead_s,
+                                           request_overhead_s=config.request_overhead_s)
                    for w in workers}
+        self.ingress_ns = int(config.ingress_s * 1e9)
         planner_config = replace(config.planner, seed=rng.randrange(2 ** 32))
         if config.fixed_shares is not None:
             planner = FixedShares(planner_config, config.detector.mean_s,
@@ -164,6 +176,8 @@ class SimRobot:
                                      config.probe_bytes)
         self.rate_hz = rate_hz
         self.camera_phase_s = rng.uniform(0.0, 1.0 / self.rate_hz)
+        if config.camera_phases_s is not None:
+            self.camera_phase_s = config.camera_phases_s[index]
         self.epoch_phase_s = rng.uniform(0.0, config.planner.epoch_s)
         self.frames = 0
 
@@ -177,7 +191,7 @@ class SimRobot:
         yield env.timeout(self.camera_phase_s)
         while env.now < duration_s:
             self.frames += 1
-            self.kernel.spawn(self.dispatcher.submit, self.clock.now_ns(),
+            self.kernel.spawn(self.dispatcher.submit, self.clock.now_ns() - self.ingress_ns,
                               f'{self.name}/{self.frames}', lambda: PICTURE)
             yield env.timeout(period)
 
@@ -235,7 +249,8 @@ def simulate(config: FleetConfig, seed: int, bin_s: float = 0.1) -> FleetRun:
     rng = random.Random(seed)
     rates = config.draw_rates(seed)
     kernel = Kernel()
-    workers = [SimWorker(kernel, f'edge{j + 1}', profile, random.Random(rng.random()))
+    workers = [SimWorker(kernel, f'edge{j + 1}', profile, random.Random(rng.random()),
+                         overhead_s=config.server_overhead_s)
                for j, profile in enumerate(config.workers)]
     results: List[FrameResult] = []
     robots = [SimRobot(kernel, i, config, rates[i], workers, random.Random(rng.random()),

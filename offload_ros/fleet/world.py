@@ -99,8 +99,9 @@ class SimWorker:
     """A GPU worker: `parallelism` servers, FIFO, its load reported by LoadTracker."""
 
     def __init__(self, kernel: Kernel, name: str, service: ServiceProfile, rng: random.Random,
-                 parallelism: int = 1, window_s: float = 10.0):
+                 parallelism: int = 1, window_s: float = 10.0, overhead_s: float = 0.0):
         self.kernel, self.name, self.service, self.rng = kernel, name, service, rng
+        self.overhead_s = overhead_s    # per request outside the queue (decoding, HTTP)
         self.server = simpy.Resource(kernel.env, parallelism)
         self.tracker = LoadTracker(window_s, parallelism, started_at_s=kernel.now,
                                    prior_service_s=service.mean_s)
@@ -111,6 +112,8 @@ class SimWorker:
     def serve(self, client: str, deadline_at_s: Optional[float], request_id: str):
         """A SimPy process: (status, queue_s, service_s); status ok, deadline or cancelled."""
         env = self.kernel.env
+        if self.overhead_s:
+            yield env.timeout(self.overhead_s)
         arrived = env.now
         self.tracker.arrival(arrived, client)
         with self.server.request() as slot:
@@ -146,12 +149,14 @@ class SimWorker:
 class SimDetector:
     """The robot's detector: each run takes a draw from its profile (times slowdown)."""
 
-    def __init__(self, kernel: Kernel, service: ServiceProfile, rng: random.Random):
+    def __init__(self, kernel: Kernel, service: ServiceProfile, rng: random.Random,
+                 overhead_s: float = 0.0):
         self.kernel, self.service, self.rng = kernel, service, rng
+        self.overhead_s = overhead_s    # the robot's own work around an inference
         self.slowdown = 1.0
 
     def detect(self, image) -> list:
-        self.kernel.sleep(self.service.sample(self.rng) * self.slowdown)
+        self.kernel.sleep(self.service.sample(self.rng) * self.slowdown + self.overhead_s)
         return []
 
 
@@ -162,12 +167,15 @@ class SimWorkerClient:
 
     def __init__(self, kernel: Kernel, worker: SimWorker, link: Link, client_id: str,
                  request_bytes: int = 50_000, response_bytes: int = 600,
-                 breaker: Optional[CircuitBreaker] = None):
+                 breaker: Optional[CircuitBreaker] = None, overhead_s: float = 0.0,
+                 request_overhead_s: float = 0.0):
         self.kernel, self.worker, self.link, self.client_id = kernel, worker, link, client_id
         self.url = f'sim://{worker.name}'
         self.request_bytes, self.response_bytes = request_bytes, response_bytes
         self.breaker = breaker or CircuitBreaker(clock=lambda: kernel.now)
         self._last_answer_at_s = -math.inf
+        self.overhead_s = overhead_s    # the robot's own work around a request
+        self.request_overhead_s = request_overhead_s   # ... and inside it (encoding)
 
     # -- frames -----------------------------------------------------------------------------
     def infer(self, picture, budget_s: Optional[float] = None, request_id: str = '',
@@ -195,11 +203,15 @@ class SimWorkerClient:
         if status == 'cancelled':
             raise WorkerRequestError(f'{self.url}: HTTP 409: cancelled by the client')
         self.breaker.success()
-        return InferResult([], kernel.now - start, self.request_bytes, self.response_bytes,
-                           queue_s + service_s, queue_s, service_s, upload_wait_s)
+        result = InferResult([], kernel.now - start, self.request_bytes, self.response_bytes,
+                             queue_s + service_s, queue_s, service_s, upload_wait_s)
+        kernel.sleep(self.overhead_s)   # outside the round trip, as on the robot
+        return result
 
     def _exchange(self, done: simpy.Event, deadline_at_s: float, request_id: str, on_upload):
         env, link = self.kernel.env, self.link
+        if self.request_overhead_s:
+            yield env.timeout(self.request_overhead_s)
         asked = env.now
         with link.uplink.request() as uplink:
             yield uplink
