@@ -8,7 +8,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_profile.xml
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bootstrap demo test test-fast lint bench bench-fidelity bench-fidelity-long bench-decisions bench-overhead \
-	bench-soak bench-fuzz bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy bench-fleet bench-polls test-triton scenarios clean
+	bench-soak bench-fuzz bench-energy bench-hedging bench-scheduling bench-split bench-tenants bench-worker bench-replay bench-policy bench-fleet bench-polls bench-multirobot test-triton scenarios clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -54,6 +54,11 @@ bench-fidelity-long: bootstrap
 # Fleets in simulated time: 10/20/50 robots on 2/4/8 workers, references and policies (~20 min).
 bench-fleet: bootstrap
 	$(PY) bench/bench_fleet.py $(BENCH_ARGS)
+
+# Four robots in network namespaces share two workers (root), and the simulator predicts it.
+bench-multirobot: bootstrap
+	$(PY) -m offload_ros.scenarios.multirobot --out bench_out/multirobot
+	cp bench_out/multirobot/summary.json bench/results/multirobot.json
 
 # What 50 robots' /load polls (2 Hz each) cost one worker's CPU.
 bench-polls: bootstrap
