@@ -136,7 +136,7 @@ def decide(predictions: Mapping[str, Prediction], config: PolicyConfig,
 
 def move_probability(gain: float, others: int) -> float:
     """
-    The chance a robot takes a move with relative gain `gain` to where `others` robots are.
+    Return the chance of taking a move of relative gain `gain` to where `others` robots are.
 
     min(1, gain / (1 + others)): with n robots at the destination, one more changes its load by
     about 1 / (1 + n), so the expected number that move each epoch stays near what the gain can

@@ -224,7 +224,7 @@ def replay(records: Sequence[DecisionRecord], whatif: WhatIf,
 
 
 def _modelled(record: DecisionRecord, target: str, prediction: Optional[Prediction]) -> float:
-    """A frame's latency where the what-if ran it elsewhere: its (calibrated) prediction."""
+    """Return a frame's latency where the what-if ran it elsewhere: its (calibrated) prediction."""
     if prediction is None or not prediction.stable:
         return math.inf
     check = (record.selfcheck or {}).get(target) or {}

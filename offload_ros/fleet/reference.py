@@ -48,14 +48,14 @@ class Station:
         return cls(mean_s, mean_s ** 2 * (arrival_scv + cv ** 2))
 
     def cost(self, rate_hz: float) -> float:
-        """rate x mean sojourn (frame-seconds per second); inf at or past saturation."""
+        """Return rate x mean sojourn (frame-seconds per second); inf at or past saturation."""
         rho = rate_hz * self.mean_s
         if rho >= 1.0:
             return math.inf
         return rate_hz * (rate_hz * self.second_s2 / (2.0 * (1.0 - rho)) + self.mean_s)
 
     def marginal(self, rate_hz: float) -> float:
-        """d cost / d rate."""
+        """Return the marginal cost, d cost / d rate."""
         rho = rate_hz * self.mean_s
         if rho >= 1.0:
             return math.inf
@@ -96,7 +96,7 @@ class Problem:
 
 
 def fractional(problem: Problem, iterations: int = 400) -> List[Dict[str, float]]:
-    """The best fractional assignment (flow deviation, Gauss-Seidel over robots)."""
+    """Find the best fractional assignment (flow deviation, Gauss-Seidel over robots)."""
     x = [{LOCAL: rate} for rate in problem.rates_hz]
     load = {name: 0.0 for name in problem.workers}
     for k in range(iterations):
@@ -123,7 +123,7 @@ def fractional(problem: Problem, iterations: int = 400) -> List[Dict[str, float]
 
 
 def whole_stream(problem: Problem, passes: int = 20) -> List[str]:
-    """The best assignment of each robot's whole stream to one target (local search)."""
+    """Find the best assignment of each robot's whole stream to one target (local search)."""
     targets = [LOCAL] + list(problem.workers)
     order = sorted(range(len(problem.rates_hz)), key=lambda r: -problem.rates_hz[r])
     choice = [LOCAL] * len(problem.rates_hz)

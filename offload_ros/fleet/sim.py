@@ -14,8 +14,10 @@
 
 
 """
-A fleet in simulated time: N robots, each running the node's own Dispatcher, Planner and
-WorkerMonitor (offload_ros.dispatch, core) as offload_node runs them, sharing M workers.
+A fleet in simulated time: N robots sharing M workers.
+
+Each robot runs the node's own Dispatcher, Planner and WorkerMonitor (offload_ros.dispatch,
+core) as offload_node runs them.
 
 Each robot has a periodic camera (its own rate and phase), an epoch timer (its own phase, as
 robots started at different times), its own link, detector and worker clients (world.py). What
@@ -283,7 +285,7 @@ def simulate(config: FleetConfig, seed: int, bin_s: float = 0.1) -> FleetRun:
 
 
 def problem_of(config: FleetConfig, seed: int) -> reference.Problem:
-    """The fleet's true parameters, as the coordinated reference sees them."""
+    """Return the fleet's true parameters, as the coordinated reference sees them."""
     upload_s = config.request_bytes * 8.0 / config.link.up_bps
     return reference.Problem(
         config.draw_rates(seed),
@@ -295,7 +297,7 @@ def problem_of(config: FleetConfig, seed: int) -> reference.Problem:
 
 
 def coordinated(config: FleetConfig, seed: int, whole: bool = False) -> FleetConfig:
-    """The same fleet on the reference assignment (fractional, or whole streams)."""
+    """Return the same fleet on the reference assignment (fractional, or whole streams)."""
     problem = problem_of(config, seed)
     if whole:
         shares = tuple({t: 1.0} for t in reference.whole_stream(problem))
@@ -306,7 +308,7 @@ def coordinated(config: FleetConfig, seed: int, whole: bool = False) -> FleetCon
 
 
 def with_policy(config: FleetConfig, mode: str, **policy) -> FleetConfig:
-    """The same fleet with another policy mode (and policy settings)."""
+    """Return the same fleet with another policy mode (and policy settings)."""
     planner = replace(config.planner, policy=replace(config.planner.policy, mode=mode,
                                                      **policy))
     return replace(config, planner=planner)

@@ -110,7 +110,7 @@ class SimWorker:
         self._cancelled: Set[str] = set()
 
     def serve(self, client: str, deadline_at_s: Optional[float], request_id: str):
-        """A SimPy process: (status, queue_s, service_s); status ok, deadline or cancelled."""
+        """Serve a request (SimPy process): (ok, deadline or cancelled; queue_s, service_s)."""
         env = self.kernel.env
         if self.overhead_s:
             yield env.timeout(self.overhead_s)
@@ -139,7 +139,7 @@ class SimWorker:
             self._cancelled.add(request_id)
 
     def report(self, client: str) -> dict:
-        """The /load answer, as the worker computes and serialises it."""
+        """Return the /load answer, as the worker computes and serialises it."""
         self.stats.polls += 1
         self.tracker.polled(self.kernel.now, client)
         return self.tracker.snapshot(self.kernel.now, len(self.server.queue), self.server.count,

@@ -96,6 +96,14 @@ def robot_cpu_fraction(robot: dict) -> Optional[float]:
     return min(1.0, max(0.05, full_core_s / (float(robot['detector_ms']) / 1e3)))
 
 
+def worker_args(spec: dict, w: dict) -> list:
+    """Return a worker's gpu_worker options from the scenario (announced with `discover`)."""
+    return ['--threads', str(w.get('threads', 1)), '--parallelism', str(w.get('parallelism', 1)),
+            *map(str, w.get('args', ())),
+            *(('--announce', DISCOVERY_TYPE, '--announce-name', w['name'])
+              if spec.get('discover') else ())]
+
+
 class Run:
     """One scenario run under one policy; cleans up namespaces and processes on every path."""
 
@@ -143,11 +151,7 @@ class Run:
             self.worker_quotas[w['name']] = quota
             prefix = quota.wrap(prefix)
         self.workers[w['name']] = WorkerProcess(
-            '--host', link.edge_ip, '--port', str(WORKER_PORT),
-            '--threads', str(w.get('threads', 1)),
-            '--parallelism', str(w.get('parallelism', 1)), *map(str, w.get('args', ())),
-            *(('--announce', DISCOVERY_TYPE, '--announce-name', w['name'])
-              if self.spec.get('discover') else ()),
+            '--host', link.edge_ip, '--port', str(WORKER_PORT), *worker_args(self.spec, w),
             env=self.env, bin_dir=self.bin, prefix=prefix)
         self.all_workers.append(self.workers[w['name']])  # a restart replaces the entry
 

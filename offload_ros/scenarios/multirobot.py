@@ -112,7 +112,7 @@ class FleetNet:
 
 def summarise(records: Dict[int, List[DecisionRecord]], duration_s: float, deadline_s: float,
               warmup_s: float) -> dict:
-    """The simulator's figures, and the parameters measured from the records."""
+    """Return the simulator's figures and the parameters measured from the records."""
     frames, switches = [], 0
     for robot, recs in records.items():
         recs = sorted(recs, key=lambda r: r.seq)
@@ -170,7 +170,7 @@ def summarise(records: Dict[int, List[DecisionRecord]], duration_s: float, deadl
 
 
 def node_config(deadline_s: float):
-    """The offload node's planner and dispatch settings, as robot.yaml configures it."""
+    """Return the offload node's configuration, as robot.yaml sets it."""
     from offload_ros.nodes.offload_params import SPECS, OffloadConfig
     params = yaml.safe_load((launch.package_share() / 'config/robot.yaml').read_text())
     values = {spec.name: spec.default for spec in SPECS}
@@ -181,7 +181,7 @@ def node_config(deadline_s: float):
 
 
 def simulated(summary: dict, seeds: int = 3) -> dict:
-    """The fleet simulator on the run's measured parameters: its figures per seed."""
+    """Run the fleet simulator on the run's measured parameters: its figures per seed."""
     m = summary['measured']
     config = node_config(summary['deadline_s'])
     names = [f'edge{j + 1}' for j in range(summary['workers'])]

@@ -31,11 +31,18 @@ import threading
 import urllib.parse
 from typing import Callable, Dict, List, Mapping, Optional
 
-import ifaddr
-from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
-
 DEFAULT_TYPE = '_kserve._tcp'
 LOOKUP_TIMEOUT_MS = 3000
+
+
+def _zeroconf():
+    """Import python-zeroconf where discovery is used: a robot without it runs without."""
+    try:
+        import zeroconf
+    except ImportError as e:
+        raise RuntimeError('worker discovery needs python-zeroconf (pip install zeroconf; '
+                           'rosdep key python3-zeroconf)') from e
+    return zeroconf
 
 
 def service_type(value: str) -> str:
@@ -49,14 +56,15 @@ def service_type(value: str) -> str:
 
 
 def worker_name(instance: str, type_: str) -> str:
-    """A worker name from a DNS-SD instance name: letters, digits, '-' and '_'."""
+    """Return a worker name from a DNS-SD instance name: letters, digits, '-' and '_'."""
     label = instance[:-len(type_)].rstrip('.') if instance.endswith(type_) else instance
     name = re.sub(r'[^A-Za-z0-9_-]', '-', label)[:40] or 'worker'
     return 'local-worker' if name == 'local' else name   # 'local' is the robot's target
 
 
 def lan_addresses() -> List[str]:
-    """This host's IPv4 addresses other than loopback."""
+    """Return this host's IPv4 addresses other than loopback."""
+    import ifaddr
     found = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
@@ -74,15 +82,16 @@ class Announcer:
         addresses = lan_addresses() if host in ('0.0.0.0', '') else [host]
         if not addresses:
             raise ValueError('announce: no IPv4 address to announce')
-        self.info = ServiceInfo(
+        self.info = _zeroconf().ServiceInfo(
             self.type, f'{worker_name(name, self.type)}.{self.type}', port=port,
             addresses=[socket.inet_aton(a) for a in addresses],
             properties={'path': path, 'model': model},
             server=f'{worker_name(name, self.type)}.local.')
-        self._zeroconf: Optional[Zeroconf] = None
+        self._zeroconf = None
 
     def start(self) -> None:
-        self._zeroconf = Zeroconf(ip_version=IPVersion.V4Only)
+        zc = _zeroconf()
+        self._zeroconf = zc.Zeroconf(ip_version=zc.IPVersion.V4Only)
         self._zeroconf.register_service(self.info)
 
     def stop(self) -> None:
@@ -99,13 +108,13 @@ class Browser:
         self.type, self.model = service_type(type_), model
         self._lock = threading.Lock()
         self._found: Dict[str, str] = {}
-        self._zeroconf = Zeroconf(ip_version=IPVersion.V4Only)
-        self._browser = ServiceBrowser(self._zeroconf, self.type, handlers=[self._on_change])
+        zc = _zeroconf()
+        self._zeroconf = zc.Zeroconf(ip_version=zc.IPVersion.V4Only)
+        self._browser = zc.ServiceBrowser(self._zeroconf, self.type, handlers=[self._on_change])
 
-    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
-                   state_change: ServiceStateChange) -> None:
+    def _on_change(self, zeroconf, service_type: str, name: str, state_change) -> None:
         key = worker_name(name, service_type)
-        if state_change is ServiceStateChange.Removed:
+        if state_change is _zeroconf().ServiceStateChange.Removed:
             with self._lock:
                 self._found.pop(key, None)
             return
@@ -126,13 +135,13 @@ class Browser:
         self._zeroconf.close()
 
 
-def url_of(info: ServiceInfo, model: Optional[str] = None) -> Optional[str]:
-    """The worker's base URL from its record; None if it serves another model or has none."""
+def url_of(info, model: Optional[str] = None) -> Optional[str]:
+    """Return the worker's base URL from its record; None: another model, or no address."""
     props = {k.decode(errors='replace'): (v or b'').decode(errors='replace')
              for k, v in (info.properties or {}).items()}
     if model and props.get('model') and props['model'] != model:
         return None
-    addresses = info.parsed_addresses(IPVersion.V4Only)
+    addresses = info.parsed_addresses(_zeroconf().IPVersion.V4Only)
     if not addresses or not info.port:
         return None
     path = props.get('path', '/')

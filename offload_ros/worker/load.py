@@ -132,7 +132,7 @@ class LoadTracker:
             self.prior, self.prior_kind = (fastest, var), 'idle'
 
     def polled(self, now_s: float, client: str) -> None:
-        """A client asked for the load report (counted as a watcher for a window)."""
+        """Count a client that asked for the load report as a watcher, for a window."""
         if client not in self._polled_at and len(self._polled_at) >= 256:
             del self._polled_at[min(self._polled_at, key=self._polled_at.get)]
         self._polled_at[client] = now_s

@@ -14,8 +14,10 @@
 
 
 """
-A real multi-robot run: four robots, each in its own network namespace with shaped links, share
-two workers; the fleet simulator, given the run's measured parameters, predicts its latency.
+A real multi-robot run, and the fleet simulator's prediction of it.
+
+Four robots, each in its own network namespace with shaped links, share two workers; the
+fleet simulator, given the run's measured parameters, predicts its latency.
 """
 import pytest
 

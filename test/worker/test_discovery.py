@@ -151,3 +151,20 @@ def test_workers_announced_in_their_namespaces_are_found_and_dropped_on_sigterm(
         if hosts.exists():
             hosts.unlink()
             hosts.parent.rmdir()
+
+
+def test_the_node_and_the_worker_start_without_zeroconf():
+    # A robot without python-zeroconf that does not discover must still run.
+    code = ('import sys; sys.modules["zeroconf"] = None; sys.modules["ifaddr"] = None\n'
+            'import offload_ros.nodes.offload_node, offload_ros.worker.server\n'
+            'from offload_ros.worker import discovery\n'
+            'print(discovery.expand({"a": "http://127.0.0.1:8000"}))\n'
+            'try:\n'
+            '    discovery.Browser("_kserve._tcp")\n'
+            'except RuntimeError as e:\n'
+            '    print(e)\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "{'a': 'http://127.0.0.1:8000'}" in out.stdout
+    assert 'worker discovery needs python-zeroconf' in out.stdout
