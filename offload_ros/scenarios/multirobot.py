@@ -242,6 +242,7 @@ def run(robots: int, workers: int, duration_s: float, rate_hz: float, detector_m
     records: Dict[int, List[DecisionRecord]] = {r: [] for r in range(robots)}
     received: Dict[int, int] = {r: 0 for r in range(robots)}   # the offload nodes' counts
     cameras: List[subprocess.Popen] = []
+    pumps: List[threading.Thread] = []
     node_log = open(out / 'nodes.log', 'w')
     fraction = robot_cpu_fraction({'detector_ms': detector_ms})
     try:
@@ -291,7 +292,8 @@ def run(robots: int, workers: int, duration_s: float, rate_hz: float, detector_m
                         records[robot].append(DecisionRecord.from_dict(item['record']))
                     elif item.get('kind') == 'received':
                         received[robot] = max(received[robot], item['n'])
-            threading.Thread(target=pump, args=(observer.stdout, r), daemon=True).start()
+            pumps.append(threading.Thread(target=pump, args=(observer.stdout, r), daemon=True))
+            pumps[-1].start()
         log(f'{robots} robots ({fraction:.3f} of a core each), {workers} workers '
             f'({worker_fraction} of a core each), {bandwidth_mbps} Mbit/s links')
         started = time.monotonic()
@@ -316,6 +318,13 @@ def run(robots: int, workers: int, duration_s: float, rate_hz: float, detector_m
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+        for thread in pumps:   # the observers' output read to its end
+            thread.join(10)
+        for p in procs:
+            for stream in (p.stdin, p.stdout):
+                if stream is not None:
+                    stream.close()
         for w in worker_procs:
             w.stop(10)
         net.destroy()
