@@ -127,7 +127,9 @@ class CameraNode(Node):
         self.finished = threading.Event()
         self._stop = threading.Event()
         self.schedule_resets = 0
-        self._thread = threading.Thread(target=self._loop, name='camera', daemon=False)
+        # A daemon: a frame stuck in the middleware at shutdown must not keep the process
+        # alive (close() waits for it a while, then says so).
+        self._thread = threading.Thread(target=self._loop, name='camera', daemon=True)
         self._thread.start()
 
     def _rate(self, rate_hz: float) -> float:
@@ -213,9 +215,13 @@ class CameraNode(Node):
     def _compress(self, image: np.ndarray, header: Header) -> CompressedImage:
         return conversions.bgr_to_compressed(image, header, self.values['jpeg_quality'])
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self.get_logger().warning(f'camera thread still busy {timeout_s:g} s after stop '
+                                      '(a frame in the middleware); leaving it')
+            return   # the source stays open under the thread; the process exit closes it
         self.source.close()
 
 

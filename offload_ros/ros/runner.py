@@ -20,6 +20,7 @@ a node gets two. The first stops the executor; signals during the cleanup after 
 ignored, so that a second one cannot interrupt a thread pool's join or the node's
 destruction (offload_node aborted with 'terminate called without an active exception').
 """
+import faulthandler
 import signal
 import sys
 from typing import Callable, List, Optional, Type
@@ -28,6 +29,9 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+
+CLEANUP_REPORT_S = 10.0
 
 
 def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
@@ -57,13 +61,29 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
         return 2
     finally:
         hold_signals()
-        if node is not None:
-            close = getattr(node, 'close', None)
-            if close:
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        # A clean stop takes well under this: past it, every thread's stack goes to stderr
+        # (the node's log) so that a hang at shutdown says where it is.
+        reporting = _report_hang_after(CLEANUP_REPORT_S)
+        try:
+            if node is not None:
+                close = getattr(node, 'close', None)
+                if close:
+                    close()
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            if reporting:
+                faulthandler.cancel_dump_traceback_later()
     return 0
+
+
+def _report_hang_after(seconds: float) -> bool:
+    """Dump every thread's stack to stderr after `seconds`; False where stderr is no file."""
+    try:
+        faulthandler.dump_traceback_later(seconds)
+    except (AttributeError, ValueError, OSError):   # io.UnsupportedOperation: captured stderr
+        return False
+    return True
 
 
 def node_name(factory, argv: List[str]) -> str:
