@@ -171,7 +171,23 @@ def start(nodes: List[NodeSpec], bin_dir: pathlib.Path = None, env=None,
                              stderr=subprocess.STDOUT if stdout else None) for n in nodes]
 
 
-def stop(processes: List[subprocess.Popen], timeout_s: float = 15.0) -> List[int]:
+# A node's stop includes its middleware's teardown; on a shared 2-core machine under a parallel
+# test run, a camera took over 15 s twice (CHANGELOG, session 15).
+STOP_TIMEOUT_S = 30.0
+
+
+def dump_stacks(process: subprocess.Popen, wait_s: float = 1.0) -> None:
+    """Ask a node that does not stop for its threads' stacks (ros.runner: SIGUSR1)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGUSR1)
+        try:
+            process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def stop(processes: List[subprocess.Popen], timeout_s: float = STOP_TIMEOUT_S) -> List[int]:
+    """SIGINT each node; one still running after timeout_s dumps its stacks and is killed."""
     for p in processes:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
@@ -180,6 +196,7 @@ def stop(processes: List[subprocess.Popen], timeout_s: float = 15.0) -> List[int
         try:
             codes.append(p.wait(timeout_s))
         except subprocess.TimeoutExpired:
+            dump_stacks(p)
             p.kill()
             codes.append(p.wait())
     return codes

@@ -38,6 +38,7 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
         executor_type: Type[Executor] = SingleThreadedExecutor) -> int:
     node = None
     argv = list(args if args is not None else sys.argv)
+    _dump_stacks_on(signal.SIGUSR1)
     try:
         rclpy.init(args=argv)
         node = factory()
@@ -75,6 +76,19 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
             if reporting:
                 faulthandler.cancel_dump_traceback_later()
     return 0
+
+
+def _dump_stacks_on(sig: int) -> None:
+    """
+    Dump every thread's stack to stderr on `sig` (e.g. `kill -USR1 PID`).
+
+    faulthandler's handler runs in C, without the GIL: it answers even when a thread holds the
+    GIL in a call that never returns, which is when a stuck node most needs it.
+    """
+    try:
+        faulthandler.register(sig, all_threads=True)
+    except (AttributeError, ValueError, OSError):   # io.UnsupportedOperation: captured stderr
+        pass
 
 
 def _report_hang_after(seconds: float) -> bool:

@@ -19,6 +19,7 @@ With a real gpu_worker and real pedestrian footage.
 """
 import contextlib
 import signal
+import subprocess
 import time
 
 import pytest
@@ -103,7 +104,12 @@ def test_full_graph_on_real_footage(start_worker, media_dir, tmp_path):
                           float(observer.diag_value('deadline', 'miss_rate')) > 0.5, 10)
         # Stop the camera: detections stop, and cmd_vel must go to zero.
         camera.send_signal(signal.SIGINT)
-        camera.wait(15)
+        try:
+            camera.wait(launch.STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            launch.dump_stacks(camera)    # its threads' stacks into nodes.log
+            raise AssertionError('the camera did not stop after SIGINT:\n'
+                                 + (tmp_path / 'nodes.log').read_text()[-6000:])
         stopped_at = time.monotonic()
 
         def silent():
