@@ -243,7 +243,8 @@ class _Offload:
 
     def _on_epoch(self) -> None:
         self._apply_pending()
-        self.dispatcher.pools.io.submit(self._refresh_workers)
+        if self.directory.dynamic:
+            self.dispatcher.pools.io.submit(self._refresh_workers)
         self.monitor.epoch()
 
     def _refresh_workers(self) -> None:

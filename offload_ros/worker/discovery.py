@@ -202,6 +202,14 @@ class Directory:
         self._lock = threading.Lock()
         self._current: Dict[str, str] = expand(self._static, resolve)
 
+    @property
+    def dynamic(self) -> bool:
+        """Whether refresh() can change anything: a browser, or a static name to resolve."""
+        with self._lock:
+            static = list(self._static.values())
+        return self.browser is not None or any(
+            not _is_ip(urllib.parse.urlsplit(url).hostname or '') for url in static)
+
     def set_static(self, static: Mapping[str, str]) -> None:
         with self._lock:
             self._static = dict(static)

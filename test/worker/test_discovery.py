@@ -70,8 +70,11 @@ def test_a_name_with_several_addresses_is_one_worker_per_address():
                         'gone': 'http://nowhere.pool:8000'}
     directory = discovery.Directory({'pool': 'http://workers.pool:8000'}, resolve=resolve)
     assert sorted(directory.current()) == ['pool-10-0-0-5', 'pool-10-0-0-6']
+    assert directory.dynamic     # names to re-resolve: the node refreshes each epoch
     directory.set_static({'pool': 'http://one.pool:8000'})
     assert directory.current() == {'pool': 'http://one.pool:8000'}
+    directory.set_static({'edge1': 'http://10.0.0.7:8000'})
+    assert not directory.dynamic   # addresses only, no browser: nothing to refresh
     directory.close()
 
 
