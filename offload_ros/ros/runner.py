@@ -19,19 +19,27 @@ A shell's Ctrl-C signals the whole process group and a launcher forwards its own
 a node gets two. The first stops the executor; signals during the cleanup after it are
 ignored, so that a second one cannot interrupt a thread pool's join or the node's
 destruction (offload_node aborted with 'terminate called without an active exception').
+
+SIGINT and SIGTERM are handled here, not by rclpy's signal thread: the executor spins in
+slices of SIGNAL_POLL_S and a Python handler sets the stop. In fresh-clone CI runs a node now
+and then stayed in its executor's wait 30 s after SIGINT with rclpy's handling (its stacks
+dumped on SIGUSR1: the main thread in wait_for_ready_callbacks; CHANGELOG, session 15).
 """
 import faulthandler
 import signal
 import sys
+import threading
 from typing import Callable, List, Optional, Type
 
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 
 CLEANUP_REPORT_S = 10.0
+SIGNAL_POLL_S = 0.2    # the longest a stop waits for the executor's current slice
 
 
 def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
@@ -39,12 +47,16 @@ def run(factory: Callable[[], Node], args: Optional[List[str]] = None,
     node = None
     argv = list(args if args is not None else sys.argv)
     _dump_stacks_on(signal.SIGUSR1)
+    stop = threading.Event()
     try:
-        rclpy.init(args=argv)
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         node = factory()
         executor = executor_type()
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and executor.context.ok():
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError as e:

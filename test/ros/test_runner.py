@@ -39,14 +39,14 @@ class ShutdownBeforeWait(SingleThreadedExecutor):
     before the wait set is built, so the real rcl call fails with 'context is not valid'.
     """
 
-    def spin(self):
+    def spin_once(self, timeout_sec=None):
         assert self.context.ok()
         self.context.try_shutdown()
-        self.spin_once(timeout_sec=0.1)
+        super().spin_once(timeout_sec=0.1)
 
 
 class FailsWhileRunning(SingleThreadedExecutor):
-    def spin(self):
+    def spin_once(self, timeout_sec=None):
         raise RuntimeError('a real failure')
 
 
