@@ -17,6 +17,7 @@ Network namespaces, veth pairs, tbf shaping and a CPU quota, with cleanup on eve
 
 Only addresses inside the namespaces created here are used (10.x.k.0/30 per robot-edge link).
 """
+import math
 import os
 import pathlib
 import random
@@ -152,7 +153,9 @@ class CpuQuota:
         self.fraction = fraction
         v1 = pathlib.Path('/sys/fs/cgroup/cpu')
         v2 = pathlib.Path('/sys/fs/cgroup')
-        period = 10_000
+        # 10 ms periods keep the quota smooth at frame scale; the kernel refuses a quota under
+        # 1 ms, so a share under a tenth of a core gets a longer period.
+        period = max(10_000, math.ceil(1000 / fraction))
         if (v1 / 'cpu.cfs_quota_us').exists():
             self.path = v1 / name
             self.path.mkdir(exist_ok=True)
