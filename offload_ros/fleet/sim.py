@@ -29,6 +29,8 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from offload_ros.core.planner import Planner, PlannerConfig
 from offload_ros.core.policy import LOCAL, Decision
 from offload_ros.dispatch.clock import IO_THREADS, Pools
@@ -227,23 +229,34 @@ class FleetRun:
         start_s = self.config.warmup_s if start_s is None else start_s
         end_s = self.config.duration_s - 1.0 if end_s is None else end_s
         frames = self.window(start_s, end_s)
-        deadline = self.config.settings.deadline_s
-        answered = sorted(r.latency_s for r in frames if r.outcome == 'detections')
-        missed = sum(1 for r in frames if r.outcome != 'detections' or r.latency_s > deadline)
-        minutes = (end_s - start_s) / 60.0
         switches = sum(1 for _, t, _, _ in self.switches if start_s <= t < end_s)
-        by_target: Dict[str, int] = {}
-        for r in frames:
-            by_target[r.target] = by_target.get(r.target, 0) + 1
-        return {
-            'frames': len(frames),
-            'mean_latency_s': statistics.fmean(answered) if answered else math.inf,
-            'p99_latency_s': answered[min(len(answered) - 1, int(0.99 * len(answered)))]
-            if answered else math.inf,
-            'miss_rate': missed / len(frames) if frames else 0.0,
-            'switches_per_robot_min': switches / self.config.robots / minutes,
-            'frames_by_target': by_target,
-        }
+        return figures([(r.target, r.outcome, r.latency_s) for r in frames],
+                       self.config.settings.deadline_s, switches, self.config.robots,
+                       (end_s - start_s) / 60.0)
+
+
+def figures(frames: Sequence[Tuple[str, str, float]], deadline_s: float, switches: int,
+            robots: int, minutes: float) -> dict:
+    """
+    Return a fleet's figures from its frames' (target, outcome, latency_s).
+
+    The simulator and a real multi-robot run (scenarios.multirobot) are compared on these:
+    mean and p99 latency of answered frames, misses (late or unanswered), switches.
+    """
+    answered = [latency for _, outcome, latency in frames if outcome == 'detections']
+    missed = sum(1 for _, outcome, latency in frames
+                 if outcome != 'detections' or latency > deadline_s)
+    by_target: Dict[str, int] = {}
+    for target, _, _ in frames:
+        by_target[target] = by_target.get(target, 0) + 1
+    return {
+        'frames': len(frames),
+        'mean_latency_s': statistics.fmean(answered) if answered else math.inf,
+        'p99_latency_s': float(np.percentile(answered, 99)) if answered else math.inf,
+        'miss_rate': missed / len(frames) if frames else 0.0,
+        'switches_per_robot_min': switches / max(1, robots) / minutes,
+        'frames_by_target': dict(sorted(by_target.items())),
+    }
 
 
 def simulate(config: FleetConfig, seed: int, bin_s: float = 0.1) -> FleetRun:
@@ -315,4 +328,4 @@ def with_policy(config: FleetConfig, mode: str, **policy) -> FleetConfig:
 
 
 __all__ = ['FleetConfig', 'FleetRun', 'FixedShares', 'LOCAL', 'ServiceProfile', 'Slowdown',
-           'coordinated', 'problem_of', 'simulate', 'with_policy']
+           'coordinated', 'figures', 'problem_of', 'simulate', 'with_policy']

@@ -122,9 +122,6 @@ def summarise(records: Dict[int, List[DecisionRecord]], duration_s: float, deadl
         kept = [r for r in recs if warmup_s <= r.finished_at_s - t0 < duration_s - 2.0]
         frames += kept
         switches += sum(1 for a, b in zip(kept, kept[1:]) if a.planned_target != b.planned_target)
-    answered = sorted(r.observed_latency_s for r in frames if r.outcome == 'detections')
-    missed = sum(1 for r in frames if r.outcome != 'detections'
-                 or r.observed_latency_s > deadline_s)
     minutes = (duration_s - 2.0 - warmup_s) / 60.0
     local = [r for r in frames if r.target == 'local' and r.service_s]
     remote = [r for r in frames if r.target != 'local' and r.round_trip_s and r.server_s]
@@ -138,13 +135,9 @@ def summarise(records: Dict[int, List[DecisionRecord]], duration_s: float, deadl
     def median(xs):
         return statistics.median(xs) if xs else None
     return {
-        'robots': len(records), 'frames': len(frames),
-        'mean_latency_s': statistics.fmean(answered) if answered else None,
-        'p99_latency_s': answered[int(0.99 * (len(answered) - 1))] if answered else None,
-        'miss_rate': missed / len(frames) if frames else None,
-        'switches_per_robot_min': switches / max(1, len(records)) / minutes,
-        'frames_by_target': {t: sum(1 for r in frames if r.target == t)
-                             for t in sorted({r.target for r in frames})},
+        'robots': len(records),
+        **sim.figures([(r.target, r.outcome, r.observed_latency_s) for r in frames],
+                      deadline_s, switches, len(records), minutes),
         'measured': {
             'rates_hz': [len([r for r in recs if r.outcome]) / duration_s
                          for recs in records.values()],

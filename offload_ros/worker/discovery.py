@@ -190,7 +190,7 @@ class Directory:
     """
     The workers a robot uses: its static entries (DNS names expanded) and those announced.
 
-    refresh() (the node calls it from a thread of its own every few seconds: resolving may
+    refresh() (the node calls it on its io pool each epoch where `dynamic`: resolving may
     block) recomputes the set; current() returns the latest. A static name wins over an
     announced one.
     """
